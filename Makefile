@@ -1,0 +1,80 @@
+# The project's commands. Each target installs what it needs on a fresh
+# Debian 12 machine (apt packages, the venv), so `make test` and `make lab`
+# work from a clean clone.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLUSTER ?= hardway
+OUT ?= build/render
+HOST ?= k8s-controller-1
+CMD ?=
+
+# Debian packages the tests use on the host: the real tools that check the
+# rendered configs (keepalived -t, haproxy -c), etcd for the doubles' tests,
+# and what the lab needs to build and boot its controllers.
+APT_PACKAGES := keepalived haproxy etcd-server etcd-client openssl iproute2 curl \
+	systemd-container debootstrap python3-venv
+
+.PHONY: help venv deps test unit functional integration lint render lab lab-down lab-exec lab-salt bench clean
+
+help:
+	@echo "make lab        build the lab (three controllers) and run the orchestration on it"
+	@echo "make test       run every test (lint, unit, functional, integration, lab)"
+	@echo "make render CLUSTER=hardway OUT=build/render   write every managed file per controller"
+	@echo "make lab-exec HOST=k8s-controller-1 CMD='...'  run a command on a lab controller"
+	@echo "make lab-salt CMD=\"salt '*' test.ping\"        run a Salt command on the lab's master"
+	@echo "make lab-down   remove the lab"
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+deps: build/.apt-installed
+build/.apt-installed: Makefile
+	@mkdir -p build
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) tests/lint_sls.py
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+functional: venv deps
+	$(PY) -m pytest tests/functional
+
+integration: venv deps
+	$(PY) -m pytest tests/integration
+
+test: venv deps lint
+	$(PY) -m pytest tests
+
+render: venv
+	$(PY) tests/render.py --cluster $(CLUSTER) --out $(OUT)
+
+lab: venv deps
+	$(PY) tests/lab/labctl.py up
+
+lab-down: venv
+	$(PY) tests/lab/labctl.py down
+
+lab-exec: venv
+	$(PY) tests/lab/labctl.py exec $(HOST) -- $(CMD)
+
+lab-salt: venv
+	$(PY) tests/lab/labctl.py salt -- $(CMD)
+
+bench: venv deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,184 @@
+"""
+A small Kubernetes API client (stdlib TLS, a kubeconfig's client
+certificate): enough to read, create and replace cluster-scoped objects such
+as the seed's ClusterRole and ClusterRoleBinding, idempotently, without
+depending on kubectl's version.
+"""
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+import urllib.error
+import urllib.request
+
+import salt.utils.yaml
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "k8s_api"
+
+DEFAULT_KUBECONFIG = "/var/lib/kubernetes/admin.kubeconfig"
+# Fields of an object that our states own; everything else (status,
+# metadata the server sets) is left to the server.
+OWNED_FIELDS = ("rules", "roleRef", "subjects", "aggregationRule")
+PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _b64_or_file(entry, key):
+    if entry.get(f"{key}-data"):
+        return base64.b64decode(entry[f"{key}-data"]).decode()
+    if entry.get(key):
+        with open(entry[key], encoding="utf-8") as handle:
+            return handle.read()
+    return None
+
+
+def _connection(kubeconfig, server=None):
+    """Return (server URL, ssl context) from a kubeconfig file."""
+    try:
+        with open(kubeconfig, encoding="utf-8") as handle:
+            doc = salt.utils.yaml.safe_load(handle)
+    except OSError as exc:
+        raise CommandExecutionError(f"cannot read kubeconfig {kubeconfig}: {exc}") from exc
+    context_name = doc.get("current-context")
+    ctx = next(c["context"] for c in doc["contexts"] if c["name"] == context_name)
+    cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
+    user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
+    tls = ssl.create_default_context(cadata=_b64_or_file(cluster, "certificate-authority"))
+    cert, key = _b64_or_file(user, "client-certificate"), _b64_or_file(user, "client-key")
+    if cert and key:
+        # load_cert_chain reads files only: a private directory, removed at once.
+        with tempfile.TemporaryDirectory(prefix="k8s-api-") as tmp:
+            os.chmod(tmp, 0o700)
+            paths = []
+            for name, text in (("cert.pem", cert), ("key.pem", key)):
+                path = os.path.join(tmp, name)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(text)
+                paths.append(path)
+            tls.load_cert_chain(*paths)
+    return (server or cluster["server"]).rstrip("/"), tls
+
+
+def path_of(manifest):
+    """Pure function: the API path of a cluster-scoped object."""
+    group_version = manifest["apiVersion"]
+    prefix = "/api" if "/" not in group_version else "/apis"
+    plural = PLURALS.get(manifest["kind"], manifest["kind"].lower() + "s")
+    return f"{prefix}/{group_version}/{plural}/{manifest['metadata']['name']}"
+
+
+def request(method, path, body=None, kubeconfig=DEFAULT_KUBECONFIG, server=None, timeout=10):
+    """
+    Send one request to the API server; return ``{"status": int, "body": ...}``
+    (JSON decoded when possible).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_api.request GET /version
+    """
+    base, tls = _connection(kubeconfig, server)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, context=tls, timeout=float(timeout)) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except OSError as exc:
+        raise CommandExecutionError(f"{method} {base}{path}: {exc}") from exc
+    try:
+        payload = json.loads(raw or b"null")
+    except ValueError:
+        payload = raw.decode("utf-8", "replace")
+    return {"status": status, "body": payload}
+
+
+def get(manifest, kubeconfig=DEFAULT_KUBECONFIG, server=None):
+    """
+    Return the live object for a manifest (dict or YAML), or None when absent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_api.get \
+            '{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole, metadata: {name: admin}}'
+    """
+    if isinstance(manifest, str):
+        manifest = salt.utils.yaml.safe_load(manifest)
+    resp = request("GET", path_of(manifest), kubeconfig=kubeconfig, server=server)
+    if resp["status"] == 404:
+        return None
+    if resp["status"] != 200:
+        raise CommandExecutionError(f"GET {path_of(manifest)}: {resp['status']} {resp['body']}")
+    return resp["body"]
+
+
+def diff(desired, live):
+    """
+    Pure function: the fields of ``desired`` that ``live`` lacks or has
+    otherwise, as {field: {"old": live value, "new": desired value}}.
+    Labels and annotations compare as subsets (the server may add more).
+    """
+    changes = {}
+    if live is None:
+        return {"object": {"old": None, "new": desired["metadata"]["name"]}}
+    for field in OWNED_FIELDS:
+        if field in desired and desired[field] != live.get(field):
+            changes[field] = {"old": live.get(field), "new": desired[field]}
+    for meta in ("labels", "annotations"):
+        want = desired.get("metadata", {}).get(meta) or {}
+        have = live.get("metadata", {}).get(meta) or {}
+        missing = {k: v for k, v in want.items() if have.get(k) != v}
+        if missing:
+            changes[f"metadata.{meta}"] = {"old": have, "new": dict(have, **missing)}
+    return changes
+
+
+def apply(manifest, dry_run=False, kubeconfig=DEFAULT_KUBECONFIG, server=None):
+    """
+    Create the object, or replace the fields we own when they differ.
+    Returns ``{"action": "created"|"replaced"|"unchanged", "changes": {...}}``.
+
+    dry_run
+        Ask the server to validate without storing (``dryRun=All``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_api.apply "$(cat role.yaml)" dry_run=True
+    """
+    if isinstance(manifest, str):
+        manifest = salt.utils.yaml.safe_load(manifest)
+    live = get(manifest, kubeconfig=kubeconfig, server=server)
+    changes = diff(manifest, live)
+    if not changes:
+        return {"action": "unchanged", "changes": {}}
+    query = "?dryRun=All" if dry_run else ""
+    path = path_of(manifest)
+    if live is None:
+        method, url, body = "POST", path.rsplit("/", 1)[0] + query, manifest
+    else:
+        body = json.loads(json.dumps(manifest))
+        body["metadata"]["resourceVersion"] = live["metadata"].get("resourceVersion")
+        for meta in ("labels", "annotations"):
+            merged = dict(live["metadata"].get(meta) or {}, **(body["metadata"].get(meta) or {}))
+            if merged:
+                body["metadata"][meta] = merged
+        method, url = "PUT", path + query
+    resp = request(method, url, body, kubeconfig=kubeconfig, server=server)
+    if resp["status"] not in (200, 201):
+        raise CommandExecutionError(f"{method} {url}: {resp['status']} {resp['body']}")
+    return {"action": "created" if live is None else "replaced", "changes": changes}

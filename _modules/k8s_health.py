@@ -1,0 +1,298 @@
+"""
+Health checks of the HA control plane: the apiservers' ``/healthz``,
+``/livez`` and ``/readyz`` on a node and through the VIP (TLS, verified with
+the cluster CA), haproxy's backends (stats socket), who holds the VIP, and
+one machine-readable summary of the seed's verification steps.
+"""
+
+import csv
+import io
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "k8s_health"
+
+SEED_HOST_HEADER = "kubernetes.default.svc.cluster.local"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _cfg():
+    return __salt__["k8s_cluster.config"]()
+
+
+def _ca_file(cfg):
+    return f"{cfg['controlplane']['pki_dir']}/ca.pem"
+
+
+def _get(url, ca_file=None, verify=True, host=None, timeout=3.0):
+    """GET url; return {'url', 'status', 'body', 'ok'} and never raise."""
+    context = None
+    if url.startswith("https://"):
+        if verify:
+            context = ssl.create_default_context(cafile=ca_file)
+        else:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    result = {"url": url, "status": None, "body": "", "ok": False}
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
+            result["status"] = resp.status
+            result["body"] = resp.read(4096).decode("utf-8", "replace").strip()
+    except urllib.error.HTTPError as exc:
+        result["status"] = exc.code
+        result["body"] = exc.read(4096).decode("utf-8", "replace").strip()
+    except (OSError, ssl.SSLError) as exc:
+        result["error"] = str(getattr(exc, "reason", exc))
+    result["ok"] = result["status"] == 200
+    return result
+
+
+def endpoint(url, ca_file=None, verify=True, host=None, timeout=3):
+    """
+    GET one URL and report its status and body.
+
+    url
+        http:// or https:// URL
+
+    ca_file
+        CA bundle to verify the server's certificate with (https)
+
+    verify
+        False skips certificate verification (self-signed component ports)
+
+    host
+        Host header to send (the seed's check sends kubernetes.default.svc.cluster.local)
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_health.endpoint https://127.0.0.1:6443/readyz \
+            ca_file=/var/lib/kubernetes/ca.pem
+    """
+    return _get(url, ca_file=ca_file, verify=verify, host=host, timeout=float(timeout))
+
+
+def apiserver(address=None, timeout=3):
+    """
+    Check one apiserver's ``/healthz``, ``/livez`` and ``/readyz`` over TLS,
+    verified with the cluster CA.
+
+    address
+        The apiserver's address; default: this controller's address.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_health.apiserver
+        salt k8s-controller-1 k8s_health.apiserver 10.240.0.12
+    """
+    cfg = _cfg()
+    address = address or __salt__["k8s_cluster.controller"]()["address"]
+    port = cfg["controlplane"]["apiserver_port"]
+    checks = {
+        path: _get(f"https://{address}:{port}/{path}", _ca_file(cfg), timeout=float(timeout))
+        for path in ("healthz", "livez", "readyz")
+    }
+    return {"address": address, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def vip(timeout=3):
+    """
+    Check the apiservers through the VIP: the seed's plain-HTTP frontend
+    (``/healthz`` with the seed's Host header) and the TLS passthrough
+    frontend (``/readyz``, verified with the cluster CA).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_health.vip
+    """
+    cfg = _cfg()
+    haproxy = cfg["loadbalancer"]["haproxy"]
+    address = cfg["vip"]["address"]
+    checks = {
+        "http": _get(
+            f"http://{address}:{haproxy['http_port']}/healthz",
+            host=SEED_HOST_HEADER,
+            timeout=float(timeout),
+        ),
+        "tls": _get(
+            f"https://{address}:{haproxy['tls_port']}/readyz", _ca_file(cfg), timeout=float(timeout)
+        ),
+    }
+    return {"address": address, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def parse_show_stat(text):
+    """Pure function: haproxy's ``show stat`` CSV -> [{proxy, server, status, check}]."""
+    lines = text.lstrip("# ").splitlines()
+    rows = []
+    for row in csv.DictReader(io.StringIO("\n".join(lines))):
+        if row.get("svname") in ("FRONTEND", "BACKEND", None):
+            continue
+        rows.append(
+            {
+                "proxy": row["pxname"],
+                "server": row["svname"],
+                "status": row.get("status", ""),
+                "check": row.get("check_status", ""),
+            }
+        )
+    return rows
+
+
+def haproxy_backends(socket_path=None):
+    """
+    Return the status of every haproxy server (UP, DOWN, ...) from the stats
+    socket.
+
+    socket_path
+        Default: loadbalancer:haproxy:stats_socket
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_health.haproxy_backends
+    """
+    socket_path = socket_path or _cfg()["loadbalancer"]["haproxy"]["stats_socket"]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(3)
+            sock.connect(socket_path)
+            sock.sendall(b"show stat\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    except OSError as exc:
+        raise CommandExecutionError(f"haproxy stats socket {socket_path}: {exc}") from exc
+    return parse_show_stat(b"".join(chunks).decode("utf-8", "replace"))
+
+
+def _addresses():
+    out = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=False
+    ).stdout
+    found = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            found.add(parts[parts.index("inet") + 1].split("/")[0])
+    return found
+
+
+def holds_vip(address=None):
+    """
+    Return True when this minion holds the VIP.
+
+    address
+        Default: the cluster's VIP (vip:address)
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_health.holds_vip
+    """
+    return (address or _cfg()["vip"]["address"]) in _addresses()
+
+
+def wait_ready(timeout=None, interval=0.5):
+    """
+    Wait (bounded, polling) until this controller's apiserver is ready and
+    the VIP answers ``/readyz``; raise with the last answers on timeout.
+
+    timeout
+        Seconds; default controlplane:ready_timeout
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_health.wait_ready timeout=120
+    """
+    cfg = _cfg()
+    timeout = float(timeout or cfg["controlplane"]["ready_timeout"])
+    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    while True:
+        local = apiserver(timeout=2)["checks"]["readyz"]
+        through = vip(timeout=2)["checks"]["tls"]
+        if local["ok"] and through["ok"]:
+            return {"ready": True, "seconds": round(time.monotonic() - start, 2)}
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"not ready after {timeout:.0f}s: local {local['url']} -> "
+                f"{local['status'] or local.get('error')} {local['body'][:200]!r}; "
+                f"VIP {through['url']} -> {through['status'] or through.get('error')}"
+            )
+        time.sleep(float(interval))
+
+
+def summary():
+    """
+    The seed's verification steps, machine-readable: who holds the VIP,
+    haproxy on 127.0.0.1 with the seed's Host header (200 expected), this
+    apiserver's health endpoints, the VIP, controller-manager and scheduler
+    health, and haproxy's backends. ``ok`` is true when all pass; the
+    return code is non-zero otherwise.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_health.summary --out=json
+    """
+    cfg = _cfg()
+    haproxy = cfg["loadbalancer"]["haproxy"]
+    cp = cfg["controlplane"]
+    local = _get(
+        f"http://127.0.0.1:{haproxy['http_port']}/healthz", host=SEED_HOST_HEADER, timeout=3.0
+    )
+    try:
+        backends = haproxy_backends()
+        backends_ok = bool(backends) and all(b["status"].startswith("UP") for b in backends)
+    except CommandExecutionError as exc:
+        backends, backends_ok = [{"error": str(exc)}], False
+    components = {
+        name: _get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=3.0)
+        for name, port in (
+            ("kube-controller-manager", cp["controller_manager_port"]),
+            ("kube-scheduler", cp["scheduler_port"]),
+        )
+    }
+    result = {
+        "minion": __grains__["id"],
+        "holds_vip": holds_vip(cfg["vip"]["address"]),
+        "haproxy_local_healthz": local,
+        "apiserver": apiserver(),
+        "vip": vip(),
+        "components": components,
+        "haproxy_backends": {"ok": backends_ok, "servers": backends},
+    }
+    result["ok"] = all(
+        [
+            local["ok"],
+            result["apiserver"]["ok"],
+            result["vip"]["ok"],
+            backends_ok,
+            *(c["ok"] for c in components.values()),
+        ]
+    )
+    if not result["ok"]:
+        __context__["retcode"] = 1
+    return result

@@ -1,0 +1,47 @@
+"""
+Wait for the control plane: a state that polls, bounded, until this
+controller's apiserver and the VIP are ready. It never changes anything.
+"""
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "k8s_health"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def ready(name, timeout=None):
+    """
+    Wait until this controller's apiserver answers ``/readyz`` and so does the
+    VIP (k8s_health.wait_ready). In test mode, report whether it is ready now.
+
+    name
+        A label (e.g. ``apiserver``).
+
+    timeout
+        Seconds; default controlplane:ready_timeout.
+
+    .. code-block:: yaml
+
+        rbac-init-k8s_health-ready:
+          k8s_health.ready:
+            - name: apiserver
+            - timeout: 180
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if __opts__["test"]:
+        ready_now = __salt__["k8s_health.apiserver"](timeout=2)["ok"]
+        ret["comment"] = (
+            "The apiserver is ready" if ready_now else f"Would wait up to {timeout}s for readiness"
+        )
+        return ret
+    try:
+        waited = __salt__["k8s_health.wait_ready"](timeout=timeout)
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = str(exc)
+        return ret
+    ret["comment"] = f"Ready after {waited['seconds']}s"
+    return ret

@@ -1,0 +1,30 @@
+#!py
+"""
+Seed step "Download and Install the Kubernetes Controller Binaries": each
+binary of the pillar's version from kubernetes:release_url, verified against
+the .sha256 file published beside it, installed to bin_dir.
+"""
+
+
+def run():
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": ["cluster.validate"]}
+    cfg = __salt__["k8s_cluster.config"]()
+    cp, k8s = cfg["controlplane"], cfg["kubernetes"]
+    version = "v" + str(k8s["version"]).lstrip("v")
+    base = f"{k8s['release_url'].rstrip('/')}/{version}/bin/linux/{k8s['arch']}"
+    states = {"include": ["cluster.validate"]}
+    for name in cp["binaries"]:
+        states[f"controlplane-binaries-file-managed-{name}"] = {
+            "file.managed": [
+                {"name": f"{cp['bin_dir']}/{name}"},
+                {"source": f"{base}/{name}"},
+                {"source_hash": f"{base}/{name}.sha256"},
+                {"user": "root"},
+                {"group": "root"},
+                {"mode": "0755"},
+                {"makedirs": True},
+                {"require": [{"sls": "cluster.validate"}]},
+            ]
+        }
+    return states

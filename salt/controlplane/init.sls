@@ -1,0 +1,5 @@
+# The seed's "Provision the Kubernetes Control Plane".
+include:
+  - controlplane.binaries
+  - controlplane.pki
+  - controlplane.services

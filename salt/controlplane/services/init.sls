@@ -1,0 +1,74 @@
+#!py
+"""
+Seed steps "Configure the Kubernetes API Server / Controller Manager /
+Scheduler" and "Start the Controller Services": one systemd unit each with
+the flags of the pillar's version (k8s_controlplane.flags), the scheduler's
+configuration, all enabled and running, restarted when a unit, a binary or
+a file they read changes.
+"""
+
+DESCRIPTIONS = {
+    "kube-apiserver": "Kubernetes API Server",
+    "kube-controller-manager": "Kubernetes Controller Manager",
+    "kube-scheduler": "Kubernetes Scheduler",
+}
+
+
+def run():
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": ["cluster.validate"]}
+    cfg = __salt__["k8s_cluster.config"]()
+    cp = cfg["controlplane"]
+    states = {
+        "include": ["cluster.validate", "controlplane.binaries", "controlplane.pki"],
+        "controlplane-services-file-managed-kube-scheduler.yaml": {
+            "file.managed": [
+                {"name": f"{cp['config_dir']}/kube-scheduler.yaml"},
+                {"source": "salt://controlplane/files/kube-scheduler.yaml.jinja"},
+                {"template": "jinja"},
+                {
+                    "context": {
+                        "api_version": __salt__["k8s_controlplane.apis"]()["scheduler_config"],
+                        "pki_dir": cp["pki_dir"],
+                    }
+                },
+                {"user": "root"},
+                {"group": "root"},
+                {"mode": "0644"},
+                {"makedirs": True},
+                {"require": [{"sls": "cluster.validate"}]},
+            ]
+        },
+    }
+    for component, description in DESCRIPTIONS.items():
+        unit = f"controlplane-services-file-managed-{component}"
+        states[unit] = {
+            "file.managed": [
+                {"name": f"{cp['unit_dir']}/{component}.service"},
+                {"source": "salt://controlplane/files/unit.service.jinja"},
+                {"template": "jinja"},
+                {
+                    "context": {
+                        "component": component,
+                        "description": description,
+                        "bin_dir": cp["bin_dir"],
+                        "flags": __salt__["k8s_controlplane.flags"](component),
+                    }
+                },
+                {"user": "root"},
+                {"group": "root"},
+                {"mode": "0644"},
+                {"require": [{"sls": "cluster.validate"}]},
+            ]
+        }
+        watch = [
+            {"file": unit},
+            {"file": f"controlplane-binaries-file-managed-{component}"},
+            {"sls": "controlplane.pki"},
+        ]
+        if component == "kube-scheduler":
+            watch.append({"file": "controlplane-services-file-managed-kube-scheduler.yaml"})
+        states[f"controlplane-services-service-running-{component}"] = {
+            "service.running": [{"name": component}, {"enable": True}, {"watch": watch}]
+        }
+    return states

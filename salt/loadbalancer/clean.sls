@@ -1,0 +1,5 @@
+# Undo loadbalancer, in reverse order.
+include:
+  - loadbalancer.keepalived.clean
+  - loadbalancer.haproxy.clean
+  - loadbalancer.sysctl.clean

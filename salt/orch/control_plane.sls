@@ -1,0 +1,131 @@
+#!py
+"""
+The whole job, in order; each step requires the one before and a failure
+stops the run, naming the step (its state ID) and the minions that failed.
+
+    salt-run state.orchestrate orch.control_plane
+    salt-run state.orchestrate orch.control_plane pillar='{"cluster": "hardway"}'
+
+1. sync custom modules and states (master and controllers)
+2. validate the cluster pillar on every controller
+3. load balancer on all controllers; then exactly one VIP holder
+4. etcd (when etcd:managed) and the control plane on all controllers
+5. wait (bounded polling) until every apiserver is ready, directly and via the VIP
+6. RBAC from one controller
+7. verification report (k8s_health.summary)
+
+With one cluster on the master no argument is needed; with several, pass
+pillar='{"cluster": NAME}' (the k8s_control_plane:cluster pillar value).
+"""
+
+from salt.exceptions import SaltRenderError
+
+KEY = "k8s_control_plane"
+
+
+def _clusters():
+    """Ask the minions which cluster each belongs to (fresh pillar)."""
+    answers = __salt__["saltutil.cmd"](
+        f"I@{KEY}:cluster:*",
+        "pillar.items",
+        arg=[KEY],
+        kwarg={"unmask": True},
+        tgt_type="compound",
+        timeout=30,
+    )
+    clusters = {}
+    for minion, answer in answers.items():
+        data = (answer.get("ret") or {}).get(KEY) if isinstance(answer, dict) else None
+        if isinstance(data, dict) and data.get("cluster"):
+            clusters.setdefault(data["cluster"], {})[minion] = data
+    return clusters
+
+
+def _choose(clusters, wanted):
+    if wanted:
+        if wanted not in clusters:
+            raise SaltRenderError(
+                f"orch.control_plane: no minion answers for cluster {wanted!r}; "
+                f"valid: {', '.join(sorted(clusters)) or 'none (check the pillar top file)'}"
+            )
+        return wanted
+    if len(clusters) == 1:
+        return next(iter(clusters))
+    if not clusters:
+        raise SaltRenderError(
+            f"orch.control_plane: no minion has pillar {KEY}:cluster "
+            "(are the minions up, their keys accepted, and listed in pillar/top.sls?)"
+        )
+    raise SaltRenderError(
+        f"orch.control_plane: {len(clusters)} clusters on this master "
+        f"({', '.join(sorted(clusters))}); pick one: salt-run state.orchestrate "
+        f'orch.control_plane pillar=\'{{"cluster": "{sorted(clusters)[0]}"}}\''
+    )
+
+
+def run():
+    clusters = _clusters()
+    name = _choose(clusters, __pillar__.get("cluster"))
+    members = clusters[name]
+    # Any member's view of the cluster is the cluster file's; validation
+    # (step 2) checks each member's own pillar.
+    view = next(iter(members.values()))
+    controllers = [c.get("id") for c in view.get("controllers") or [] if isinstance(c, dict)]
+    rbac = (view.get("rbac") or {}).get("apply_from") or (controllers or [None])[0]
+    vip = (view.get("vip") or {}).get("address")
+    tgt = f"I@{KEY}:cluster:{name}"
+    common = {"tgt": tgt, "tgt_type": "compound", "expect_minions": True}
+
+    def on_all(require, **fields):
+        data = dict(common, **fields)
+        if require:
+            data["require"] = [require]
+        return [{k: v} for k, v in data.items()]
+
+    steps = {}
+
+    steps["orch-sync-master"] = {"salt.runner": [{"name": "saltutil.sync_all"}]}
+    steps["orch-sync-controllers"] = {
+        "salt.function": on_all(
+            {"salt": "orch-sync-master"}, name="saltutil.sync_all", kwarg={"refresh": True}
+        )
+    }
+    steps["orch-validate"] = {
+        "salt.state": on_all({"salt": "orch-sync-controllers"}, sls=["cluster.validate"])
+    }
+    steps["orch-loadbalancer"] = {
+        "salt.state": on_all({"salt": "orch-validate"}, sls=["loadbalancer"])
+    }
+    steps["orch-vip-single-holder"] = {
+        "k8s_cluster.vip_single_holder": [
+            {"name": vip},
+            {"tgt": tgt},
+            {"tgt_type": "compound"},
+            {"timeout": 60},
+            {"require": [{"salt": "orch-loadbalancer"}]},
+        ]
+    }
+    steps["orch-etcd"] = {
+        "salt.state": on_all({"k8s_cluster": "orch-vip-single-holder"}, sls=["etcd"])
+    }
+    steps["orch-controlplane"] = {"salt.state": on_all({"salt": "orch-etcd"}, sls=["controlplane"])}
+    steps["orch-wait-ready"] = {
+        "salt.function": on_all(
+            {"salt": "orch-controlplane"},
+            name="k8s_health.wait_ready",
+            kwarg={"timeout": 240},
+            timeout=300,
+        )
+    }
+    steps["orch-rbac"] = {
+        "salt.state": [
+            {"tgt": rbac},
+            {"sls": ["rbac"]},
+            {"expect_minions": True},
+            {"require": [{"salt": "orch-wait-ready"}]},
+        ]
+    }
+    steps["orch-verify"] = {
+        "salt.function": on_all({"salt": "orch-rbac"}, name="k8s_health.summary")
+    }
+    return steps

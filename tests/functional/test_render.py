@@ -1,0 +1,80 @@
+"""
+Every SLS renders for every controller, and the files a real apply would
+write match the golden files (the seed's files with the documented fixes).
+
+Regenerate the golden files after an intended change with
+``UPDATE_GOLDEN=1 make functional`` and review the diff.
+"""
+
+import os
+import pathlib
+
+import pytest
+
+from tests.render import render_minion
+from tests.support.minion import REPO
+
+from .conftest import cluster_file
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+# The files under golden/ hold no secrets; certificates and keys differ per run.
+GOLDEN_FILES = (
+    "etc/keepalived/keepalived.conf",
+    "etc/haproxy/haproxy.cfg",
+    "etc/systemd/system/kube-apiserver.service",
+    "etc/systemd/system/kube-controller-manager.service",
+    "etc/systemd/system/kube-scheduler.service",
+    "etc/kubernetes/config/kube-scheduler.yaml",
+    "var/lib/kubernetes/encryption-config.yaml",
+    "_api/ClusterRole-system_kube-apiserver-to-kubelet.yaml",
+    "_api/ClusterRoleBinding-system_kube-apiserver.yaml",
+)
+SLS = [
+    str(p.relative_to(REPO / "salt").with_suffix("")).replace("/", ".").removesuffix(".init")
+    for p in sorted((REPO / "salt").rglob("*.sls"))
+    if p.parts[-2] != "orch" and p.name != "top.sls"
+]
+CONTROLLERS = [(c, e["id"]) for c in ("hardway", "example") for e in cluster_file(c)["controllers"]]
+
+
+@pytest.mark.parametrize(("cluster", "minion_id"), CONTROLLERS)
+def test_every_sls_renders(minion_for, cluster, minion_id):
+    minion = minion_for(cluster, minion_id)
+    for sls in SLS:
+        out = minion.modules["state.show_sls"](sls)
+        assert isinstance(out, dict), f"{sls} on {minion_id}: {out}"
+
+
+@pytest.mark.parametrize(("cluster", "minion_id"), CONTROLLERS)
+def test_rendered_files_match_golden(minion_for, tmp_path, cluster, minion_id):
+    render_minion(minion_for(cluster, minion_id), tmp_path)
+    for name in GOLDEN_FILES:
+        rendered = tmp_path / name
+        golden = GOLDEN / cluster / minion_id / name
+        if os.environ.get("UPDATE_GOLDEN") and rendered.exists():
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(rendered.read_text())
+        if name.startswith("_api/") and not golden.exists():
+            assert not rendered.exists(), f"{minion_id} is not the RBAC controller"
+            continue
+        assert rendered.read_text() == golden.read_text(), f"{cluster}/{minion_id}/{name}"
+
+
+def test_only_the_first_controller_applies_rbac(minion_for, tmp_path):
+    for minion_id, expected in (("k8s-controller-1", 2), ("k8s-controller-2", 0)):
+        low = minion_for("hardway", minion_id).modules["state.show_low_sls"]("rbac")
+        assert len([c for c in low if c["state"] == "k8s_object"]) == expected
+
+
+def test_redhat_layer_applies(minion_for, tmp_path):
+    render_minion(minion_for("hardway", "k8s-controller-1", os_family="RedHat"), tmp_path)
+    conf = (tmp_path / "etc/keepalived/keepalived.conf").read_text()
+    assert 'script "/usr/sbin/pidof haproxy"' in conf
+
+
+def test_secrets_stay_out_of_state_data(minion_for, cluster_secrets):
+    minion = minion_for("hardway", "k8s-controller-1")
+    text = repr(minion.modules["state.show_lowstate"]())
+    for name, value in cluster_secrets["hardway"].items():
+        if name.endswith(("-key.pem", ".kubeconfig")) or name == "encryption_key":
+            assert max(value.splitlines(), key=len) not in text, name
