@@ -76,7 +76,8 @@ def _layer(result, doc, source):
         return result
     if not isinstance(doc, dict) or not isinstance(doc.get(PILLAR_KEY, {}), dict):
         raise CommandExecutionError(f"{source}: expected a mapping under '{PILLAR_KEY}'")
-    return salt.utils.dictupdate.update(result, doc.get(PILLAR_KEY) or {}, merge_lists=False)
+    layer = copy.deepcopy(doc.get(PILLAR_KEY) or {})
+    return salt.utils.dictupdate.update(result, layer, merge_lists=False)
 
 
 def merge_layers(defaults, os_layers, profile_layers, pillar):
@@ -87,7 +88,7 @@ def merge_layers(defaults, os_layers, profile_layers, pillar):
     ``k8s_control_plane`` mapping. Lists are replaced, never concatenated.
     """
     result = {}
-    for source, doc in list(defaults) + list(os_layers) + list(profile_layers):
+    for source, doc in [*defaults, *os_layers, *profile_layers]:
         result = _layer(result, doc, source)
     return salt.utils.dictupdate.update(result, copy.deepcopy(pillar or {}), merge_lists=False)
 
@@ -472,16 +473,21 @@ def _check_etcd(errors, cfg):
 
 def _check_loadbalancer_ports(errors, cfg):
     haproxy = (cfg.get("loadbalancer") or {}).get("haproxy") or {}
+    ports = [
+        ("controlplane:apiserver_port", (cfg.get("controlplane") or {}).get("apiserver_port")),
+        ("loadbalancer:haproxy:http_port", haproxy.get("http_port")),
+        ("loadbalancer:haproxy:tls_port", haproxy.get("tls_port")),
+    ]
     used = {}
-    for key in ("http_port", "tls_port", "apiserver_port"):
-        port = haproxy.get(key)
+    for key, port in ports:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            errors.add(f"loadbalancer:haproxy:{key}", f"{port!r}; valid: 1-65535")
+            errors.add(key, f"{port!r}; valid: 1-65535")
         elif port in used:
+            free = next(p for p in range(8443, 65536) if p not in used)
             errors.add(
-                f"loadbalancer:haproxy:{key}",
-                f"{port} collides with loadbalancer:haproxy:{used[port]} (the apiservers bind "
-                "0.0.0.0); valid: a free port, e.g. 8443",
+                key,
+                f"{port} collides with {used[port]} (the apiservers bind 0.0.0.0, haproxy "
+                f"binds the VIP and 127.0.0.1); valid: a free port, e.g. {free}",
             )
         else:
             used[port] = key
@@ -525,6 +531,34 @@ def _check_secrets(errors, cfg):
             errors.add("secrets:encryption_key", "valid: base64 of 16, 24 or 32 bytes (aescbc)")
 
 
+MAPPINGS = (
+    "vip",
+    "kubernetes",
+    "etcd",
+    "secrets",
+    "controlplane",
+    "rbac",
+    "loadbalancer",
+    "loadbalancer:keepalived",
+    "loadbalancer:haproxy",
+)
+
+
+def _check_shape(errors, cfg):
+    """Sections that must be mappings; the other checks rely on it."""
+    for path in MAPPINGS:
+        node = cfg
+        for part in path.split(":"):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and not isinstance(node, dict):
+            errors.add(path, f"expected a mapping, got {type(node).__name__} {node!r}")
+    controllers = cfg.get("controllers")
+    if controllers is not None and not isinstance(controllers, list):
+        errors.add(
+            "controllers", f"expected a list of {{id, address}}, got {type(controllers).__name__}"
+        )
+
+
 def validate_config(cfg, table=None, minion_id=None):
     """
     Validate a merged configuration (pure function). Return every error, each
@@ -533,6 +567,10 @@ def validate_config(cfg, table=None, minion_id=None):
     errors = _Errors()
     if not isinstance(cfg, dict):
         errors.add("", "must be a mapping")
+        return list(errors)
+    _check_shape(errors, cfg)
+    if errors:
+        # The remaining checks read inside these sections: report the shape first.
         return list(errors)
     name = cfg.get("cluster")
     if not isinstance(name, str) or not _NAME_RE.match(name):

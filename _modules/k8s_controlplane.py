@@ -44,6 +44,7 @@ def context(cfg, address):
     ]
     return {
         "address": address,
+        "apiserver_port": cp["apiserver_port"],
         "apiserver_count": len(cfg["controllers"]),
         "audit_log_path": cp["audit_log_path"],
         "cluster_cidr": k8s["cluster_cidr"],
@@ -71,7 +72,9 @@ def build_flags(table, component, version, ctx, extra_args=None):
     flags = {}
     for entry in table["flags"][component]:
         if _applies(entry, minor):
-            flags[entry["flag"]] = str(entry["value"]).format(**ctx)
+            value = str(entry["value"]).format(**ctx)
+            if value != str(entry.get("omit_if")):
+                flags[entry["flag"]] = value
     for flag, value in (extra_args or {}).items():
         flag = flag.lstrip("-")
         if value is None:

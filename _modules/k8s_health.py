@@ -36,16 +36,16 @@ def _ca_file(cfg):
 def _get(url, ca_file=None, verify=True, host=None, timeout=3.0):
     """GET url; return {'url', 'status', 'body', 'ok'} and never raise."""
     context = None
-    if url.startswith("https://"):
-        if verify:
-            context = ssl.create_default_context(cafile=ca_file)
-        else:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    request = urllib.request.Request(url, headers={"Host": host} if host else {})
     result = {"url": url, "status": None, "body": "", "ok": False}
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
     try:
+        if url.startswith("https://"):
+            if verify:
+                context = ssl.create_default_context(cafile=ca_file)
+            else:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
         with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
             result["status"] = resp.status
             result["body"] = resp.read(4096).decode("utf-8", "replace").strip()

@@ -33,8 +33,9 @@ def validated(name):
         ret["comment"] = "The cluster pillar is valid"
         return ret
     ret["result"] = False
-    ret["comment"] = "Invalid cluster pillar ({} errors):\n- {}".format(
-        len(report["errors"]), "\n- ".join(report["errors"])
+    count = len(report["errors"])
+    ret["comment"] = "Invalid cluster pillar ({} error{}):\n- {}".format(
+        count, "" if count == 1 else "s", "\n- ".join(report["errors"])
     )
     return ret
 

@@ -6,7 +6,8 @@ stops the run, naming the step (its state ID) and the minions that failed.
     salt-run state.orchestrate orch.control_plane
     salt-run state.orchestrate orch.control_plane pillar='{"cluster": "hardway"}'
 
-1. sync custom modules and states (master and controllers)
+1. sync custom modules and states to the master and the controllers (while
+   this file compiles, so that test mode has them too)
 2. validate the cluster pillar on every controller
 3. load balancer on all controllers; then exactly one VIP holder
 4. etcd (when etcd:managed) and the control plane on all controllers
@@ -63,7 +64,18 @@ def _choose(clusters, wanted):
     )
 
 
+def _sync(tgt):
+    """
+    Sync custom modules and states before anything else, test mode included:
+    the master's (for the VIP step below) and the controllers' (for their
+    validation). Syncing only copies this tree's modules into Salt's caches.
+    """
+    __salt__["saltutil.runner"]("saltutil.sync_all")
+    __salt__["saltutil.cmd"](tgt, "saltutil.sync_all", tgt_type="compound", timeout=60)
+
+
 def run():
+    _sync(f"I@{KEY}:cluster:*")
     clusters = _clusters()
     name = _choose(clusters, __pillar__.get("cluster"))
     members = clusters[name]
@@ -84,15 +96,7 @@ def run():
 
     steps = {}
 
-    steps["orch-sync-master"] = {"salt.runner": [{"name": "saltutil.sync_all"}]}
-    steps["orch-sync-controllers"] = {
-        "salt.function": on_all(
-            {"salt": "orch-sync-master"}, name="saltutil.sync_all", kwarg={"refresh": True}
-        )
-    }
-    steps["orch-validate"] = {
-        "salt.state": on_all({"salt": "orch-sync-controllers"}, sls=["cluster.validate"])
-    }
+    steps["orch-validate"] = {"salt.state": on_all(None, sls=["cluster.validate"])}
     steps["orch-loadbalancer"] = {
         "salt.state": on_all({"salt": "orch-validate"}, sls=["loadbalancer"])
     }

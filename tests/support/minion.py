@@ -30,7 +30,7 @@ def minion_opts(minion_id, root_dir, pillar_roots, file_roots=None):
             "sock_dir": str(root_dir / "run"),
             "log_file": str(root_dir / "log" / "minion"),
             "file_client": "local",
-            "file_roots": {"base": [str(p) for p in (file_roots or [REPO / "salt", REPO])]},
+            "file_roots": {"base": [str(p) for p in (file_roots or [REPO / "salt"])]},
             # The project's custom modules, as a master would sync them.
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],

@@ -33,7 +33,14 @@ def run():
                 {"name": h["config"]},
                 {"source": "salt://loadbalancer/files/haproxy.cfg.jinja"},
                 {"template": "jinja"},
-                {"context": {"h": h, "vip": cfg["vip"]["address"], "controllers": controllers}},
+                {
+                    "context": {
+                        "h": h,
+                        "vip": cfg["vip"]["address"],
+                        "controllers": controllers,
+                        "apiserver_port": cfg["controlplane"]["apiserver_port"],
+                    }
+                },
                 {"user": "root"},
                 {"group": "root"},
                 {"mode": "0644"},

@@ -1,0 +1,72 @@
+"""
+A real master and three minions: the highstate and the orchestration in test
+mode, the steps in order, and a bad pillar stopping the run at validation.
+"""
+
+import pytest
+
+STEPS = [
+    "orch-validate",
+    "orch-loadbalancer",
+    "orch-vip-single-holder",
+    "orch-etcd",
+    "orch-controlplane",
+    "orch-wait-ready",
+    "orch-rbac",
+    "orch-verify",
+]
+
+
+def _ordered(results):
+    return sorted(results.values(), key=lambda r: r["__run_num__"])
+
+
+@pytest.fixture(scope="module")
+def synced(salt_cli):
+    ret = salt_cli.run("saltutil.sync_all", minion_tgt="k8s-controller-*")
+    assert ret.returncode == 0, ret
+
+
+def test_highstate_test_mode_on_every_controller(salt_cli, synced):
+    ret = salt_cli.run("state.apply", "test=True", minion_tgt="k8s-controller-*")
+    assert ret.returncode == 0, ret.stdout
+    assert set(ret.data) == {"k8s-controller-1", "k8s-controller-2", "k8s-controller-3"}
+    for minion, results in ret.data.items():
+        assert isinstance(results, dict), f"{minion}: {results}"
+        failed = {k: v["comment"] for k, v in results.items() if v["result"] is False}
+        assert not failed, f"{minion}: {failed}"
+        ids = {v["__id__"] for v in results.values()}
+        assert "loadbalancer-keepalived-file-managed" in ids
+        assert "controlplane-services-service-running-kube-apiserver" in ids
+        rbac = {i for i in ids if i.startswith("rbac-init-k8s_object")}
+        assert bool(rbac) == (minion == "k8s-controller-1"), (minion, rbac)
+
+
+def test_role_module_from_the_cli(salt_cli, synced):
+    ret = salt_cli.run("keepalived_role.role", minion_tgt="k8s-controller-2")
+    assert ret.data["state"] == "BACKUP"
+    assert ret.data["priority"] == 100
+    assert ret.data["unicast_peers"] == ["10.240.0.11", "10.240.0.13"]
+
+
+def test_orchestration_test_mode_runs_the_steps_in_order(salt_run_cli):
+    ret = salt_run_cli.run("state.orchestrate", "orch.control_plane", "test=True")
+    assert ret.returncode == 0, ret.stdout
+    results = next(iter(ret.data["data"].values()))
+    ordered = [r["__id__"] for r in _ordered(results)]
+    assert ordered == STEPS
+    assert all(r["result"] is not False for r in results.values()), results
+
+
+def test_bad_pillar_stops_the_orchestration_at_validation(salt_run_cli, pillar_override):
+    pillar_override({"vip": {"address": "10.250.0.10"}, "profile": "fast"})
+    ret = salt_run_cli.run("state.orchestrate", "orch.control_plane", "test=True")
+    assert ret.returncode != 0
+    results = {r["__id__"]: r for r in _ordered(next(iter(ret.data["data"].values())))}
+    validate = results["orch-validate"]
+    assert validate["result"] is False
+    assert "k8s_control_plane:vip:address: 10.250.0.10 is outside" in str(validate)
+    assert "k8s_control_plane:profile: 'fast' is invalid; valid: tuned, seed" in str(validate)
+    for step in STEPS[1:]:
+        assert results[step]["result"] is False, step
+        assert "requisite" in results[step]["comment"].lower(), results[step]["comment"]

@@ -1,0 +1,899 @@
+"""
+k8s_cluster: the layered configuration and ``validate_config``, one case per rule.
+
+The merged configurations are built as ``k8s_cluster.config`` builds them: the
+repository's parameter files (defaults, os_family/Debian, the cluster's
+profile) under the cluster's pillar file, plus a throwaway PKI as the secrets.
+The helpers here (``cluster_config``, ``versions_table``, ``set_path``...) are
+shared by the other unit test files.
+"""
+
+import base64
+import copy
+import functools
+import pathlib
+
+import pytest
+import yaml
+
+from tests.support import pki
+from tests.unit.conftest import load
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PREFIX = "k8s_control_plane:"
+COMPONENTS = ("cluster", "loadbalancer", "etcd", "controlplane", "rbac")
+# The clusters of pillar/ and the profile each one takes (hardway sets
+# `profile: seed`; example sets none, so the default `tuned` applies).
+CLUSTERS = {"hardway": "seed", "example": "tuned"}
+DELETE = object()
+
+
+# --------------------------------------------------------------------------
+# Shared helpers (imported by the other unit test files)
+# --------------------------------------------------------------------------
+
+
+@functools.cache
+def _read_doc(rel):
+    path = REPO / "salt" / rel
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def read_doc(rel):
+    """salt://<rel> as YAML (a fresh copy), None when the file does not exist."""
+    return copy.deepcopy(_read_doc(rel))
+
+
+def parameter_layers(os_family, profile):
+    """(defaults, os_layers, profile_layers) as k8s_cluster.config reads them."""
+
+    def layer(pattern):
+        return [(pattern.format(c), read_doc(pattern.format(c))) for c in COMPONENTS]
+
+    return (
+        layer("{}/parameters/defaults.yaml"),
+        layer(f"{{}}/parameters/os_family/{os_family}.yaml"),
+        layer(f"{{}}/parameters/profile/{profile}.yaml"),
+    )
+
+
+@functools.cache
+def _k8s_cluster():
+    return load("_modules", "k8s_cluster")
+
+
+@functools.cache
+def cluster_secrets(cluster):
+    """The secrets of a cluster: one throwaway PKI per cluster and test session."""
+    return pki.secrets_for_cluster_file(REPO / "pillar" / f"{cluster}.sls")
+
+
+def cluster_pillar(cluster):
+    """pillar/<cluster>.sls's k8s_control_plane, with its secrets (a fresh copy)."""
+    text = (REPO / "pillar" / f"{cluster}.sls").read_text(encoding="utf-8")
+    pillar = yaml.safe_load(text)["k8s_control_plane"]
+    pillar["secrets"] = copy.deepcopy(cluster_secrets(cluster))
+    return pillar
+
+
+def cluster_config(cluster, os_family="Debian"):
+    """The merged configuration of a cluster, built as k8s_cluster.config does."""
+    mod = _k8s_cluster()
+    pillar = cluster_pillar(cluster)
+    defaults, os_layers, _ = parameter_layers(os_family, None)
+    profile = mod._profile_of(pillar, defaults)
+    _, _, profile_layers = parameter_layers(os_family, profile)
+    return mod.merge_layers(defaults, os_layers, profile_layers, pillar)
+
+
+def versions_table():
+    return read_doc("controlplane/parameters/versions.yaml")
+
+
+def set_path(cfg, path, value):
+    """Set cfg at 'a:0:b' (list indexes as numbers); DELETE removes the key."""
+    parts = [int(p) if p.isdigit() else p for p in path.split(":")]
+    node = cfg
+    for part in parts[:-1]:
+        node = node[part]
+    if value is DELETE:
+        del node[parts[-1]]
+    else:
+        node[parts[-1]] = value
+    return cfg
+
+
+def salt_tree():
+    """What cp.list_master lists for file_roots [salt/, repo root]."""
+    return sorted(str(p.relative_to(REPO / "salt")) for p in (REPO / "salt").rglob("*.*"))
+
+
+def cluster_dunders(pillar, minion_id, os_family="Debian"):
+    """Dunders for k8s_cluster.config/validate: cp reads the repository's salt/ tree."""
+
+    def get_file_str(url):
+        return (REPO / "salt" / url.removeprefix("salt://")).read_text(encoding="utf-8")
+
+    return {
+        "__salt__": {"cp.list_master": salt_tree, "cp.get_file_str": get_file_str},
+        "__pillar__": {"k8s_control_plane": pillar},
+        "__grains__": {"id": minion_id, "os_family": os_family},
+        "__opts__": {"test": False},
+        "__context__": {},
+    }
+
+
+def errors_for(errors, key):
+    """The errors filed under exactly this key."""
+    return [e for e in errors if e.startswith(f"{PREFIX}{key}: ")]
+
+
+# --------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def secrets():
+    """Generate every cluster's PKI once for the session."""
+    return {cluster: cluster_secrets(cluster) for cluster in CLUSTERS}
+
+
+@pytest.fixture
+def configs(secrets):
+    return {cluster: cluster_config(cluster) for cluster in CLUSTERS}
+
+
+@pytest.fixture(scope="session")
+def table():
+    return versions_table()
+
+
+@pytest.fixture
+def k8s_cluster(modules):
+    return modules("k8s_cluster")
+
+
+# --------------------------------------------------------------------------
+# The layering
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cluster", "profile"), sorted(CLUSTERS.items()))
+def test_profile_of_each_cluster(k8s_cluster, cluster, profile):
+    defaults, _, _ = parameter_layers("Debian", None)
+    assert k8s_cluster._profile_of(cluster_pillar(cluster), defaults) == profile
+
+
+def test_layering_order(configs):
+    seed, example = configs["hardway"], configs["example"]
+    ka, haproxy = seed["loadbalancer"]["keepalived"], seed["loadbalancer"]["haproxy"]
+    # profile/seed.yaml over defaults.yaml
+    assert (ka["check_interval"], ka["check_weight"], ka["check_fall"]) == (5, 2, None)
+    assert (haproxy["check"], haproxy["inter"], haproxy["verify_backend_tls"]) == (
+        "tls",
+        "10s",
+        False,
+    )
+    # pillar over defaults; keys the pillar leaves out keep their defaults
+    assert seed["vip"] == {
+        "address": "10.240.0.10",
+        "hostname": "k8s-controller",
+        "interface": "enp0s8",
+        "subnet": None,
+        "virtual_router_id": 51,
+    }
+    assert seed["kubernetes"]["release_url"] == "https://dl.k8s.io/release"
+    assert seed["controlplane"]["pki_dir"] == "/var/lib/kubernetes"
+    # lists are replaced, never concatenated
+    assert seed["etcd"]["servers"] == [f"https://10.240.0.1{i}:2379" for i in (1, 2, 3)]
+    assert [c["id"] for c in seed["controllers"]] == [f"k8s-controller-{i}" for i in (1, 2, 3)]
+    # the tuned profile keeps the defaults
+    ka = example["loadbalancer"]["keepalived"]
+    assert (ka["check_interval"], ka["check_weight"], ka["check_fall"]) == (1, 0, 2)
+    assert example["loadbalancer"]["haproxy"]["check"] == "readyz"
+    assert example["vip"]["interface"] is None
+    assert example["vip"]["hostname"] is None
+
+
+@pytest.mark.parametrize(
+    ("os_family", "pidof"), [("Debian", "/usr/bin/pidof"), ("RedHat", "/usr/sbin/pidof")]
+)
+def test_os_family_layer(os_family, pidof):
+    cfg = cluster_config("hardway", os_family=os_family)
+    assert cfg["loadbalancer"]["keepalived"]["pidof"] == pidof
+
+
+@pytest.mark.parametrize("cluster", sorted(CLUSTERS))
+def test_config_reads_the_salt_tree_like_the_fixture(modules, configs, cluster):
+    """k8s_cluster.config (cp.list_master/cp.get_file_str mocked) == the fixture's merge."""
+    pillar = cluster_pillar(cluster)
+    mod = modules("k8s_cluster", **cluster_dunders(pillar, pillar["controllers"][0]["id"]))
+    assert mod.config() == configs[cluster]
+    assert mod.validate() == {"valid": True, "errors": []}
+
+
+def test_merge_layers_does_not_mutate_its_inputs(k8s_cluster):
+    defaults, os_layers, profile_layers = parameter_layers("Debian", "tuned")
+    before = copy.deepcopy((defaults, os_layers, profile_layers))
+    k8s_cluster.merge_layers(defaults, os_layers, profile_layers, cluster_pillar("hardway"))
+    example = k8s_cluster.merge_layers(
+        defaults, os_layers, profile_layers, cluster_pillar("example")
+    )
+    assert example["vip"]["interface"] is None
+    assert (defaults, os_layers, profile_layers) == before
+
+
+# --------------------------------------------------------------------------
+# Valid configurations
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cluster", "minion_id"),
+    [
+        *((("hardway", f"k8s-controller-{i}")) for i in (1, 2, 3)),
+        *((("example", f"prod-cp-{i}")) for i in (1, 2, 3)),
+        ("hardway", None),
+    ],
+)
+def test_pillar_clusters_are_valid(configs, table, k8s_cluster, cluster, minion_id):
+    assert k8s_cluster.validate_config(configs[cluster], table, minion_id) == []
+
+
+@pytest.mark.parametrize(
+    ("cluster", "changes"),
+    [
+        # weight 0 (FAULT on a failed check): any gap between priorities
+        ("example", {"controllers:0:priority": 250, "controllers:2:priority": 1}),
+        ("hardway", {"controllers:0:priority": 200, "loadbalancer:keepalived:check_weight": 0}),
+        # a positive weight larger than every gap
+        ("hardway", {"controllers:0:priority": 110, "loadbalancer:keepalived:check_weight": 20}),
+        ("hardway", {"loadbalancer:keepalived:check_weight": -2}),
+        # VRRPv2 with an 8-character password; VRRPv3 with sub-second adverts
+        (
+            "hardway",
+            {"loadbalancer:keepalived:vrrp_version": 2, "secrets:vrrp_auth_pass": "k8s-hard"},
+        ),
+        ("example", {"loadbalancer:keepalived:advert_int": 0.5}),
+        # every supported minor, and a leading v
+        ("hardway", {"kubernetes:version": "1.34.0"}),
+        ("hardway", {"kubernetes:version": "v1.18.6"}),
+        # an explicit subnet larger than /24
+        ("hardway", {"vip:subnet": "10.240.0.0/16", "vip:address": "10.240.7.10"}),
+        ("hardway", {"vip:interface": None}),
+        (
+            "hardway",
+            {"etcd:managed": True, "etcd:version": "3.4.23", "etcd:release_url": "https://e.io"},
+        ),
+        ("hardway", {"loadbalancer:haproxy:check": "readyz"}),
+    ],
+    ids=lambda value: value if isinstance(value, str) else ",".join(value),
+)
+def test_valid_variants(table, k8s_cluster, cluster, changes):
+    cfg = cluster_config(cluster)
+    for path, value in changes.items():
+        set_path(cfg, path, value)
+    assert k8s_cluster.validate_config(cfg, table, cfg["controllers"][0]["id"]) == []
+
+
+# --------------------------------------------------------------------------
+# One case per rule: the error names the key and what is valid
+# --------------------------------------------------------------------------
+
+B64_10 = base64.b64encode(b"0123456789").decode()
+
+CASES = [
+    # -- required keys ------------------------------------------------------
+    ("missing-cluster", "hardway", {"cluster": None}, "cluster", ["DNS label"]),
+    ("bad-cluster-name", "hardway", {"cluster": "Hard_Way"}, "cluster", ["DNS label"]),
+    ("missing-controllers", "hardway", {"controllers": DELETE}, "controllers", ["a list of"]),
+    ("empty-controllers", "hardway", {"controllers": []}, "controllers", ["{id, address}"]),
+    ("missing-vip", "hardway", {"vip": DELETE}, "vip", ["address", "virtual_router_id"]),
+    ("missing-vip-address", "hardway", {"vip:address": None}, "vip:address", ["IPv4"]),
+    (
+        "missing-version",
+        "hardway",
+        {"kubernetes:version": None},
+        "kubernetes:version",
+        ["1.18.x - 1.34.x"],
+    ),
+    (
+        "missing-controller-address",
+        "hardway",
+        {"controllers:1:address": DELETE},
+        "controllers:1:address",
+        ["IPv4"],
+    ),
+    ("missing-controller-id", "hardway", {"controllers:1:id": None}, "controllers:1:id", ["id"]),
+    # -- wrong types --------------------------------------------------------
+    (
+        "controllers-not-a-list",
+        "hardway",
+        {"controllers": {"k8s-controller-1": "10.240.0.11"}},
+        "controllers",
+        ["a list of {id, address}"],
+    ),
+    (
+        "controller-not-a-mapping",
+        "hardway",
+        {"controllers:2": "10.240.0.13"},
+        "controllers:2",
+        ["id and address"],
+    ),
+    (
+        "controller-unknown-key",
+        "hardway",
+        {"controllers:2:prio": 5},
+        "controllers:2",
+        ["valid: id, address, priority"],
+    ),
+    ("address-int", "hardway", {"controllers:0:address": 12345}, "controllers:0:address", ["IPv4"]),
+    ("vip-address-int", "hardway", {"vip:address": 168820746}, "vip:address", ["IPv4"]),
+    ("vrid-string", "hardway", {"vip:virtual_router_id": "51"}, "vip:virtual_router_id", ["1-255"]),
+    ("vrid-bool", "hardway", {"vip:virtual_router_id": True}, "vip:virtual_router_id", ["1-255"]),
+    ("vrid-256", "hardway", {"vip:virtual_router_id": 256}, "vip:virtual_router_id", ["1-255"]),
+    (
+        "priority-bool",
+        "hardway",
+        {"controllers:0:priority": True},
+        "controllers:0:priority",
+        ["an integer 1-254"],
+    ),
+    (
+        "priority-string",
+        "example",
+        {"controllers:0:priority": "150"},
+        "controllers:0:priority",
+        ["an integer 1-254"],
+    ),
+    (
+        "vrrp-version-bool",
+        "hardway",
+        {"loadbalancer:keepalived:vrrp_version": True},
+        "loadbalancer:keepalived:vrrp_version",
+        ["valid: 2, 3"],
+    ),
+    (
+        "vrrp-version-4",
+        "hardway",
+        {"loadbalancer:keepalived:vrrp_version": 4},
+        "loadbalancer:keepalived:vrrp_version",
+        ["valid: 2, 3"],
+    ),
+    (
+        "advert-int-bool",
+        "hardway",
+        {"loadbalancer:keepalived:advert_int": True},
+        "loadbalancer:keepalived:advert_int",
+        ["a number > 0"],
+    ),
+    (
+        "advert-int-0",
+        "hardway",
+        {"loadbalancer:keepalived:advert_int": 0},
+        "loadbalancer:keepalived:advert_int",
+        ["a number > 0"],
+    ),
+    (
+        "check-weight-bool",
+        "hardway",
+        {"loadbalancer:keepalived:check_weight": True},
+        "loadbalancer:keepalived:check_weight",
+        ["-253..253"],
+    ),
+    (
+        "check-weight-254",
+        "hardway",
+        {"loadbalancer:keepalived:check_weight": 254},
+        "loadbalancer:keepalived:check_weight",
+        ["-253..253"],
+    ),
+    (
+        "priority-base-bool",
+        "hardway",
+        {"loadbalancer:keepalived:priority_base": True},
+        "loadbalancer:keepalived:priority_base",
+        ["1-254"],
+    ),
+    (
+        "tls-port-bool",
+        "hardway",
+        {"loadbalancer:haproxy:tls_port": True},
+        "loadbalancer:haproxy:tls_port",
+        ["1-65535"],
+    ),
+    (
+        "http-port-string",
+        "hardway",
+        {"loadbalancer:haproxy:http_port": "80"},
+        "loadbalancer:haproxy:http_port",
+        ["1-65535"],
+    ),
+    (
+        "etcd-managed-string",
+        "hardway",
+        {"etcd:managed": "yes"},
+        "etcd:managed",
+        ["valid: true, false"],
+    ),
+    (
+        "etcd-servers-string",
+        "hardway",
+        {"etcd:servers": "https://10.240.0.11:2379"},
+        "etcd:servers",
+        ["a list of URLs"],
+    ),
+    (
+        "etcd-server-http",
+        "hardway",
+        {"etcd:servers:1": "http://10.240.0.12:2379"},
+        "etcd:servers:1",
+        ["https://HOST:PORT"],
+    ),
+    ("cluster-name-int", "hardway", {"cluster_name": 42}, "cluster_name", ["expected str"]),
+    # -- addresses ----------------------------------------------------------
+    (
+        "bad-ipv4-octet",
+        "hardway",
+        {"controllers:1:address": "10.240.0.256"},
+        "controllers:1:address",
+        ["IPv4 address"],
+    ),
+    ("bad-ipv4-short", "hardway", {"vip:address": "10.240.0"}, "vip:address", ["IPv4 address"]),
+    ("ipv6-vip", "hardway", {"vip:address": "fd00::10"}, "vip:address", ["IPv4 address"]),
+    (
+        "vip-outside-explicit-subnet",
+        "example",
+        {"vip:address": "192.168.51.10"},
+        "vip:address",
+        ["outside vip:subnet 192.168.50.0/24"],
+    ),
+    (
+        "controller-outside-explicit-subnet",
+        "hardway",
+        {"vip:subnet": "10.240.0.0/28", "controllers:2:address": "10.240.0.20"},
+        "controllers:2:address",
+        ["outside vip:subnet 10.240.0.0/28"],
+    ),
+    (
+        "bad-explicit-subnet",
+        "hardway",
+        {"vip:subnet": "10.240.0.10/24"},
+        "vip:subnet",
+        ["IPv4 network in CIDR form"],
+    ),
+    (
+        "vip-outside-implicit-24",
+        "hardway",
+        {"vip:address": "10.240.1.10"},
+        "vip:address",
+        ["10.240.0.0/24", "set vip:subnet"],
+    ),
+    (
+        "vip-is-a-controller",
+        "hardway",
+        {"vip:address": "10.240.0.12"},
+        "vip:address",
+        ["must be unused"],
+    ),
+    ("bad-interface", "hardway", {"vip:interface": "enp0s8 "}, "vip:interface", ["null"]),
+    # -- uniqueness ---------------------------------------------------------
+    (
+        "duplicate-id",
+        "hardway",
+        {"controllers:2:id": "k8s-controller-1"},
+        "controllers:2:id",
+        ["duplicate id 'k8s-controller-1'", "controllers:0"],
+    ),
+    (
+        "duplicate-address",
+        "hardway",
+        {"controllers:2:address": "10.240.0.11"},
+        "controllers:2:address",
+        ["duplicate address 10.240.0.11", "controllers:0"],
+    ),
+    (
+        "duplicate-explicit-priority",
+        "example",
+        {"controllers:2:priority": 150},
+        "controllers:2:priority",
+        ["duplicate priority 150", "each must be unique"],
+    ),
+    (
+        "explicit-priority-equals-computed",
+        "hardway",
+        {"controllers:2:priority": 101},
+        "controllers:2:priority",
+        ["duplicate priority 101"],
+    ),
+    # -- VRRP priorities and weights ----------------------------------------
+    (
+        "priority-255",
+        "example",
+        {"controllers:0:priority": 255},
+        "controllers:0:priority",
+        ["1-254"],
+    ),
+    ("priority-0", "example", {"controllers:2:priority": 0}, "controllers:2:priority", ["1-254"]),
+    (
+        "computed-priority-0",
+        "hardway",
+        {"loadbalancer:keepalived:priority_base": 2},
+        "controllers:2:priority",
+        ["computed priority 0", "1-254"],
+    ),
+    (
+        "priority-gap-150-100-weight-2",
+        "hardway",
+        {"controllers:0:priority": 150},
+        "loadbalancer:keepalived:check_weight",
+        ["gap 50", "|weight| > 50", "weight 0"],
+    ),
+    (
+        "priority-gap-equal-to-weight",
+        "hardway",
+        {"controllers:0:priority": 102},
+        "loadbalancer:keepalived:check_weight",
+        ["gap 2", "|weight| > 2"],
+    ),
+    (
+        "priority-gap-negative-weight",
+        "example",
+        {"loadbalancer:keepalived:check_weight": -10},
+        "loadbalancer:keepalived:check_weight",
+        ["|weight| > 10"],
+    ),
+    # -- VRRP authentication and timing -------------------------------------
+    (
+        "auth-pass-with-vrrp3",
+        "hardway",
+        {"secrets:vrrp_auth_pass": "k8s"},
+        "secrets:vrrp_auth_pass",
+        ["VRRPv3", "vrrp_version to 2"],
+    ),
+    (
+        "auth-pass-longer-than-8-vrrp2",
+        "hardway",
+        {"loadbalancer:keepalived:vrrp_version": 2, "secrets:vrrp_auth_pass": "k8s-hardway"},
+        "secrets:vrrp_auth_pass",
+        ["1-8 characters"],
+    ),
+    (
+        "advert-int-0.5-vrrp2",
+        "hardway",
+        {"loadbalancer:keepalived:vrrp_version": 2, "loadbalancer:keepalived:advert_int": 0.5},
+        "loadbalancer:keepalived:advert_int",
+        ["VRRPv3", "whole seconds >= 1"],
+    ),
+    # -- Kubernetes ---------------------------------------------------------
+    (
+        "version-1.17",
+        "hardway",
+        {"kubernetes:version": "1.17.0"},
+        "kubernetes:version",
+        ["unsupported", "1.18.x - 1.34.x"],
+    ),
+    (
+        "version-1.99",
+        "hardway",
+        {"kubernetes:version": "1.99.1"},
+        "kubernetes:version",
+        ["unsupported", "1.18.x - 1.34.x"],
+    ),
+    (
+        "version-malformed",
+        "hardway",
+        {"kubernetes:version": "1.18"},
+        "kubernetes:version",
+        ["X.Y.Z", "1.18.x - 1.34.x"],
+    ),
+    (
+        "version-float",
+        "hardway",
+        {"kubernetes:version": 1.18},
+        "kubernetes:version",
+        ["X.Y.Z", "1.18.x - 1.34.x"],
+    ),
+    (
+        "cidrs-overlap",
+        "hardway",
+        {"kubernetes:cluster_cidr": "10.32.0.0/16"},
+        "kubernetes:service_cidr",
+        ["overlaps kubernetes:cluster_cidr"],
+    ),
+    (
+        "service-cidr-contains-controller",
+        "hardway",
+        {"kubernetes:service_cidr": "10.240.0.0/24"},
+        "kubernetes:service_cidr",
+        ["contains controllers:0 (10.240.0.11)"],
+    ),
+    (
+        "cluster-cidr-contains-controller",
+        "example",
+        {"kubernetes:cluster_cidr": "192.168.0.0/16"},
+        "kubernetes:cluster_cidr",
+        ["contains controllers:2 (192.168.50.13)"],
+    ),
+    (
+        "cidr-host-bits",
+        "hardway",
+        {"kubernetes:service_cidr": "10.32.0.1/24"},
+        "kubernetes:service_cidr",
+        ["CIDR form"],
+    ),
+    (
+        "missing-cluster-cidr",
+        "hardway",
+        {"kubernetes:cluster_cidr": None},
+        "kubernetes:cluster_cidr",
+        ["a CIDR"],
+    ),
+    (
+        "node-port-range-reversed",
+        "hardway",
+        {"kubernetes:node_port_range": "32767-30000"},
+        "kubernetes:node_port_range",
+        ["LOW-HIGH within 1-65535"],
+    ),
+    (
+        "node-port-range-single",
+        "hardway",
+        {"kubernetes:node_port_range": "30000"},
+        "kubernetes:node_port_range",
+        ["LOW-HIGH within 1-65535"],
+    ),
+    (
+        "node-port-range-too-high",
+        "hardway",
+        {"kubernetes:node_port_range": "30000-70000"},
+        "kubernetes:node_port_range",
+        ["LOW-HIGH within 1-65535"],
+    ),
+    (
+        "release-url",
+        "hardway",
+        {"kubernetes:release_url": "dl.k8s.io/release"},
+        "kubernetes:release_url",
+        ["http(s) URL"],
+    ),
+    # -- haproxy ------------------------------------------------------------
+    pytest.param(
+        "hardway",
+        {"loadbalancer:haproxy:tls_port": 6443},
+        "loadbalancer:haproxy:tls_port",
+        ["6443 collides with controlplane:apiserver_port", "a free port, e.g. 8443"],
+        id="tls-port-equals-apiserver-port",
+    ),
+    (
+        "tls-port-equals-http-port",
+        "hardway",
+        {"loadbalancer:haproxy:tls_port": 80},
+        "loadbalancer:haproxy:tls_port",
+        ["80 collides with loadbalancer:haproxy:http_port", "a free port"],
+    ),
+    (
+        "haproxy-check",
+        "hardway",
+        {"loadbalancer:haproxy:check": "httpchk"},
+        "loadbalancer:haproxy:check",
+        ["valid: readyz, tls"],
+    ),
+    (
+        "haproxy-inter",
+        "example",
+        {"loadbalancer:haproxy:inter": "half a second"},
+        "loadbalancer:haproxy:inter",
+        ["a duration like 2s"],
+    ),
+    # -- etcd ---------------------------------------------------------------
+    (
+        "etcd-managed-without-version",
+        "hardway",
+        {"etcd:managed": True, "etcd:release_url": "https://github.com/etcd-io/etcd"},
+        "etcd:version",
+        ["required when etcd:managed is true"],
+    ),
+    (
+        "etcd-managed-without-release-url",
+        "hardway",
+        {"etcd:managed": True, "etcd:version": "3.4.23"},
+        "etcd:release_url",
+        ["required when etcd:managed is true"],
+    ),
+    # -- secrets ------------------------------------------------------------
+    (
+        "secrets-missing",
+        "hardway",
+        {"secrets:ca.pem": DELETE, "secrets:admin.kubeconfig": DELETE},
+        "secrets",
+        ["missing ca.pem, admin.kubeconfig"],
+    ),
+    (
+        "secrets-unknown-key",
+        "hardway",
+        {"secrets:ca.crt": "x"},
+        "secrets",
+        ["unknown keys ['ca.crt']", "ca.pem, ca-key.pem"],
+    ),
+    (
+        "secret-not-pem",
+        "hardway",
+        {"secrets:kubernetes.pem": "MIIC..."},
+        "secrets:kubernetes.pem",
+        ["not PEM", "-----BEGIN"],
+    ),
+    (
+        "secret-not-kubeconfig",
+        "hardway",
+        {"secrets:kube-scheduler.kubeconfig": "apiVersion: v1\n"},
+        "secrets:kube-scheduler.kubeconfig",
+        ["not a kubeconfig"],
+    ),
+    (
+        "encryption-key-not-base64",
+        "hardway",
+        {"secrets:encryption_key": "not base64!"},
+        "secrets:encryption_key",
+        ["base64 of 16, 24 or 32 bytes"],
+    ),
+    (
+        "encryption-key-10-bytes",
+        "hardway",
+        {"secrets:encryption_key": B64_10},
+        "secrets:encryption_key",
+        ["base64 of 16, 24 or 32 bytes"],
+    ),
+    (
+        "encryption-key-missing",
+        "hardway",
+        {"secrets:encryption_key": DELETE},
+        "secrets:encryption_key",
+        ["base64 of 32 random bytes"],
+    ),
+    # -- profile ------------------------------------------------------------
+    ("unknown-profile", "hardway", {"profile": "fast"}, "profile", ["valid: tuned, seed"]),
+]
+
+
+def _param(case):
+    if type(case) is tuple:  # pytest.param's ParameterSet is a tuple too
+        case_id, *values = case
+        return pytest.param(*values, id=case_id)
+    return case
+
+
+@pytest.mark.parametrize(("cluster", "changes", "key", "needles"), [_param(c) for c in CASES])
+def test_rule(secrets, table, k8s_cluster, cluster, changes, key, needles):
+    cfg = cluster_config(cluster)
+    for path, value in changes.items():
+        set_path(cfg, path, value)
+    errors = k8s_cluster.validate_config(cfg, table)
+    assert errors, "expected an error"
+    assert all(e.startswith(PREFIX) for e in errors), errors
+    matching = errors_for(errors, key)
+    assert matching, f"no error filed under {key!r}: {errors}"
+    assert any(all(n in e for n in needles) for e in matching), matching
+
+
+def test_tls_port_equal_to_apiserver_port_is_reported(table, k8s_cluster):
+    """The collision itself is found (whichever key it is filed under)."""
+    cfg = set_path(cluster_config("hardway"), "loadbalancer:haproxy:tls_port", 6443)
+    errors = k8s_cluster.validate_config(cfg, table)
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{PREFIX}loadbalancer:haproxy:tls_port: 6443 collides with")
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        pytest.param("vip", "10.240.0.10"),
+        pytest.param("secrets", "see vault"),
+        pytest.param("loadbalancer", "haproxy"),
+        pytest.param("loadbalancer:keepalived", ["HAProxy"]),
+        pytest.param("loadbalancer:haproxy", "tuned"),
+        pytest.param("kubernetes", "1.18.6"),
+        pytest.param("etcd", "external"),
+        pytest.param("controllers", 3),
+    ],
+)
+def test_non_mapping_section_is_reported(table, k8s_cluster, path, value):
+    """A pillar value where a mapping belongs (e.g. ``vip: 10.240.0.10``) names the key."""
+    cfg = set_path(cluster_config("hardway"), path, value)
+    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    assert any(e.startswith(f"{PREFIX}{path}") for e in errors), errors
+
+
+def test_missing_secrets_are_listed_in_one_error(table, k8s_cluster):
+    cfg = cluster_config("hardway")
+    cfg["secrets"] = {}
+    errors = k8s_cluster.validate_config(cfg, table)
+    missing = errors_for(errors, "secrets")
+    assert len(missing) == 1
+    assert missing[0] == (
+        f"{PREFIX}secrets: missing ca.pem, ca-key.pem, kubernetes.pem, kubernetes-key.pem, "
+        "service-account.pem, service-account-key.pem, admin.kubeconfig, "
+        "kube-controller-manager.kubeconfig, kube-scheduler.kubeconfig (see README, 'Secrets')"
+    )
+    assert errors_for(errors, "secrets:encryption_key")
+
+
+def test_etcd_managed_without_version_and_url_reports_both(table, k8s_cluster):
+    cfg = set_path(cluster_config("hardway"), "etcd:managed", True)
+    errors = k8s_cluster.validate_config(cfg, table)
+    assert [e.split(": ")[0] for e in errors] == [
+        f"{PREFIX}etcd:version",
+        f"{PREFIX}etcd:release_url",
+    ]
+
+
+def test_weight_zero_has_no_gap_constraint(table, k8s_cluster):
+    cfg = cluster_config("example")
+    for index, priority in enumerate((254, 100, 1)):
+        set_path(cfg, f"controllers:{index}:priority", priority)
+    assert cfg["loadbalancer"]["keepalived"]["check_weight"] == 0
+    assert k8s_cluster.validate_config(cfg, table) == []
+    set_path(cfg, "loadbalancer:keepalived:check_weight", 2)
+    assert errors_for(
+        k8s_cluster.validate_config(cfg, table), "loadbalancer:keepalived:check_weight"
+    )
+
+
+@pytest.mark.parametrize("minion_id", ["k8s-worker-1", "prod-cp-1", "k8s-controller-4"])
+def test_this_minion_not_listed(table, k8s_cluster, minion_id):
+    errors = k8s_cluster.validate_config(cluster_config("hardway"), table, minion_id)
+    assert errors == [
+        f"{PREFIX}controllers: this minion ({minion_id}) is not listed; "
+        "listed: ['k8s-controller-1', 'k8s-controller-2', 'k8s-controller-3']"
+    ]
+
+
+def test_this_minion_not_listed_through_validate(modules):
+    pillar = cluster_pillar("example")
+    mod = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
+    report = mod.validate()
+    assert report["valid"] is False
+    assert errors_for(report["errors"], "controllers")
+    assert "prod-cp-1" in report["errors"][0]
+
+
+def test_all_errors_at_once(table, k8s_cluster):
+    cfg = cluster_config("hardway")
+    changes = {
+        "cluster": "Hard_Way",
+        "profile": "fast",
+        "vip:address": "10.240.0.11",
+        "kubernetes:version": "1.17.0",
+        "loadbalancer:haproxy:check": "httpchk",
+        "secrets:ca.pem": DELETE,
+        "controllers:2:address": "10.240.0.12",
+    }
+    for path, value in changes.items():
+        set_path(cfg, path, value)
+    errors = k8s_cluster.validate_config(cfg, table, "k8s-worker-1")
+    keys = {e.split(": ")[0].removeprefix(PREFIX) for e in errors}
+    expected = {
+        "cluster",
+        "profile",
+        "vip:address",
+        "kubernetes:version",
+        "loadbalancer:haproxy:check",
+        "secrets",
+        "controllers:2:address",
+        "controllers",
+    }
+    assert expected <= keys, errors
+    assert len(errors) >= 8
+
+
+def test_not_a_mapping(k8s_cluster):
+    assert k8s_cluster.validate_config(["cluster"]) == [f"{PREFIX}: must be a mapping"]
+
+
+def test_validate_reports_a_broken_layer(modules):
+    pillar = cluster_pillar("hardway")
+    dunders = cluster_dunders(pillar, "k8s-controller-1")
+    dunders["__pillar__"] = {"k8s_control_plane": ["not", "a", "mapping"]}
+    report = modules("k8s_cluster", **dunders).validate()
+    assert report == {"valid": False, "errors": ["pillar 'k8s_control_plane' must be a mapping"]}
