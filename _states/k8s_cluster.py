@@ -1,6 +1,9 @@
 """
-Cluster-level states: pillar validation (on a controller) and the single
-VIP holder check (on the master, from the orchestration).
+Cluster-level states: pillar validation (on a controller), and the
+orchestration's checks across the controllers (on the master): a single VIP
+holder, every apiserver ready, the seed's verification. The checks report
+their findings in the comment and never as changes, so a converged cluster's
+orchestration reports zero changes.
 """
 
 import time
@@ -85,4 +88,89 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
         f"After {timeout}s, {len(holders)} controllers hold {name} (expected exactly 1): "
         f"{holders or 'none'}" + (f"; no answer from {silent}" if silent else "")
     )
+    return ret
+
+
+def _call(tgt, tgt_type, fun, kwarg=None, timeout=60):
+    """Run fun on the controllers; return ({minion: return}, {minion: error})."""
+    answers = __salt__["saltutil.cmd"](
+        tgt, fun, tgt_type=tgt_type, kwarg=kwarg or {}, timeout=timeout
+    )
+    good, bad = {}, {}
+    for minion, answer in sorted(answers.items()):
+        if not isinstance(answer, dict) or answer.get("retcode", 0) != 0 or answer.get("failed"):
+            bad[minion] = answer.get("ret") if isinstance(answer, dict) else answer
+        else:
+            good[minion] = answer.get("ret")
+    if not answers:
+        bad["(none)"] = f"no minion matched {tgt}"
+    return good, bad
+
+
+def apiservers_ready(name, tgt, tgt_type="compound", timeout=240):
+    """
+    Wait (bounded, polling, on each controller at once) until every
+    controller's apiserver and the VIP answer ``/readyz``.
+
+    name
+        A label.
+
+    tgt, tgt_type
+        The controllers of the cluster.
+
+    timeout
+        Seconds each controller waits before failing.
+
+    .. code-block:: yaml
+
+        orch-wait-ready:
+          k8s_cluster.apiservers_ready:
+            - name: apiservers
+            - tgt: 'I@k8s_control_plane:cluster:hardway'
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if __opts__.get("test"):
+        ret["result"] = None
+        ret["comment"] = f"Would wait up to {timeout}s for every apiserver and the VIP"
+        return ret
+    good, bad = _call(
+        tgt, tgt_type, "k8s_health.wait_ready", {"timeout": timeout}, timeout=int(timeout) + 30
+    )
+    if bad:
+        ret["result"] = False
+        ret["comment"] = "Not ready: " + "; ".join(f"{m}: {e}" for m, e in bad.items())
+        return ret
+    ret["comment"] = "Ready: " + ", ".join(f"{m} after {r['seconds']}s" for m, r in good.items())
+    return ret
+
+
+def verified(name, tgt, tgt_type="compound"):
+    """
+    The seed's verification on every controller (k8s_health.summary); fails
+    naming each check that did not pass.
+
+    .. code-block:: yaml
+
+        orch-verify:
+          k8s_cluster.verified:
+            - name: hardway
+            - tgt: 'I@k8s_control_plane:cluster:hardway'
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if __opts__.get("test"):
+        ret["result"] = None
+        ret["comment"] = "Would run k8s_health.summary on every controller"
+        return ret
+    good, bad = _call(tgt, tgt_type, "k8s_health.summary", timeout=60)
+    lines = []
+    for minion, summary in {**good, **bad}.items():
+        if not isinstance(summary, dict):
+            lines.append(f"{minion}: {summary}")
+            continue
+        failed = [k for k, v in summary.items() if isinstance(v, dict) and v.get("ok") is False]
+        status = "ok" if summary.get("ok") else "FAILED " + ", ".join(failed)
+        vip = " (holds the VIP)" if summary.get("holds_vip") else ""
+        lines.append(f"{minion}: {status}{vip}")
+    ret["result"] = not bad
+    ret["comment"] = "\n".join(lines)
     return ret

@@ -114,22 +114,28 @@ def run():
     }
     steps["orch-controlplane"] = {"salt.state": on_all({"salt": "orch-etcd"}, sls=["controlplane"])}
     steps["orch-wait-ready"] = {
-        "salt.function": on_all(
-            {"salt": "orch-controlplane"},
-            name="k8s_health.wait_ready",
-            kwarg={"timeout": 240},
-            timeout=300,
-        )
+        "k8s_cluster.apiservers_ready": [
+            {"name": "apiservers"},
+            {"tgt": tgt},
+            {"tgt_type": "compound"},
+            {"timeout": 240},
+            {"require": [{"salt": "orch-controlplane"}]},
+        ]
     }
     steps["orch-rbac"] = {
         "salt.state": [
             {"tgt": rbac},
             {"sls": ["rbac"]},
             {"expect_minions": True},
-            {"require": [{"salt": "orch-wait-ready"}]},
+            {"require": [{"k8s_cluster": "orch-wait-ready"}]},
         ]
     }
     steps["orch-verify"] = {
-        "salt.function": on_all({"salt": "orch-rbac"}, name="k8s_health.summary")
+        "k8s_cluster.verified": [
+            {"name": name},
+            {"tgt": tgt},
+            {"tgt_type": "compound"},
+            {"require": [{"salt": "orch-rbac"}]},
+        ]
     }
     return steps

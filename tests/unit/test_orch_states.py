@@ -1,0 +1,97 @@
+"""The orchestration's master-side checks, with the controllers' answers mocked."""
+
+import pytest
+
+TGT = "I@k8s_control_plane:cluster:hardway"
+
+
+@pytest.fixture
+def orch(state_modules):
+    def make(answers, test=False):
+        calls = []
+
+        def cmd(tgt, fun, tgt_type=None, kwarg=None, timeout=None):
+            calls.append((tgt, fun, kwarg))
+            return answers(fun) if callable(answers) else answers
+
+        module = state_modules(
+            "k8s_cluster", __salt__={"saltutil.cmd": cmd}, __opts__={"test": test}
+        )
+        module.calls = calls
+        return module
+
+    return make
+
+
+def _ok(ret):
+    return {"ret": ret, "retcode": 0}
+
+
+def test_vip_single_holder_waits_for_exactly_one(orch):
+    polls = iter(
+        [
+            {"c1": _ok(True), "c2": _ok(True), "c3": _ok(False)},  # two holders: keep polling
+            {"c1": _ok(True), "c2": _ok(False), "c3": _ok(False)},
+        ]
+    )
+    module = orch(lambda fun: next(polls))
+    ret = module.vip_single_holder("10.240.0.10", TGT, timeout=5, interval=0)
+    assert ret["result"] is True and ret["changes"] == {}
+    assert ret["comment"] == "c1 holds 10.240.0.10"
+
+
+def test_vip_single_holder_fails_naming_the_holders(orch):
+    module = orch({"c1": _ok(True), "c2": _ok(True), "c3": {"ret": "Minion did not return"}})
+    ret = module.vip_single_holder("10.240.0.10", TGT, timeout=0, interval=0)
+    assert ret["result"] is False
+    assert "2 controllers hold 10.240.0.10 (expected exactly 1): ['c1', 'c2']" in ret["comment"]
+    assert "no answer from ['c3']" in ret["comment"]
+
+
+def test_apiservers_ready_reports_in_the_comment_not_as_changes(orch):
+    module = orch(
+        {"c1": _ok({"ready": True, "seconds": 1.5}), "c2": _ok({"ready": True, "seconds": 0})}
+    )
+    ret = module.apiservers_ready("apiservers", TGT, timeout=30)
+    assert ret == {
+        "name": "apiservers",
+        "changes": {},
+        "result": True,
+        "comment": "Ready: c1 after 1.5s, c2 after 0s",
+    }
+    assert module.calls == [(TGT, "k8s_health.wait_ready", {"timeout": 30})]
+
+
+def test_apiservers_ready_fails_with_the_minion_and_its_error(orch):
+    module = orch(
+        {
+            "c1": _ok({"ready": True, "seconds": 1}),
+            "c2": {"ret": "not ready after 30s", "retcode": 1},
+        }
+    )
+    ret = module.apiservers_ready("apiservers", TGT, timeout=30)
+    assert ret["result"] is False
+    assert ret["comment"] == "Not ready: c2: not ready after 30s"
+
+
+def test_verified_lists_each_failed_check(orch):
+    good = {"ok": True, "holds_vip": True, "apiserver": {"ok": True}}
+    bad = {"ok": False, "holds_vip": False, "apiserver": {"ok": False}, "vip": {"ok": True}}
+    module = orch({"c1": _ok(good), "c2": {"ret": bad, "retcode": 1}})
+    ret = module.verified("hardway", TGT)
+    assert ret["result"] is False and ret["changes"] == {}
+    assert ret["comment"] == "c1: ok (holds the VIP)\nc2: FAILED apiserver"
+
+
+@pytest.mark.parametrize("fun", ["vip_single_holder", "apiservers_ready", "verified"])
+def test_test_mode_predicts_without_asking(orch, fun):
+    module = orch({}, test=True)
+    ret = getattr(module, fun)("x", TGT)
+    assert ret["result"] is None and ret["changes"] == {}
+    assert module.calls == []
+
+
+def test_no_minion_is_a_failure(orch):
+    ret = orch({}).verified("hardway", TGT)
+    assert ret["result"] is False
+    assert f"no minion matched {TGT}" in ret["comment"]
