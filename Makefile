@@ -67,11 +67,12 @@ lab: venv deps
 lab-down: venv
 	$(PY) tests/lab/labctl.py down
 
+# CMD is passed whole (make exports it), so pipes and ';' run in the lab.
 lab-exec: venv
-	$(PY) tests/lab/labctl.py exec $(HOST) -- $(CMD)
+	$(PY) tests/lab/labctl.py exec $(HOST) -- "$$CMD"
 
 lab-salt: venv
-	$(PY) tests/lab/labctl.py salt -- $(CMD)
+	$(PY) tests/lab/labctl.py salt -- "$$CMD"
 
 bench: venv deps
 	$(PY) bench/run.py

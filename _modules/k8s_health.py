@@ -211,10 +211,22 @@ def holds_vip(address=None):
     return (address or _cfg()["vip"]["address"]) in _addresses()
 
 
+def _backends_up():
+    """(all haproxy servers UP, the ones that are not)."""
+    try:
+        servers = haproxy_backends()
+    except CommandExecutionError as exc:
+        return False, [str(exc)]
+    down = [f"{s['proxy']}/{s['server']} {s['status']}" for s in servers if s["status"] != "UP"]
+    return bool(servers) and not down, down
+
+
 def wait_ready(timeout=None, interval=0.5):
     """
-    Wait (bounded, polling) until this controller's apiserver is ready and
-    the VIP answers ``/readyz``; raise with the last answers on timeout.
+    Wait (bounded, polling) until this controller's apiserver is ready, the
+    VIP answers ``/readyz``, and this controller's haproxy has every apiserver
+    UP (the seed profile's checks take about 10 s to admit a server); raise
+    with the last answers on timeout.
 
     timeout
         Seconds; default controlplane:ready_timeout
@@ -232,13 +244,15 @@ def wait_ready(timeout=None, interval=0.5):
     while True:
         local = apiserver(timeout=2)["checks"]["readyz"]
         through = vip(timeout=2)["checks"]["tls"]
-        if local["ok"] and through["ok"]:
+        backends_up, down = _backends_up()
+        if local["ok"] and through["ok"] and backends_up:
             return {"ready": True, "seconds": round(time.monotonic() - start, 2)}
         if time.monotonic() >= deadline:
             raise CommandExecutionError(
                 f"not ready after {timeout:.0f}s: local {local['url']} -> "
                 f"{local['status'] or local.get('error')} {local['body'][:200]!r}; "
-                f"VIP {through['url']} -> {through['status'] or through.get('error')}"
+                f"VIP {through['url']} -> {through['status'] or through.get('error')}; "
+                f"haproxy servers not UP: {', '.join(down) or 'none'}"
             )
         time.sleep(float(interval))
 

@@ -66,10 +66,13 @@ def test_only_the_first_controller_applies_rbac(minion_for, tmp_path):
         assert len([c for c in low if c["state"] == "k8s_object"]) == expected
 
 
-def test_redhat_layer_applies(minion_for, tmp_path):
-    render_minion(minion_for("hardway", "k8s-controller-1", os_family="RedHat"), tmp_path)
-    conf = (tmp_path / "etc/keepalived/keepalived.conf").read_text()
-    assert 'script "/usr/sbin/pidof haproxy"' in conf
+@pytest.mark.parametrize(("os_family", "booleans"), [("RedHat", 1), ("Debian", 0)])
+def test_os_family_layer_applies(minion_for, os_family, booleans):
+    low = minion_for("hardway", "k8s-controller-1", os_family=os_family).modules[
+        "state.show_low_sls"
+    ]("loadbalancer.haproxy")
+    selinux = [c for c in low if c["state"] == "selinux"]
+    assert [c["name"] for c in selinux] == ["haproxy_connect_any"][:booleans]
 
 
 def test_secrets_stay_out_of_state_data(minion_for, cluster_secrets):

@@ -108,10 +108,18 @@ def make_secrets(addresses, vip, service_ip="10.32.0.1", names=(), server="https
     """
     ca_key = _key()
     now = datetime.datetime.now(datetime.UTC)
+    # OpenSSL compares names case-insensitively: a CA named like the
+    # "kubernetes" leaf would make that leaf look self-signed. Hence OU=CA.
+    ca_name = x509.Name(
+        [
+            *_name("Kubernetes", "Kubernetes"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CA"),
+        ]
+    )
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("Kubernetes", "Kubernetes"))
-        .issuer_name(_name("Kubernetes", "Kubernetes"))
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))

@@ -197,11 +197,11 @@ def test_layering_order(configs):
 
 
 @pytest.mark.parametrize(
-    ("os_family", "pidof"), [("Debian", "/usr/bin/pidof"), ("RedHat", "/usr/sbin/pidof")]
+    ("os_family", "booleans"), [("Debian", []), ("RedHat", ["haproxy_connect_any"])]
 )
-def test_os_family_layer(os_family, pidof):
+def test_os_family_layer(os_family, booleans):
     cfg = cluster_config("hardway", os_family=os_family)
-    assert cfg["loadbalancer"]["keepalived"]["pidof"] == pidof
+    assert cfg["loadbalancer"]["haproxy"]["selinux_booleans"] == booleans
 
 
 @pytest.mark.parametrize("cluster", sorted(CLUSTERS))

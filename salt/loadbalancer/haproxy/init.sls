@@ -48,6 +48,17 @@ def run():
                 {"require": [{"file": "loadbalancer-haproxy-file-managed-ca"}]},
             ]
         },
+        **{
+            f"loadbalancer-haproxy-selinux-boolean-{boolean}": {
+                "selinux.boolean": [
+                    {"name": boolean},
+                    {"value": True},
+                    {"persist": True},
+                    {"require_in": [{"service": "loadbalancer-haproxy-service-running"}]},
+                ]
+            }
+            for boolean in h["selinux_booleans"]
+        },
         "loadbalancer-haproxy-service-running": {
             "service.running": [
                 {"name": h["service"]},
