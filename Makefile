@@ -24,6 +24,7 @@ help:
 	@echo "make lab-exec HOST=k8s-controller-1 CMD='...'  run a command on a lab controller"
 	@echo "make lab-salt CMD=\"salt '*' test.ping\"        run a Salt command on the lab's master"
 	@echo "make lab-down   remove the lab"
+	@echo "make bench      failover benchmark on the lab: seed profile against tuned"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -74,8 +75,9 @@ lab-exec: venv
 lab-salt: venv
 	$(PY) tests/lab/labctl.py salt -- "$$CMD"
 
+TRIALS ?= 5
 bench: venv deps
-	$(PY) bench/run.py
+	$(PY) bench/failover.py --trials $(TRIALS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -574,7 +574,7 @@ def lab_pillar() -> dict:
 def ensure_pillar(secrets_: dict) -> None:
     """The lab's pillar root: its own top, the lab settings and the generated secrets."""
     PILLAR_DIR.mkdir(parents=True, exist_ok=True)
-    top = {"base": {"k8s-controller-*": ["hardway", "hardway-secrets", "lab"]}}
+    top = {"base": {"k8s-controller-*": ["hardway", "hardway-secrets", "lab", "overrides"]}}
     write_file(
         PILLAR_DIR / "top.sls",
         "# The lab's pillar top (pillar_roots: this dir first, then the repository's pillar/).\n"
@@ -586,6 +586,20 @@ def ensure_pillar(secrets_: dict) -> None:
         + yaml.safe_dump(lab_pillar(), sort_keys=False),
     )
     support_pki.write_secrets_sls(PILLAR_DIR / "hardway-secrets.sls", secrets_)  # 0600
+    set_overrides(None)
+
+
+def set_overrides(data: dict | None) -> None:
+    """
+    Pillar merged over everything else (bench/ switches profiles with it); `up`
+    resets it, so the lab runs the seed's pillar unchanged. Refresh the
+    minions' pillar after a change.
+    """
+    write_file(
+        PILLAR_DIR / "overrides.sls",
+        "# Temporary overrides (bench/); emptied by every `up`.\n"
+        + yaml.safe_dump({"k8s_control_plane": data or {}}, sort_keys=False),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

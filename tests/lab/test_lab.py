@@ -182,6 +182,32 @@ def test_highstate_is_clean(up):
         assert not changed, f"{minion}: {changed}"
 
 
+def _apply(name: str, test: bool) -> dict:
+    argv = ["salt", "--static", name, "state.apply"] + (["test=True"] if test else [])
+    data, proc = lab.salt_json(argv, 900)
+    assert isinstance(data, dict) and isinstance(data.get(name), dict), proc.stdout[-3000:]
+    return data[name]
+
+
+def test_test_mode_predicts_the_real_apply_after_drift(up):
+    need_orchestration()
+    name = "k8s-controller-2"
+    # Drift, as a hand edit and a lost file would make it.
+    lab.cexec(name, "echo '# hand edit' >> /etc/haproxy/haproxy.cfg", check=True)
+    lab.cexec(name, "rm /var/lib/kubernetes/kube-scheduler.kubeconfig", check=True)
+    predicted = _apply(name, test=True)
+    assert all(v["result"] is not False for v in predicted.values()), predicted
+    will_change = {v["__id__"] for v in predicted.values() if v["result"] is None}
+    applied = _apply(name, test=False)
+    assert all(v["result"] is True for v in applied.values()), applied
+    changed = {v["__id__"] for v in applied.values() if v["changes"]}
+    assert "loadbalancer-haproxy-file-managed" in changed
+    assert "controlplane-pki-file-managed-kube-scheduler.kubeconfig" in changed
+    assert will_change == changed
+    again = _apply(name, test=False)
+    assert [v["__id__"] for v in again.values() if v["changes"]] == []
+
+
 # --- failover ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""
+Failover benchmark on the lab: the seed-faithful profile against the tuned
+default, in the same run, on the same three controllers.
+
+For each profile it applies the load balancer states with that profile and
+then measures, over repeated trials (medians, min-max):
+
+- vip_moved: haproxy stopped on the VIP holder -> the VIP on the next controller
+- vip_back: haproxy started again -> the VIP back on the first (preemption)
+- failed_requests: one apiserver SIGKILLed while a client sends 20 requests/s
+  through the VIP (the seed's HTTP frontend); failed answers until systemd has
+  it back and haproxy re-admits it
+- failing_seconds: from the first to the last failed request of that window
+
+Usage (root, like the lab):  make bench  [TRIALS=5]
+Results: printed, and written to build/bench/failover.json.
+"""
+
+import argparse
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from tests.lab import lab
+
+PROFILES = ("seed", "tuned")
+# A client inside controller-3: GET /healthz through the VIP every 50 ms for
+# `seconds`, printing one line per failure (elapsed seconds).
+LOAD = r"""
+import sys, time, urllib.request
+end = time.monotonic() + float(sys.argv[1]); start = time.monotonic(); sent = 0
+while time.monotonic() < end:
+    sent += 1
+    try:
+        host = {"Host": "kubernetes.default.svc.cluster.local"}
+        req = urllib.request.Request(sys.argv[2], headers=host)
+        ok = urllib.request.urlopen(req, timeout=2).status == 200
+    except Exception:
+        ok = False
+    if not ok:
+        print(round(time.monotonic() - start, 3), flush=True)
+    time.sleep(0.05)
+print("sent", sent)
+"""
+
+
+def poll(what, check, timeout, interval=0.05):
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise lab.LabError(f"bench: {what} not reached after {timeout}s")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
+def salt(*argv, timeout=600):
+    data, proc = lab.salt_json(["salt", "--static", *argv], timeout)
+    if not isinstance(data, dict):
+        raise lab.LabError(f"bench: salt {' '.join(argv)} failed:\n{proc.stdout[-2000:]}")
+    return data
+
+
+def use_profile(profile):
+    lab.set_overrides({"profile": profile})
+    salt("k8s-controller-*", "saltutil.refresh_pillar", "wait=True")
+    data = salt("k8s-controller-*", "state.apply", "loadbalancer")
+    for minion, states in data.items():
+        bad = [k for k, v in states.items() if v.get("result") is not True]
+        if bad:
+            raise lab.LabError(f"bench: loadbalancer on {minion} failed: {bad}")
+    settle()
+
+
+def settle():
+    """All backends UP everywhere and the VIP on the first controller."""
+    salt("k8s-controller-*", "k8s_health.wait_ready", "timeout=120", timeout=180)
+    first = next(iter(lab.controllers()))
+    poll("VIP on the first controller", lambda: lab.vip_holders() == [first], 60)
+
+
+def vip_trial():
+    first, second = list(lab.controllers())[:2]
+    lab.cexec(first, "systemctl stop haproxy", check=True)
+    try:
+        moved = poll("VIP on the second controller", lambda: lab.vip_holders() == [second], 60)
+    finally:
+        lab.cexec(first, "systemctl start haproxy", check=True)
+    back = poll("VIP back on the first controller", lambda: lab.vip_holders() == [first], 60)
+    return {"vip_moved": moved, "vip_back": back}
+
+
+def apiserver_kill(window=30.0):
+    """Kill one apiserver 2 s into a `window`-second load; count failed requests."""
+    names = list(lab.controllers())
+    victim, client = names[1], names[2]
+    url = f"http://{lab.vip()}/healthz"
+    proc = subprocess.Popen(
+        lab.in_container(client, f"python3 -c '{LOAD}' {window} {url}"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    lab.cexec(victim, "systemctl kill -s KILL kube-apiserver", check=True)
+    out, _ = proc.communicate(timeout=window + 30)
+    failed = [float(line) for line in out.splitlines() if not line.startswith("sent")]
+    sent = int(out.strip().splitlines()[-1].split()[1])
+    return {
+        "failed_requests": len(failed),
+        "failing_seconds": round(failed[-1] - failed[0], 2) if failed else 0.0,
+        "sent": sent,
+    }
+
+
+def summarize(samples):
+    keys = sorted({k for s in samples for k in s if k != "sent"})
+    return {
+        k: {
+            "median": round(statistics.median(s[k] for s in samples), 2),
+            "min": round(min(s[k] for s in samples), 2),
+            "max": round(max(s[k] for s in samples), 2),
+            "n": len(samples),
+        }
+        for k in keys
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="failover benchmark on the lab")
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--kill-trials", type=int, default=3)
+    parser.add_argument("--out", default="build/bench/failover.json")
+    args = parser.parse_args(argv)
+    if lab.bring_up(orchestration=True) != 0:
+        return 1
+    results = {}
+    try:
+        for profile in PROFILES:
+            print(f"bench: profile {profile}", flush=True)
+            use_profile(profile)
+            samples = []
+            for trial in range(args.trials):
+                samples.append(vip_trial())
+                print(f"  vip trial {trial + 1}: {samples[-1]}", flush=True)
+                settle()
+            kills = []
+            for trial in range(args.kill_trials):
+                kills.append(apiserver_kill())
+                print(f"  apiserver trial {trial + 1}: {kills[-1]}", flush=True)
+                settle()
+            results[profile] = summarize(samples) | summarize(kills)
+    finally:
+        lab.set_overrides(None)
+        salt("k8s-controller-*", "saltutil.refresh_pillar", "wait=True")
+        salt("k8s-controller-*", "state.apply", "loadbalancer")
+    print(f"\n{'metric':18} {'seed (median)':>14} {'tuned (median)':>15} {'tuned/seed':>11}")
+    for metric in results["seed"]:
+        seed, tuned = results["seed"][metric]["median"], results["tuned"][metric]["median"]
+        ratio = f"{tuned / seed:.2f}" if seed else "-"
+        print(f"{metric:18} {seed:14.2f} {tuned:15.2f} {ratio:>11}")
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
