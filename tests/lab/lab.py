@@ -17,7 +17,7 @@ What `up` builds (every step idempotent; on a running lab it reuses what runs an
   kubectl from Debian's kubernetes-client (kubectl 1.20.2, served under the pillar's Kubernetes
   version path, v1.18.6 for the seed), and the test doubles (tests/doubles/kube_double.py,
   stamped with the pillar's version) as kube-apiserver, kube-controller-manager, kube-scheduler;
-* the PKI the seed's files need (openssl CLI), fed through pillar as an operator would.
+* the PKI the seed's files need (tests/support/pki.py), fed through pillar as an operator would.
 
 Then it runs `salt-run state.orchestrate orch.control_plane` and prints the seed's checks.
 
