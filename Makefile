@@ -29,7 +29,9 @@ help:
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r requirements.txt
+	@# pip warns once per file:// index location it does not find; the rest passes through.
+	set -o pipefail; $(VENV)/bin/pip install -q -r requirements.txt 2>&1 \
+		| { grep -v "^WARNING: Location 'file://" || true; }
 	touch $@
 
 deps: build/.apt-installed

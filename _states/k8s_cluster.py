@@ -49,7 +49,7 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
     holds the VIP. Runs on the master, in an orchestration.
 
     name
-        The VIP address.
+        A label; each controller checks the VIP of its own pillar.
 
     tgt, tgt_type
         The controllers of the cluster.
@@ -61,13 +61,13 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
 
         orch-vip:
           k8s_cluster.vip_single_holder:
-            - name: 10.240.0.10
+            - name: vip
             - tgt: 'I@k8s_control_plane:cluster:hardway'
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     if __opts__.get("test"):
         ret["result"] = None
-        ret["comment"] = f"Would wait up to {timeout}s for exactly one holder of {name}"
+        ret["comment"] = f"Would wait up to {timeout}s for exactly one holder of the VIP"
         return ret
     deadline = time.monotonic() + float(timeout)
     holders, answers = [], {}
@@ -80,12 +80,12 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
             break
         time.sleep(float(interval))
     if len(holders) == 1:
-        ret["comment"] = f"{holders[0]} holds {name}"
+        ret["comment"] = f"{holders[0]} holds the VIP"
         return ret
     ret["result"] = False
     silent = sorted(m for m, r in answers.items() if not isinstance(r.get("ret"), bool))
     ret["comment"] = (
-        f"After {timeout}s, {len(holders)} controllers hold {name} (expected exactly 1): "
+        f"After {timeout}s, {len(holders)} controllers hold the VIP (expected exactly 1): "
         f"{holders or 'none'}" + (f"; no answer from {silent}" if silent else "")
     )
     return ret

@@ -84,7 +84,6 @@ def run():
     view = next(iter(members.values()))
     controllers = [c.get("id") for c in view.get("controllers") or [] if isinstance(c, dict)]
     rbac = (view.get("rbac") or {}).get("apply_from") or (controllers or [None])[0]
-    vip = (view.get("vip") or {}).get("address")
     tgt = f"I@{KEY}:cluster:{name}"
     common = {"tgt": tgt, "tgt_type": "compound", "expect_minions": True}
 
@@ -102,7 +101,7 @@ def run():
     }
     steps["orch-vip-single-holder"] = {
         "k8s_cluster.vip_single_holder": [
-            {"name": vip},
+            {"name": "vip"},
             {"tgt": tgt},
             {"tgt_type": "compound"},
             {"timeout": 60},

@@ -1372,12 +1372,30 @@ def verify() -> None:
         ).stdout
         status = out.splitlines()[0].strip() if out else "no answer"
         say(f"  {name}: curl -i http://127.0.0.1/healthz -> {status}")
-    if (REPO / "_modules" / "k8s_health.py").exists():
-        proc = salt_cmd(["salt", "--static", "--out=json", "*", "k8s_health.summary"], timeout=120)
-        say("  salt '*' k8s_health.summary:")
-        print(proc.stdout.strip() or proc.stderr.strip(), flush=True)
-    else:
-        say("  (no _modules/k8s_health.py yet: no health summary)")
+    proc = salt_cmd(["salt", "--static", "--out=json", "*", "k8s_health.summary"], timeout=120)
+    data = parse_json(proc.stdout)
+    full = LOG_DIR / "health-summary.json"
+    write_file(full, proc.stdout)
+    say(f"  salt '*' k8s_health.summary (full: {full}):")
+    if not isinstance(data, dict):
+        say(f"    no summary: {(proc.stdout or proc.stderr).strip()[-500:]}")
+        return
+    for name in sorted(data):
+        summary = data[name]
+        if not isinstance(summary, dict):
+            say(f"    {name}: {summary}")
+            continue
+        checks = {
+            "haproxy 127.0.0.1/healthz": summary["haproxy_local_healthz"]["ok"],
+            "apiserver healthz/livez/readyz": summary["apiserver"]["ok"],
+            "VIP http+tls": summary["vip"]["ok"],
+            "haproxy backends UP": summary["haproxy_backends"]["ok"],
+            **{f"{c} healthz": v["ok"] for c, v in summary["components"].items()},
+        }
+        failed = [k for k, ok in checks.items() if not ok]
+        status = "ok" if summary.get("ok") else "FAILED: " + ", ".join(failed)
+        vip_note = ", holds the VIP" if summary.get("holds_vip") else ""
+        say(f"    {name}: {status} ({len(checks)} checks{vip_note})")
 
 
 def print_usage() -> None:

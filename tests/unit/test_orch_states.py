@@ -35,16 +35,16 @@ def test_vip_single_holder_waits_for_exactly_one(orch):
         ]
     )
     module = orch(lambda fun: next(polls))
-    ret = module.vip_single_holder("10.240.0.10", TGT, timeout=5, interval=0)
+    ret = module.vip_single_holder("vip", TGT, timeout=5, interval=0)
     assert ret["result"] is True and ret["changes"] == {}
-    assert ret["comment"] == "c1 holds 10.240.0.10"
+    assert ret["comment"] == "c1 holds the VIP"
 
 
 def test_vip_single_holder_fails_naming_the_holders(orch):
     module = orch({"c1": _ok(True), "c2": _ok(True), "c3": {"ret": "Minion did not return"}})
-    ret = module.vip_single_holder("10.240.0.10", TGT, timeout=0, interval=0)
+    ret = module.vip_single_holder("vip", TGT, timeout=0, interval=0)
     assert ret["result"] is False
-    assert "2 controllers hold 10.240.0.10 (expected exactly 1): ['c1', 'c2']" in ret["comment"]
+    assert "2 controllers hold the VIP (expected exactly 1): ['c1', 'c2']" in ret["comment"]
     assert "no answer from ['c3']" in ret["comment"]
 
 
