@@ -11,7 +11,11 @@ from salt.exceptions import CommandExecutionError
 
 from tests.unit.test_validation import cluster_config, set_path, versions_table
 
-SEED = pathlib.Path("/work/shared/seed/000_92f3bceb43a454dd.txt")
+SEED = (
+    pathlib.Path(__file__).parents[1]
+    / "fixtures"
+    / "seed-08-bootstrapping-kubernetes-controllers.md"
+)
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 SEED_ADDRESSES = {f"k8s-controller-{i}": f"10.240.0.1{i}" for i in (1, 2, 3)}
 

@@ -9,7 +9,11 @@ import yaml
 
 from tests.unit.test_validation import cluster_config, versions_table
 
-SEED = pathlib.Path("/work/shared/seed/000_92f3bceb43a454dd.txt")
+SEED = (
+    pathlib.Path(__file__).parents[1]
+    / "fixtures"
+    / "seed-08-bootstrapping-kubernetes-controllers.md"
+)
 RBAC_V1 = "rbac.authorization.k8s.io/v1"
 ROLE = {
     "apiVersion": RBAC_V1,
