@@ -592,9 +592,47 @@ def validate_config(cfg, table=None, minion_id=None):
     return list(errors)
 
 
+def preflight(cfg, minion_id, ip4_interfaces):
+    """
+    Pure function: what this controller must have before anything is applied
+    (run after validate_config found the pillar well-formed). Returns errors:
+    the controller's address must be configured on it, and vip:interface (when
+    set) must exist and carry that address.
+    """
+    errors = _Errors()
+    ip4_interfaces = ip4_interfaces or {}
+    for index, entry in enumerate(cfg.get("controllers") or []):
+        if entry.get("id") != minion_id:
+            continue
+        address = str(entry.get("address"))
+        carriers = sorted(n for n, addrs in ip4_interfaces.items() if address in (addrs or []))
+        if not carriers:
+            found = sorted({a for addrs in ip4_interfaces.values() for a in addrs or []})
+            errors.add(
+                f"controllers:{index}:address",
+                f"{address} is not configured on {minion_id}; its IPv4 addresses: "
+                f"{', '.join(found) or 'none'}",
+            )
+        interface = (cfg.get("vip") or {}).get("interface")
+        if interface and interface not in ip4_interfaces:
+            errors.add(
+                "vip:interface",
+                f"{interface} does not exist on {minion_id}; valid: "
+                f"{', '.join(sorted(n for n in ip4_interfaces if n != 'lo'))}",
+            )
+        elif interface and carriers and interface not in carriers:
+            errors.add(
+                "vip:interface",
+                f"{interface} does not carry {address} on {minion_id}; "
+                f"valid: {', '.join(carriers)}",
+            )
+    return list(errors)
+
+
 def validate():
     """
-    Validate this minion's cluster pillar. Returns ``{"valid": bool,
+    Validate this minion's cluster pillar, then preflight this minion (its
+    address configured, vip:interface present). Returns ``{"valid": bool,
     "errors": [...]}``; each error names its pillar key and the valid values.
 
     CLI Example:
@@ -607,5 +645,8 @@ def validate():
         cfg = config()
     except CommandExecutionError as exc:
         return {"valid": False, "errors": [str(exc)]}
-    errors = validate_config(cfg, versions(), minion_id=__grains__.get("id"))
+    minion_id = __grains__.get("id")
+    errors = validate_config(cfg, versions(), minion_id=minion_id)
+    if not errors:
+        errors = preflight(cfg, minion_id, __grains__.get("ip4_interfaces"))
     return {"valid": not errors, "errors": errors}

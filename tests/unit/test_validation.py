@@ -109,7 +109,19 @@ def salt_tree():
 
 
 def cluster_dunders(pillar, minion_id, os_family="Debian"):
-    """Dunders for k8s_cluster.config/validate: cp reads the repository's salt/ tree."""
+    """
+    Dunders for k8s_cluster.config/validate: cp reads the repository's salt/
+    tree; the grains carry the controller's address on the VIP interface.
+    """
+    controllers = pillar.get("controllers")
+    controllers = controllers if isinstance(controllers, list) else []
+    address = next(
+        (c.get("address") for c in controllers if isinstance(c, dict) and c.get("id") == minion_id),
+        None,
+    )
+    vip = pillar.get("vip")
+    interface = (vip.get("interface") if isinstance(vip, dict) else None) or "eth0"
+    ip4 = {"lo": ["127.0.0.1"], interface: [address] if address else []}
 
     def get_file_str(url):
         return (REPO / "salt" / url.removeprefix("salt://")).read_text(encoding="utf-8")
@@ -117,7 +129,7 @@ def cluster_dunders(pillar, minion_id, os_family="Debian"):
     return {
         "__salt__": {"cp.list_master": salt_tree, "cp.get_file_str": get_file_str},
         "__pillar__": {"k8s_control_plane": pillar},
-        "__grains__": {"id": minion_id, "os_family": os_family},
+        "__grains__": {"id": minion_id, "os_family": os_family, "ip4_interfaces": ip4},
         "__opts__": {"test": False},
         "__context__": {},
     }
