@@ -101,13 +101,18 @@ def _profile_of(pillar_data, defaults_docs):
     return profile
 
 
-def config(os_family=None):
+def config(os_family=None, with_secrets=False):
     """
     Return the merged configuration of this minion's cluster (defaults, OS
-    family, profile, pillar). Secrets are included: do not print them.
+    family, profile, pillar). ``secrets`` lists only the names of the secrets
+    present, never their values.
 
     os_family
         Override the ``os_family`` grain (used by ``make render``).
+
+    with_secrets
+        Include the secret values (for validation inside this module; never
+        print them).
 
     CLI Example:
 
@@ -118,7 +123,7 @@ def config(os_family=None):
     os_family = os_family or __grains__.get("os_family", "Debian")
     key = f"k8s_cluster.config.{os_family}"
     if key in __context__:
-        return copy.deepcopy(__context__[key])
+        return _public(__context__[key], with_secrets)
     pillar_data = __pillar__.get(PILLAR_KEY) or {}
     if not isinstance(pillar_data, dict):
         raise CommandExecutionError(f"pillar '{PILLAR_KEY}' must be a mapping")
@@ -137,7 +142,14 @@ def config(os_family=None):
         ]
     result = merge_layers(defaults, os_layers, profile_layers, pillar_data)
     __context__[key] = result
-    return copy.deepcopy(result)
+    return _public(result, with_secrets)
+
+
+def _public(cfg, with_secrets):
+    cfg = copy.deepcopy(cfg)
+    if not with_secrets and isinstance(cfg.get("secrets"), dict):
+        cfg["secrets"] = {name: "<secret>" for name in cfg["secrets"]}
+    return cfg
 
 
 def versions():
@@ -172,10 +184,11 @@ def minor_of(text):
 
 def etcd_servers(cfg):
     """The etcd client URLs: pillar's list, else one per controller."""
-    servers = (cfg.get("etcd") or {}).get("servers") or []
-    if servers:
-        return list(servers)
-    return [f"https://{c['address']}:2379" for c in cfg.get("controllers") or []]
+    etcd = cfg.get("etcd") or {}
+    if etcd.get("servers"):
+        return list(etcd["servers"])
+    port = etcd.get("client_port", 2379)
+    return [f"https://{c['address']}:{port}" for c in cfg.get("controllers") or []]
 
 
 def priorities(cfg):
@@ -184,6 +197,35 @@ def priorities(cfg):
     return {
         c["id"]: int(c["priority"]) if c.get("priority") is not None else base - index
         for index, c in enumerate(cfg.get("controllers") or [])
+    }
+
+
+def identity():
+    """
+    Return what the orchestration needs to know of this minion's cluster, and
+    nothing secret: the cluster, the controller ids in order, and the
+    controller that applies cluster-wide objects.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_cluster.identity
+    """
+    pillar_data = __pillar__.get(PILLAR_KEY)
+    pillar_data = pillar_data if isinstance(pillar_data, dict) else {}
+    controllers = pillar_data.get("controllers")
+    ids = [
+        c.get("id")
+        for c in (controllers if isinstance(controllers, list) else [])
+        if isinstance(c, dict)
+    ]
+    rbac = pillar_data.get("rbac")
+    apply_from = rbac.get("apply_from") if isinstance(rbac, dict) else None
+    return {
+        "cluster": pillar_data.get("cluster"),
+        "controllers": ids,
+        "apply_from": apply_from or (ids[0] if ids else None),
     }
 
 
@@ -466,9 +508,13 @@ def _check_etcd(errors, cfg):
         if not isinstance(url, str) or not re.match(r"^https://[^\s/]+:\d+$", url):
             errors.add(f"etcd:servers:{index}", f"{url!r}; valid: https://HOST:PORT")
     if managed is True:
-        for key in ("version", "release_url"):
-            if not etcd.get(key):
-                errors.add(f"etcd:{key}", "required when etcd:managed is true")
+        if not isinstance(etcd.get("version"), str) or parse_version(etcd["version"]) is None:
+            errors.add("etcd:version", f"{etcd.get('version')!r}; required when etcd:managed is "
+                       "true: X.Y.Z as a string, e.g. '3.4.23'")  # fmt: skip
+        url = etcd.get("release_url")
+        if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
+            errors.add("etcd:release_url", f"{url!r}; required when etcd:managed is true: "
+                       "an http(s) URL")  # fmt: skip
 
 
 def _check_loadbalancer_ports(errors, cfg):
@@ -498,6 +544,77 @@ def _check_loadbalancer_ports(errors, cfg):
         value = haproxy.get(key)
         if not _DURATION_RE.match(str(value)):
             errors.add(f"loadbalancer:haproxy:{key}", f"{value!r}; valid: a duration like 2s")
+
+
+COMPONENT_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def _positive(errors, key, value, allow_none=False, integer=False):
+    kinds = int if integer else (int, float)
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        what = "an integer" if integer else "a number"
+        errors.add(key, f"{value!r}; valid: {what} > 0" + (", or null" if allow_none else ""))
+
+
+def _string_list(errors, key, value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        errors.add(key, f"{value!r}; valid: a list of names")
+        return []
+    return value
+
+
+def _check_settings(errors, cfg, ids):
+    """The component settings that defaults fill: still the operator's to break."""
+    cp = cfg.get("controlplane") or {}
+    extra = cp.get("extra_args")
+    if not isinstance(extra, dict):
+        errors.add("controlplane:extra_args", f"expected a mapping, got {type(extra).__name__}")
+    else:
+        for component, flags in extra.items():
+            key = f"controlplane:extra_args:{component}"
+            if component not in COMPONENT_BINARIES:
+                errors.add(key, f"unknown component; valid: {', '.join(COMPONENT_BINARIES)}")
+            elif not isinstance(flags, dict):
+                errors.add(key, "expected a mapping of flag -> value (null removes the flag)")
+            else:
+                for flag, value in flags.items():
+                    if value is not None and (
+                        not isinstance(value, str | int | float | bool)
+                        or re.search(r"\s", str(value))
+                    ):
+                        errors.add(f"{key}:{flag}", f"{value!r}; valid: one word, or null")
+    binaries = _string_list(errors, "controlplane:binaries", cp.get("binaries"))
+    missing = [b for b in COMPONENT_BINARIES if binaries and b not in binaries]
+    if missing:
+        errors.add("controlplane:binaries", f"must include {', '.join(missing)}")
+    _positive(errors, "controlplane:ready_timeout", cp.get("ready_timeout"))
+    rbac = cfg.get("rbac") or {}
+    _positive(errors, "rbac:ready_timeout", rbac.get("ready_timeout"))
+    apply_from = rbac.get("apply_from")
+    if apply_from is not None and apply_from not in ids:
+        errors.add("rbac:apply_from", f"{apply_from!r}; valid: null or one of {ids}")
+    role, binding = rbac.get("cluster_role"), rbac.get("cluster_role_binding")
+    if not isinstance(role, dict) or not isinstance(role.get("name"), str):
+        errors.add("rbac:cluster_role", "expected a mapping with name and rules")
+    elif not isinstance(role.get("rules"), list) or not role["rules"]:
+        errors.add("rbac:cluster_role:rules", "expected a non-empty list of rules")
+    if not isinstance(binding, dict) or not all(
+        isinstance(binding.get(k), str) for k in ("name", "user")
+    ):
+        errors.add("rbac:cluster_role_binding", "expected a mapping with name and user")
+    ka = (cfg.get("loadbalancer") or {}).get("keepalived") or {}
+    _positive(errors, "loadbalancer:keepalived:check_interval", ka.get("check_interval"))
+    for key in ("check_fall", "check_rise"):
+        _positive(errors, f"loadbalancer:keepalived:{key}", ka.get(key), True, True)
+    haproxy = (cfg.get("loadbalancer") or {}).get("haproxy") or {}
+    for key in ("selinux_booleans", "selinux_pkgs"):
+        if haproxy.get(key) != []:
+            _string_list(errors, f"loadbalancer:haproxy:{key}", haproxy.get(key))
+    sysctl = ((cfg.get("loadbalancer") or {}).get("sysctl") or {}).get("config")
+    if not isinstance(sysctl, str) or not sysctl.startswith("/"):
+        errors.add("loadbalancer:sysctl:config", f"{sysctl!r}; valid: an absolute path")
 
 
 def _check_secrets(errors, cfg):
@@ -551,7 +668,8 @@ def _check_shape(errors, cfg):
         for part in path.split(":"):
             node = node.get(part) if isinstance(node, dict) else None
         if node is not None and not isinstance(node, dict):
-            errors.add(path, f"expected a mapping, got {type(node).__name__} {node!r}")
+            shown = "" if path == "secrets" else f" {node!r}"  # never echo a secret
+            errors.add(path, f"expected a mapping, got {type(node).__name__}{shown}")
     controllers = cfg.get("controllers")
     if controllers is not None and not isinstance(controllers, list):
         errors.add(
@@ -588,6 +706,8 @@ def validate_config(cfg, table=None, minion_id=None):
     _check_kubernetes(errors, cfg, table, addresses)
     _check_etcd(errors, cfg)
     _check_loadbalancer_ports(errors, cfg)
+    ids = [c.get("id") for c in cfg.get("controllers") or [] if isinstance(c, dict)]
+    _check_settings(errors, cfg, ids)
     _check_secrets(errors, cfg)
     return list(errors)
 
@@ -642,7 +762,7 @@ def validate():
         salt 'k8s-controller-*' k8s_cluster.validate
     """
     try:
-        cfg = config()
+        cfg = config(with_secrets=True)
     except CommandExecutionError as exc:
         return {"valid": False, "errors": [str(exc)]}
     minion_id = __grains__.get("id")

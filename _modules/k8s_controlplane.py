@@ -39,8 +39,9 @@ def context(cfg, address):
     """Values the flag table's format strings can use (pure function)."""
     cp = cfg["controlplane"]
     k8s = cfg["kubernetes"]
-    servers = (cfg.get("etcd") or {}).get("servers") or [
-        f"https://{c['address']}:2379" for c in cfg["controllers"]
+    etcd = cfg.get("etcd") or {}
+    servers = etcd.get("servers") or [
+        f"https://{c['address']}:{etcd.get('client_port', 2379)}" for c in cfg["controllers"]
     ]
     return {
         "address": address,

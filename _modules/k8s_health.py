@@ -221,7 +221,7 @@ def _backends_up():
     return bool(servers) and not down, down
 
 
-def wait_ready(timeout=None, interval=0.5):
+def wait_ready(timeout=None, interval=0.5, scope="cluster"):
     """
     Wait (bounded, polling) until this controller's apiserver is ready, the
     VIP answers ``/readyz``, and this controller's haproxy has every apiserver
@@ -230,6 +230,10 @@ def wait_ready(timeout=None, interval=0.5):
 
     timeout
         Seconds; default controlplane:ready_timeout
+
+    scope
+        ``cluster`` (default): as above. ``local``: this controller's apiserver
+        only (a rolling restart, or RBAC while another controller is down).
 
     CLI Example:
 
@@ -243,8 +247,11 @@ def wait_ready(timeout=None, interval=0.5):
     start = time.monotonic()
     while True:
         local = apiserver(timeout=2)["checks"]["readyz"]
-        through = vip(timeout=2)["checks"]["tls"]
-        backends_up, down = _backends_up()
+        if scope == "local":
+            through, (backends_up, down) = {"ok": True, "url": "-", "status": "skipped"}, (True, [])
+        else:
+            through = vip(timeout=2)["checks"]["tls"]
+            backends_up, down = _backends_up()
         if local["ok"] and through["ok"] and backends_up:
             return {"ready": True, "seconds": round(time.monotonic() - start, 2)}
         if time.monotonic() >= deadline:
@@ -279,7 +286,7 @@ def summary():
     )
     try:
         backends = haproxy_backends()
-        backends_ok = bool(backends) and all(b["status"].startswith("UP") for b in backends)
+        backends_ok = bool(backends) and all(b["status"] == "UP" for b in backends)
     except CommandExecutionError as exc:
         backends, backends_ok = [{"error": str(exc)}], False
     components = {

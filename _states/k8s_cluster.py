@@ -107,7 +107,7 @@ def _call(tgt, tgt_type, fun, kwarg=None, timeout=60):
     return good, bad
 
 
-def apiservers_ready(name, tgt, tgt_type="compound", timeout=240):
+def apiservers_ready(name, tgt, tgt_type="compound", timeout=None):
     """
     Wait (bounded, polling, on each controller at once) until every
     controller's apiserver and the VIP answer ``/readyz``.
@@ -119,7 +119,8 @@ def apiservers_ready(name, tgt, tgt_type="compound", timeout=240):
         The controllers of the cluster.
 
     timeout
-        Seconds each controller waits before failing.
+        Seconds each controller waits before failing; default: each
+        controller's controlplane:ready_timeout.
 
     .. code-block:: yaml
 
@@ -131,10 +132,11 @@ def apiservers_ready(name, tgt, tgt_type="compound", timeout=240):
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     if __opts__.get("test"):
         ret["result"] = None
-        ret["comment"] = f"Would wait up to {timeout}s for every apiserver and the VIP"
+        ret["comment"] = "Would wait for every apiserver, the VIP and haproxy's backends"
         return ret
+    kwarg = {"timeout": timeout} if timeout else {}
     good, bad = _call(
-        tgt, tgt_type, "k8s_health.wait_ready", {"timeout": timeout}, timeout=int(timeout) + 30
+        tgt, tgt_type, "k8s_health.wait_ready", kwarg, timeout=int(timeout or 900) + 30
     )
     if bad:
         ret["result"] = False

@@ -12,7 +12,7 @@ def __virtual__():
     return __virtualname__
 
 
-def ready(name, timeout=None):
+def ready(name, timeout=None, scope="cluster"):
     """
     Wait until this controller's apiserver answers ``/readyz`` and so does the
     VIP (k8s_health.wait_ready). In test mode, report whether it is ready now.
@@ -22,6 +22,10 @@ def ready(name, timeout=None):
 
     timeout
         Seconds; default controlplane:ready_timeout.
+
+    scope
+        ``cluster``: also the VIP and every haproxy backend; ``local``: this
+        controller's apiserver only.
 
     .. code-block:: yaml
 
@@ -38,8 +42,8 @@ def ready(name, timeout=None):
         )
         return ret
     try:
-        waited = __salt__["k8s_health.wait_ready"](timeout=timeout)
-    except CommandExecutionError as exc:
+        waited = __salt__["k8s_health.wait_ready"](timeout=timeout, scope=scope)
+    except (CommandExecutionError, ValueError) as exc:
         ret["result"] = False
         ret["comment"] = str(exc)
         return ret

@@ -1,4 +1,7 @@
+{#- Only an etcd this project manages is removed: with etcd:managed false
+    the controllers may run an etcd of their own (the seed's chapter 07). #}
 {%- set etcd = salt['k8s_cluster.config']().etcd %}
+{%- if etcd.managed %}
 etcd-clean-service-dead:
   service.dead:
     - name: etcd
@@ -14,3 +17,4 @@ etcd-clean-file-absent:
       - {{ etcd.bin_dir }}/etcdctl
     - require:
       - service: etcd-clean-service-dead
+{%- endif %}

@@ -25,18 +25,17 @@ KEY = "k8s_control_plane"
 
 
 def _clusters():
-    """Ask the minions which cluster each belongs to (fresh pillar)."""
+    """
+    Ask the minions which cluster each belongs to. k8s_cluster.identity
+    answers with the cluster, the controller ids and the RBAC controller only:
+    no secret leaves a minion.
+    """
     answers = __salt__["saltutil.cmd"](
-        f"I@{KEY}:cluster:*",
-        "pillar.items",
-        arg=[KEY],
-        kwarg={"unmask": True},
-        tgt_type="compound",
-        timeout=30,
+        f"I@{KEY}:cluster:*", "k8s_cluster.identity", tgt_type="compound", timeout=30
     )
     clusters = {}
     for minion, answer in answers.items():
-        data = (answer.get("ret") or {}).get(KEY) if isinstance(answer, dict) else None
+        data = answer.get("ret") if isinstance(answer, dict) else None
         if isinstance(data, dict) and data.get("cluster"):
             clusters.setdefault(data["cluster"], {})[minion] = data
     return clusters
@@ -64,26 +63,37 @@ def _choose(clusters, wanted):
     )
 
 
-def _sync(tgt):
+def _sync():
     """
-    Sync custom modules and states before anything else, test mode included:
-    the master's (for the VIP step below) and the controllers' (for their
-    validation). Syncing only copies this tree's modules into Salt's caches.
+    Before anything else, test mode included: refresh every minion's pillar
+    (targeting below matches on it, and a pillar top edit is otherwise not
+    seen), then sync custom modules and states to the master (for the checks
+    below) and to the controllers (for their validation). Neither changes a
+    host: they refresh Salt's own caches.
     """
+    __salt__["saltutil.cmd"]("*", "saltutil.refresh_pillar", kwarg={"wait": True}, timeout=60)
     __salt__["saltutil.runner"]("saltutil.sync_all")
-    __salt__["saltutil.cmd"](tgt, "saltutil.sync_all", tgt_type="compound", timeout=60)
+    __salt__["saltutil.cmd"](
+        f"I@{KEY}:cluster:*", "saltutil.sync_all", tgt_type="compound", timeout=60
+    )
 
 
 def run():
-    _sync(f"I@{KEY}:cluster:*")
+    _sync()
     clusters = _clusters()
     name = _choose(clusters, __pillar__.get("cluster"))
     members = clusters[name]
-    # Any member's view of the cluster is the cluster file's; validation
-    # (step 2) checks each member's own pillar.
-    view = next(iter(members.values()))
-    controllers = [c.get("id") for c in view.get("controllers") or [] if isinstance(c, dict)]
-    rbac = (view.get("rbac") or {}).get("apply_from") or (controllers or [None])[0]
+    # Every member's pillar lists the same controllers (one cluster file);
+    # validation (step 2) checks each member's own pillar in full.
+    view = members[sorted(members)[0]]
+    silent = sorted(set(view["controllers"]) - set(members))
+    if silent:
+        raise SaltRenderError(
+            f"orch.control_plane: cluster {name!r} lists {', '.join(silent)} in "
+            f"{KEY}:controllers, but they did not answer with this cluster's pillar "
+            "(minion down, key not accepted, or not matched in pillar/top.sls)"
+        )
+    rbac = view["apply_from"]
     tgt = f"I@{KEY}:cluster:{name}"
     common = {"tgt": tgt, "tgt_type": "compound", "expect_minions": True}
 
@@ -111,13 +121,16 @@ def run():
     steps["orch-etcd"] = {
         "salt.state": on_all({"k8s_cluster": "orch-vip-single-holder"}, sls=["etcd"])
     }
-    steps["orch-controlplane"] = {"salt.state": on_all({"salt": "orch-etcd"}, sls=["controlplane"])}
+    # One controller at a time, each waiting for its own apiserver to be ready
+    # (controlplane.services): a rollout never restarts every apiserver at once.
+    steps["orch-controlplane"] = {
+        "salt.state": on_all({"salt": "orch-etcd"}, sls=["controlplane"], batch="1")
+    }
     steps["orch-wait-ready"] = {
         "k8s_cluster.apiservers_ready": [
             {"name": "apiservers"},
             {"tgt": tgt},
             {"tgt_type": "compound"},
-            {"timeout": 240},
             {"require": [{"salt": "orch-controlplane"}]},
         ]
     }

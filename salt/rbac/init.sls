@@ -23,6 +23,7 @@ def run():
             "k8s_health.ready": [
                 {"name": "apiserver"},
                 {"timeout": rbac["ready_timeout"]},
+                {"scope": "local"},
                 {"require": [{"sls": "cluster.validate"}]},
             ]
         },

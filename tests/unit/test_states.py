@@ -284,7 +284,9 @@ def test_validated_matches_validate_config(modules, state_modules):
     pillar = cluster_pillar("example")
     set_path(pillar, "kubernetes:node_port_range", "1-0")
     cluster = modules("k8s_cluster", **cluster_dunders(pillar, "prod-cp-1"))
-    expected = cluster.validate_config(cluster.config(), cluster.versions(), "prod-cp-1")
+    expected = cluster.validate_config(
+        cluster.config(with_secrets=True), cluster.versions(), "prod-cp-1"
+    )
     ret = _validated(modules, state_modules, pillar, "prod-cp-1")
     assert len(expected) == 1
     assert ret["comment"].startswith("Invalid cluster pillar (1 ")
@@ -298,3 +300,22 @@ def test_validated_reports_a_scalar_section(modules, state_modules):
     ret = _validated(modules, state_modules, pillar, "k8s-controller-1")
     assert ret["result"] is False
     assert f"- {PREFIX}vip: " in ret["comment"]
+
+
+def test_config_never_returns_secret_values(modules):
+    pillar = cluster_pillar("hardway")
+    cluster = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
+    public = cluster.config()
+    assert set(public["secrets"]) == set(pillar["secrets"])
+    assert set(public["secrets"].values()) == {"<secret>"}
+    assert cluster.config(with_secrets=True)["secrets"] == pillar["secrets"]
+
+
+def test_identity_tells_no_secret(modules):
+    pillar = cluster_pillar("hardway")
+    cluster = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
+    assert cluster.identity() == {
+        "cluster": "hardway",
+        "controllers": ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"],
+        "apply_from": "k8s-controller-1",
+    }

@@ -221,7 +221,7 @@ def test_config_reads_the_salt_tree_like_the_fixture(modules, configs, cluster):
     """k8s_cluster.config (cp.list_master/cp.get_file_str mocked) == the fixture's merge."""
     pillar = cluster_pillar(cluster)
     mod = modules("k8s_cluster", **cluster_dunders(pillar, pillar["controllers"][0]["id"]))
-    assert mod.config() == configs[cluster]
+    assert mod.config(with_secrets=True) == configs[cluster]
     assert mod.validate() == {"valid": True, "errors": []}
 
 
@@ -909,3 +909,49 @@ def test_validate_reports_a_broken_layer(modules):
     dunders["__pillar__"] = {"k8s_control_plane": ["not", "a", "mapping"]}
     report = modules("k8s_cluster", **dunders).validate()
     assert report == {"valid": False, "errors": ["pillar 'k8s_control_plane' must be a mapping"]}
+
+
+CP, LB, XA = "controlplane", "loadbalancer", "controlplane:extra_args"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "text"),
+    [
+        (XA, ["--v=4"], XA, "expected a mapping"),
+        (XA, {"kubelet": {}}, f"{XA}:kubelet", "valid:"),
+        (XA, {"kube-apiserver": ["v"]}, f"{XA}:kube-apiserver", "flag -> value"),
+        (XA, {"kube-scheduler": {"v": "2 --x"}}, f"{XA}:kube-scheduler:v", "one word"),
+        (f"{CP}:binaries", ["kubectl"], f"{CP}:binaries", "must include kube-apiserver"),
+        (f"{CP}:ready_timeout", "3m", f"{CP}:ready_timeout", "a number > 0"),
+        ("rbac:apply_from", "k8s-controller-9", "rbac:apply_from", "one of ['k8s-controller-1'"),
+        ("rbac:cluster_role", None, "rbac:cluster_role", "name and rules"),
+        ("rbac:cluster_role_binding", {"name": "x"}, "rbac:cluster_role_binding", "name and user"),
+        (f"{LB}:haproxy:selinux_booleans", "x", f"{LB}:haproxy:selinux_booleans", "list of names"),
+        (
+            f"{LB}:keepalived:check_fall",
+            0,
+            f"{LB}:keepalived:check_fall",
+            "an integer > 0, or null",
+        ),
+        (f"{LB}:sysctl:config", None, f"{LB}:sysctl:config", "an absolute path"),
+    ],
+)
+def test_component_settings(table, k8s_cluster, path, value, key, text):
+    cfg = set_path(cluster_config("hardway"), path, value)
+    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    assert any(e.startswith(f"{PREFIX}{key}: ") and text in e for e in errors), errors
+
+
+def test_managed_etcd_version_and_url_types(table, k8s_cluster):
+    cfg = cluster_config("hardway")
+    cfg["etcd"].update({"managed": True, "version": 3.4, "release_url": 5})
+    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    assert any(e.startswith(f"{PREFIX}etcd:version: 3.4; required") for e in errors), errors
+    assert any(e.startswith(f"{PREFIX}etcd:release_url: 5; required") for e in errors), errors
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(table, k8s_cluster):
+    cfg = cluster_config("hardway")
+    cfg["secrets"] = "-----BEGIN PRIVATE KEY-----\nSECRETSTUFF"
+    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    assert errors == [f"{PREFIX}secrets: expected a mapping, got str"]

@@ -12,6 +12,24 @@ DESCRIPTIONS = {
     "kube-controller-manager": "Kubernetes Controller Manager",
     "kube-scheduler": "Kubernetes Scheduler",
 }
+# The files each component reads: a change restarts that component only.
+READS = {
+    "kube-apiserver": (
+        "ca.pem",
+        "kubernetes.pem",
+        "kubernetes-key.pem",
+        "service-account.pem",
+        "service-account-key.pem",
+        "encryption-config.yaml",
+    ),
+    "kube-controller-manager": (
+        "ca.pem",
+        "ca-key.pem",
+        "service-account-key.pem",
+        "kube-controller-manager.kubeconfig",
+    ),
+    "kube-scheduler": ("kube-scheduler.kubeconfig",),
+}
 
 
 def run():
@@ -64,11 +82,21 @@ def run():
         watch = [
             {"file": unit},
             {"file": f"controlplane-binaries-file-managed-{component}"},
-            {"sls": "controlplane.pki"},
+            *({"file": f"controlplane-pki-file-managed-{name}"} for name in READS[component]),
         ]
         if component == "kube-scheduler":
             watch.append({"file": "controlplane-services-file-managed-kube-scheduler.yaml"})
         states[f"controlplane-services-service-running-{component}"] = {
             "service.running": [{"name": component}, {"enable": True}, {"watch": watch}]
         }
+    # A restarted apiserver is ready before this controller is done, so that
+    # the orchestration's one-at-a-time rollout keeps the others serving.
+    states["controlplane-services-k8s_health-ready"] = {
+        "k8s_health.ready": [
+            {"name": "kube-apiserver"},
+            {"timeout": cp["ready_timeout"]},
+            {"scope": "local"},
+            {"require": [{"service": "controlplane-services-service-running-kube-apiserver"}]},
+        ]
+    }
     return states

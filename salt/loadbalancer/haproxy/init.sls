@@ -49,6 +49,21 @@ def run():
             ]
         },
         **{
+            f"loadbalancer-haproxy-pkg-installed-{pkg}": {
+                "pkg.installed": [
+                    {"name": pkg},
+                    {"require": [{"sls": "cluster.validate"}]},
+                    {
+                        "require_in": [
+                            {"selinux": f"loadbalancer-haproxy-selinux-boolean-{b}"}
+                            for b in h["selinux_booleans"]
+                        ]
+                    },
+                ]
+            }
+            for pkg in h["selinux_pkgs"]
+        },
+        **{
             f"loadbalancer-haproxy-selinux-boolean-{boolean}": {
                 "selinux.boolean": [
                     {"name": boolean},
