@@ -182,15 +182,6 @@ def minor_of(text):
     return int(major), int(minor)
 
 
-def etcd_servers(cfg):
-    """The etcd client URLs: pillar's list, else one per controller."""
-    etcd = cfg.get("etcd") or {}
-    if etcd.get("servers"):
-        return list(etcd["servers"])
-    port = etcd.get("client_port", 2379)
-    return [f"https://{c['address']}:{port}" for c in cfg.get("controllers") or []]
-
-
 def priorities(cfg):
     """Map controller id -> VRRP priority: explicit, else base, base-1, ..."""
     base = int(cfg["loadbalancer"]["keepalived"]["priority_base"])

@@ -211,14 +211,14 @@ def holds_vip(address=None):
     return (address or _cfg()["vip"]["address"]) in _addresses()
 
 
-def _backends_up():
-    """(all haproxy servers UP, the ones that are not)."""
+def _backends():
+    """(servers, all UP, the ones that are not): the one verdict on haproxy's backends."""
     try:
         servers = haproxy_backends()
     except CommandExecutionError as exc:
-        return False, [str(exc)]
+        return [{"error": str(exc)}], False, [str(exc)]
     down = [f"{s['proxy']}/{s['server']} {s['status']}" for s in servers if s["status"] != "UP"]
-    return bool(servers) and not down, down
+    return servers, bool(servers) and not down, down
 
 
 def wait_ready(timeout=None, interval=0.5, scope="cluster"):
@@ -251,7 +251,7 @@ def wait_ready(timeout=None, interval=0.5, scope="cluster"):
             through, (backends_up, down) = {"ok": True, "url": "-", "status": "skipped"}, (True, [])
         else:
             through = vip(timeout=2)["checks"]["tls"]
-            backends_up, down = _backends_up()
+            _, backends_up, down = _backends()
         if local["ok"] and through["ok"] and backends_up:
             return {"ready": True, "seconds": round(time.monotonic() - start, 2)}
         if time.monotonic() >= deadline:
@@ -284,11 +284,7 @@ def summary():
     local = _get(
         f"http://127.0.0.1:{haproxy['http_port']}/healthz", host=SEED_HOST_HEADER, timeout=3.0
     )
-    try:
-        backends = haproxy_backends()
-        backends_ok = bool(backends) and all(b["status"] == "UP" for b in backends)
-    except CommandExecutionError as exc:
-        backends, backends_ok = [{"error": str(exc)}], False
+    backends, backends_ok, _ = _backends()
     components = {
         name: _get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=3.0)
         for name, port in (
