@@ -17,8 +17,10 @@ what differs.
 import base64
 import binascii
 import copy
+import hashlib
 import ipaddress
 import itertools
+import json
 import re
 
 import salt.utils.dictupdate
@@ -121,12 +123,14 @@ def config(os_family=None, with_secrets=False):
         salt k8s-controller-1 k8s_cluster.config
     """
     os_family = os_family or __grains__.get("os_family", "Debian")
-    key = f"k8s_cluster.config.{os_family}"
-    if key in __context__:
-        return _public(__context__[key], with_secrets)
     pillar_data = __pillar__.get(PILLAR_KEY) or {}
     if not isinstance(pillar_data, dict):
         raise CommandExecutionError(f"pillar '{PILLAR_KEY}' must be a mapping")
+    # Keyed on the pillar's content: a loader that outlives a pillar refresh
+    # (__context__ can) never serves the old cluster.
+    key = f"k8s_cluster.config.{os_family}.{_digest(pillar_data)}"
+    if key in __context__:
+        return _public(__context__[key], with_secrets)
     defaults = [(f"{c}/parameters/defaults.yaml", None) for c in COMPONENTS]
     defaults = [(src, _read_yaml(src)) for src, _ in defaults]
     os_layers = [
@@ -143,6 +147,11 @@ def config(os_family=None, with_secrets=False):
     result = merge_layers(defaults, os_layers, profile_layers, pillar_data)
     __context__[key] = result
     return _public(result, with_secrets)
+
+
+def _digest(*data):
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _public(cfg, with_secrets):
@@ -757,7 +766,12 @@ def validate():
     except CommandExecutionError as exc:
         return {"valid": False, "errors": [str(exc)]}
     minion_id = __grains__.get("id")
-    errors = validate_config(cfg, versions(), minion_id=minion_id)
-    if not errors:
-        errors = preflight(cfg, minion_id, __grains__.get("ip4_interfaces"))
-    return {"valid": not errors, "errors": errors}
+    interfaces = __grains__.get("ip4_interfaces")
+    # Every SLS of a run asks; validate once per pillar and grains.
+    key = f"k8s_cluster.validate.{_digest(cfg, minion_id, interfaces)}"
+    if key not in __context__:
+        errors = validate_config(cfg, versions(), minion_id=minion_id)
+        if not errors:
+            errors = preflight(cfg, minion_id, interfaces)
+        __context__[key] = {"valid": not errors, "errors": errors}
+    return copy.deepcopy(__context__[key])

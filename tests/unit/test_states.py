@@ -319,3 +319,16 @@ def test_identity_tells_no_secret(modules):
         "controllers": ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"],
         "apply_from": "k8s-controller-1",
     }
+
+
+def test_cached_config_follows_a_pillar_refresh(modules):
+    pillar = cluster_pillar("hardway")
+    cluster = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
+    assert cluster.config()["vip"]["address"] == "10.240.0.10"
+    assert cluster.validate()["valid"] is True
+    # A long-lived loader keeps __context__ across a refresh: the cache must not.
+    cluster.__pillar__ = {
+        "k8s_control_plane": dict(pillar, vip=dict(pillar["vip"], address="10.9.9.9"))
+    }
+    assert cluster.config()["vip"]["address"] == "10.9.9.9"
+    assert cluster.validate()["valid"] is False
