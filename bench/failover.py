@@ -59,15 +59,6 @@ print("sent", len(threads))
 """
 
 
-def poll(what, check, timeout, interval=0.05):
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise lab.LabError(f"bench: {what} not reached after {timeout}s")
-        time.sleep(interval)
-    return time.monotonic() - start
-
-
 def salt(*argv, timeout=600):
     data, proc = lab.salt_json(["salt", "--static", *argv], timeout)
     if not isinstance(data, dict):
@@ -89,18 +80,19 @@ def use_profile(profile):
 def settle():
     """All backends UP everywhere and the VIP on the first controller."""
     salt("k8s-controller-*", "k8s_health.wait_ready", "timeout=120", timeout=180)
-    first = next(iter(lab.controllers()))
-    poll("VIP on the first controller", lambda: lab.vip_holders() == [first], 60)
+    lab.wait_for_holders([next(iter(lab.controllers()))], 60)
 
 
 def vip_trial():
     first, second = list(lab.controllers())[:2]
     lab.cexec(first, "systemctl stop haproxy", check=True)
     try:
-        moved = poll("VIP on the second controller", lambda: lab.vip_holders() == [second], 60)
+        moved, most = lab.wait_for_holders([second], 60)
     finally:
         lab.cexec(first, "systemctl start haproxy", check=True)
-    back = poll("VIP back on the first controller", lambda: lab.vip_holders() == [first], 60)
+    back, most_back = lab.wait_for_holders([first], 60)
+    if max(most, most_back) > 1:
+        raise lab.LabError("bench: two controllers held the VIP at once")
     return {"vip_moved": moved, "vip_back": back}
 
 

@@ -1091,6 +1091,22 @@ def vip_holders() -> list[str]:
     return holders
 
 
+def wait_for_holders(expected: list[str], timeout: float) -> tuple[float, int]:
+    """
+    Poll (about every 50 ms, bounded) until exactly `expected` hold the VIP.
+    Returns (seconds it took, the most holders seen at once).
+    """
+    start, most = time.monotonic(), 0
+    while True:
+        holders = vip_holders()
+        most = max(most, len(holders))
+        if holders == expected:
+            return time.monotonic() - start, most
+        if time.monotonic() - start > timeout:
+            raise LabError(f"VIP holders {holders} after {timeout}s, expected {expected}")
+        time.sleep(0.05)
+
+
 # ---------------------------------------------------------------------------------------------
 # keys
 

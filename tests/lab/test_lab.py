@@ -29,10 +29,6 @@ def need_orchestration():
         pytest.skip("the first orchestration did not succeed (see its test)")
 
 
-def holders_now() -> list[str]:
-    return lab.vip_holders()
-
-
 # --- the lab itself -------------------------------------------------------------------------
 
 
@@ -92,7 +88,7 @@ def test_labctl_exec_and_salt_pass_exit_codes_through(up):
 
 
 def test_no_vip_before_the_orchestration(up):
-    assert holders_now() == []
+    assert lab.vip_holders() == []
 
 
 # --- the orchestration --------------------------------------------------------------------------
@@ -109,7 +105,7 @@ def test_orchestration_succeeds_from_fresh_containers(up, measured):
 
 def test_vip_is_on_controller_1_only(up):
     need_orchestration()
-    assert holders_now() == ["k8s-controller-1"]
+    assert lab.vip_holders() == ["k8s-controller-1"]
 
 
 def test_haproxy_answers_through_the_vip_and_locally(up):
@@ -211,31 +207,18 @@ def test_test_mode_predicts_the_real_apply_after_drift(up):
 # --- failover ---------------------------------------------------------------------------------
 
 
-def wait_for_holders(expected: list[str], timeout: float) -> tuple[float, int]:
-    """Poll (about every 50 ms) until exactly `expected` hold the VIP; (seconds, most seen)."""
-    start, most = time.monotonic(), 0
-    while True:
-        holders = holders_now()
-        most = max(most, len(holders))
-        if holders == expected:
-            return time.monotonic() - start, most
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"VIP holders {holders} after {timeout}s, expected {expected}")
-        time.sleep(0.05)
-
-
 def test_vip_follows_haproxy(up, measured):
     need_orchestration()
     first, second = list(lab.controllers())[:2]
-    assert holders_now() == [first]
+    assert lab.vip_holders() == [first]
     try:
         lab.cexec(first, "systemctl stop haproxy", check=True)
-        moved, most = wait_for_holders([second], timeout=60)
+        moved, most = lab.wait_for_holders([second], timeout=60)
         measured["VIP moved (haproxy stopped on the holder)"] = moved
         assert most <= 1, "two controllers held the VIP at once"
     finally:
         lab.cexec(first, "systemctl start haproxy", check=True)
-    back, most = wait_for_holders([first], timeout=60)
+    back, most = lab.wait_for_holders([first], timeout=60)
     measured["VIP back (haproxy started again)"] = back
     assert most <= 1, "two controllers held the VIP at once"
     code = lab.cexec(second, f"{HEALTHZ} http://{lab.vip()}/healthz").stdout
