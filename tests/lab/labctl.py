@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lab
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
+from tests.lab import lab
 
 SALT_COMMANDS = ("salt", "salt-run", "salt-key", "salt-cp")
 

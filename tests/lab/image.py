@@ -1,0 +1,298 @@
+"""The controllers' image: Debian bookworm (debootstrap minbase) with systemd, keepalived,
+haproxy and salt in /opt/salt, cached in /var/cache/k8s-salt-lab/image-<recipe hash>.
+
+The hash is computed from image_recipe() only: change what goes into the image there (or bump
+RECIPE_VERSION) and the next `up` builds a new image; anything else reuses the cached one.
+Also the host's own packages and the Debian archive it installs from (read at run time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .common import (
+    CACHE_DIR,
+    CONTAINER_PATH,
+    IFACE,
+    MASTER_IP,
+    LabError,
+    apt_env,
+    run,
+    say,
+    timed,
+    write_file,
+)
+from .containers import container_image, running_containers
+
+SUITE = "bookworm"
+IMAGE_PYTHON = (3, 11)  # bookworm's python3: the salt wheels are built for it
+SALT_VERSION = "3008.4"
+RECIPE_VERSION = 1  # bump to force a rebuild for a change the recipe data below does not show
+IMAGE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "netbase",
+    "python3",
+    "python3-venv",
+    "python3-yaml",
+    "keepalived",
+    "haproxy",
+    "curl",
+    "openssl",
+    "procps",
+    "iputils-ping",
+    "ca-certificates",
+    "libcap2-bin",
+)
+IMAGE_UNITS = (
+    "lab-host0-rename.service",
+    "systemd-networkd.service",
+    "systemd-networkd-wait-online.service",
+    "salt-minion.service",
+)
+HOST_PACKAGES = ("systemd-container", "debootstrap", "iproute2", "openssl", "util-linux")
+
+
+# ---------------------------------------------------------------------------------------------
+# host packages and package sources
+
+
+def dpkg_installed(pkg: str) -> bool:
+    proc = run(["dpkg-query", "-W", "-f=${Status}", pkg], check=False)
+    return proc.returncode == 0 and proc.stdout.startswith("install ok installed")
+
+
+def ensure_host_packages() -> None:
+    missing = [p for p in HOST_PACKAGES if not dpkg_installed(p)]
+    if missing:
+        say(f"installing host packages: {' '.join(missing)}")
+        run(["apt-get", "update", "-q"], env=apt_env())
+        run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            env=apt_env(),
+        )
+
+
+def _deb822_stanzas(text: str):
+    for block in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = None
+        for line in block.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line[0].isspace() and key:
+                fields[key] += " " + line.strip()
+                continue
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            fields[key] = value.strip()
+        if fields:
+            yield fields
+
+
+def debian_mirror() -> str:
+    """The Debian archive this host installs from, read from its apt sources at run time."""
+    candidates = []
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for st in _deb822_stanzas(path.read_text()):
+            if "deb" not in st.get("types", "").split() or st.get("enabled", "yes") == "no":
+                continue
+            suites = st.get("suites", "").split()
+            uris = st.get("uris", "").split()
+            if uris and not all(s.endswith("-security") for s in suites):
+                candidates.append((SUITE not in suites, uris[0]))
+    lists = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
+    for path in lists:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            m = re.match(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if m and not m.group(2).endswith("-security"):
+                candidates.append((m.group(2) != SUITE, m.group(1)))
+    if not candidates:
+        raise LabError("no Debian archive found in /etc/apt/sources.list{,.d/*}")
+    return min(candidates, key=lambda c: c[0])[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# the image
+
+
+def image_files() -> dict[str, str]:
+    """Files written into the image (path inside the image -> content). Part of the recipe hash."""
+    return {
+        "etc/systemd/system/salt-minion.service": """\
+[Unit]
+Description=Salt minion (the lab's pip install in /opt/salt)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+ExecStart=/opt/salt/bin/salt-minion
+Restart=on-failure
+RestartSec=1
+LimitNOFILE=8192
+
+[Install]
+WantedBy=multi-user.target
+""",
+        "etc/systemd/system/lab-host0-rename.service": f"""\
+[Unit]
+Description=Lab: name the container's interface as the seed does ({IFACE})
+DefaultDependencies=no
+Before=systemd-networkd.service network-pre.target
+Wants=network-pre.target
+ConditionPathExists=/sys/class/net/host0
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/ip link set dev host0 down
+ExecStart=/usr/sbin/ip link set dev host0 name {IFACE}
+
+[Install]
+WantedBy=sysinit.target
+""",
+        "etc/salt/minion.d/lab.conf": f"""\
+# The lab's salt-master on the lab bridge. The minion id is the hostname
+# (written per host to /etc/salt/minion_id).
+master: {MASTER_IP}
+acceptance_wait_time: 1
+acceptance_wait_time_max: 2
+random_reauth_delay: 0
+enable_fqdns_grains: false
+log_level_logfile: info
+""",
+        # Containers have no way out: apt must find nothing to fetch (pkg states find the
+        # packages already installed, and a refresh finds no source to fail on).
+        "etc/apt/sources.list": "# lab image: no package sources (the lab has no way out)\n",
+    }
+
+
+def image_recipe() -> dict:
+    return {
+        "version": RECIPE_VERSION,
+        "suite": SUITE,
+        "packages": IMAGE_PACKAGES,
+        "python": IMAGE_PYTHON,
+        "salt": SALT_VERSION,
+        "files": image_files(),
+        "units": IMAGE_UNITS,
+    }
+
+
+def image_dir() -> Path:
+    digest = hashlib.sha256(json.dumps(image_recipe(), sort_keys=True).encode()).hexdigest()
+    return CACHE_DIR / f"image-{digest[:12]}"
+
+
+def salt_wheels() -> Path:
+    """Salt and its dependencies as wheels, built once on the host with the host's pip config.
+
+    Building on the host keeps the compiler out of the image and the image build off the network:
+    pip inside the image then installs from these wheels only (--no-index).
+    """
+    if sys.version_info[:2] != IMAGE_PYTHON:
+        raise LabError(
+            f"the lab builds salt wheels for the image's Python {IMAGE_PYTHON}; "
+            f"run it with a Python {'.'.join(map(str, IMAGE_PYTHON))}"
+        )
+    tag = "cp{}{}".format(*IMAGE_PYTHON)
+    dest = CACHE_DIR / f"wheels-salt-{SALT_VERSION}-{tag}"
+    if (dest / ".complete").exists():
+        return dest
+    tmp = Path(tempfile.mkdtemp(prefix=".wheels-", dir=CACHE_DIR))
+    say(f"building salt=={SALT_VERSION} wheels with the host's pip configuration")
+    run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", tmp, f"salt=={SALT_VERSION}"],
+        timeout=1800,
+    )
+    (tmp / ".complete").write_text("")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.rename(tmp, dest)
+    return dest
+
+
+def chroot(root: Path, cmd: str, timeout: int = 900) -> None:
+    env = {"PATH": CONTAINER_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
+    run(["chroot", root, "/bin/sh", "-ec", cmd], env=env, timeout=timeout)
+
+
+def build_image(dest: Path) -> None:
+    """debootstrap the recipe into a temporary directory, then rename it into place."""
+    mirror = debian_mirror()
+    wheels = salt_wheels()
+    tmp = Path(tempfile.mkdtemp(prefix=f".build-{dest.name}-", dir=CACHE_DIR))
+    debs = CACHE_DIR / "debootstrap-debs"
+    debs.mkdir(exist_ok=True)
+    try:
+        say(f"debootstrap {SUITE} (minbase + {len(IMAGE_PACKAGES)} packages)")
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(IMAGE_PACKAGES)}",
+                f"--cache-dir={debs}",
+                SUITE,
+                tmp,
+                mirror,
+            ],
+            timeout=1800,
+        )
+        say(f"installing salt=={SALT_VERSION} into /opt/salt (a venv of the image's python3)")
+        shutil.copytree(wheels, tmp / "tmp" / "salt-wheels")
+        chroot(
+            tmp,
+            "python3 -m venv /opt/salt && /opt/salt/bin/pip install -q --no-index"
+            " --disable-pip-version-check --root-user-action=ignore"
+            f" --find-links /tmp/salt-wheels salt=={SALT_VERSION}",
+        )
+        shutil.rmtree(tmp / "tmp" / "salt-wheels")
+        for rel, text in image_files().items():
+            write_file(tmp / rel, text)
+        chroot(tmp, f"systemctl enable {' '.join(IMAGE_UNITS)}")
+        # facts.md: an empty machine-id (systemd then takes the one nspawn passes), no hostname
+        # (then -M NAME sets it).
+        (tmp / "etc" / "machine-id").write_text("")
+        (tmp / "etc" / "hostname").unlink(missing_ok=True)
+        for sub in ("var/lib/apt/lists", "var/cache/apt"):
+            for p in (tmp / sub).glob("*"):
+                if p.is_file() and p.name != "lock":
+                    p.unlink()
+                elif p.is_dir() and p.name not in ("partial", "archives"):
+                    shutil.rmtree(p)
+        for p in (tmp / "var/cache/apt/archives").glob("*.deb"):
+            p.unlink()
+        (tmp / ".lab-recipe.json").write_text(json.dumps(image_recipe(), indent=1, sort_keys=True))
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def ensure_image() -> Path:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    dest = image_dir()
+    if dest.is_dir():
+        with timed("image (cached)"):
+            say(f"image: {dest} (cached)")
+    else:
+        with timed("image (cold build)"):
+            build_image(dest)
+            say(f"image: {dest} (built)")
+    in_use = {container_image(name) for name in running_containers()}
+    for old in CACHE_DIR.glob("image-*"):
+        if old != dest and str(old) not in in_use:
+            say(f"removing an image of an older recipe: {old}")
+            shutil.rmtree(old, ignore_errors=True)
+    return dest
