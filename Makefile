@@ -15,12 +15,13 @@ CMD ?=
 APT_PACKAGES := keepalived haproxy etcd-server etcd-client openssl iproute2 curl \
 	systemd-container debootstrap python3-venv
 
-.PHONY: help venv deps test unit functional integration lint render lab lab-down lab-exec lab-salt bench clean
+.PHONY: help venv deps test unit functional integration lint docs render lab lab-down lab-exec lab-salt bench clean
 
 help:
 	@echo "make lab        build the lab (three controllers) and run the orchestration on it"
 	@echo "make test       run every test (lint, unit, functional, integration, lab)"
 	@echo "make render CLUSTER=hardway OUT=build/render   write every managed file per controller"
+	@echo "make docs       regenerate README's pillar reference from the parameter files"
 	@echo "make lab-exec HOST=k8s-controller-1 CMD='...'  run a command on a lab controller"
 	@echo "make lab-salt CMD=\"salt '*' test.ping\"        run a Salt command on the lab's master"
 	@echo "make lab-down   remove the lab"
@@ -48,6 +49,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) tests/lint_sls.py
+	$(PY) tests/pillar_reference.py --check
 
 unit: venv
 	$(PY) -m pytest tests/unit
@@ -60,6 +62,10 @@ integration: venv deps
 
 test: venv deps lint
 	$(PY) -m pytest tests
+
+# README's pillar reference, from the commented parameter files.
+docs: venv
+	$(PY) tests/pillar_reference.py --write
 
 render: venv
 	$(PY) tests/render.py --cluster $(CLUSTER) --out $(OUT)

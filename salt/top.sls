@@ -3,8 +3,4 @@
 base:
   'I@k8s_control_plane:cluster:*':
     - match: compound
-    - cluster
-    - loadbalancer
-    - etcd
-    - controlplane
-    - rbac
+    - k8s_control_plane

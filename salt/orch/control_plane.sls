@@ -22,6 +22,9 @@ pillar='{"cluster": NAME}' (the k8s_control_plane:cluster pillar value).
 from salt.exceptions import SaltRenderError
 
 KEY = "k8s_control_plane"
+# The formula's root folder on the master (salt://k8s_control_plane/); a master
+# that serves it under another name sets `k8s_control_plane_root` in its config.
+ROOT_OPTION = "k8s_control_plane_root"
 
 
 def _clusters():
@@ -94,6 +97,7 @@ def run():
             "(minion down, key not accepted, or not matched in pillar/top.sls)"
         )
     rbac = view["apply_from"]
+    root = __salt__["config.get"](ROOT_OPTION, KEY)
     tgt = f"I@{KEY}:cluster:{name}"
     common = {"tgt": tgt, "tgt_type": "compound", "expect_minions": True}
 
@@ -105,9 +109,9 @@ def run():
 
     steps = {}
 
-    steps["orch-validate"] = {"salt.state": on_all(None, sls=["cluster.validate"])}
+    steps["orch-validate"] = {"salt.state": on_all(None, sls=[f"{root}.cluster.validate"])}
     steps["orch-loadbalancer"] = {
-        "salt.state": on_all({"salt": "orch-validate"}, sls=["loadbalancer"])
+        "salt.state": on_all({"salt": "orch-validate"}, sls=[f"{root}.loadbalancer"])
     }
     steps["orch-vip-single-holder"] = {
         "k8s_cluster.vip_single_holder": [
@@ -119,12 +123,12 @@ def run():
         ]
     }
     steps["orch-etcd"] = {
-        "salt.state": on_all({"k8s_cluster": "orch-vip-single-holder"}, sls=["etcd"])
+        "salt.state": on_all({"k8s_cluster": "orch-vip-single-holder"}, sls=[f"{root}.etcd"])
     }
     # One controller at a time, each waiting for its own apiserver to be ready
     # (controlplane.services): a rollout never restarts every apiserver at once.
     steps["orch-controlplane"] = {
-        "salt.state": on_all({"salt": "orch-etcd"}, sls=["controlplane"], batch="1")
+        "salt.state": on_all({"salt": "orch-etcd"}, sls=[f"{root}.controlplane"], batch="1")
     }
     steps["orch-wait-ready"] = {
         "k8s_cluster.apiservers_ready": [
@@ -137,7 +141,7 @@ def run():
     steps["orch-rbac"] = {
         "salt.state": [
             {"tgt": rbac},
-            {"sls": ["rbac"]},
+            {"sls": [f"{root}.rbac"]},
             {"expect_minions": True},
             {"require": [{"k8s_cluster": "orch-wait-ready"}]},
         ]

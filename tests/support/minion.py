@@ -34,6 +34,7 @@ def minion_opts(minion_id, root_dir, pillar_roots, file_roots=None):
             # The project's custom modules, as a master would sync them.
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
+            "utils_dirs": [str(REPO / "_utils")],
             "pillar_roots": {"base": [str(p) for p in pillar_roots]},
             "state_top": "top.sls",
             "test": False,

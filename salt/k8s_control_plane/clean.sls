@@ -1,0 +1,6 @@
+# Undo the whole controller role, in reverse order.
+include:
+  - .rbac.clean
+  - .controlplane.clean
+  - .etcd.clean
+  - .loadbalancer.clean

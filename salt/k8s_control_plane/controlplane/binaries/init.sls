@@ -1,0 +1,32 @@
+#!py
+"""
+Seed step "Download and Install the Kubernetes Controller Binaries": each
+binary of the pillar's version from kubernetes:release_url, verified against
+the .sha256 file published beside it, installed to bin_dir.
+"""
+
+
+def run():
+    root = sls.split(".")[0]
+    validated = f"{root}.cluster.validate"
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": [validated]}
+    cfg = __salt__["k8s_cluster.config"]()
+    cp, k8s = cfg["controlplane"], cfg["kubernetes"]
+    version = "v" + str(k8s["version"]).lstrip("v")
+    base = f"{k8s['release_url'].rstrip('/')}/{version}/bin/linux/{k8s['arch']}"
+    states = {"include": [validated]}
+    for name in cp["binaries"]:
+        states[f"{root}-controlplane-binaries-file-managed-{name}"] = {
+            "file.managed": [
+                {"name": f"{cp['bin_dir']}/{name}"},
+                {"source": f"{base}/{name}"},
+                {"source_hash": f"{base}/{name}.sha256"},
+                {"user": "root"},
+                {"group": "root"},
+                {"mode": "0755"},
+                {"makedirs": True},
+                {"require": [{"sls": validated}]},
+            ]
+        }
+    return states

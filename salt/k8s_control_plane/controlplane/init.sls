@@ -1,0 +1,5 @@
+# The seed's "Provision the Kubernetes Control Plane".
+include:
+  - .binaries
+  - .pki
+  - .services

@@ -1,0 +1,112 @@
+#!py
+"""
+Seed steps "Configure the Kubernetes API Server / Controller Manager /
+Scheduler" and "Start the Controller Services": one systemd unit each with
+the flags of the pillar's version (k8s_controlplane.flags), the scheduler's
+configuration, all enabled and running, restarted when a unit, a binary or
+a file they read changes.
+"""
+
+DESCRIPTIONS = {
+    "kube-apiserver": "Kubernetes API Server",
+    "kube-controller-manager": "Kubernetes Controller Manager",
+    "kube-scheduler": "Kubernetes Scheduler",
+}
+# The files each component reads: a change restarts that component only.
+READS = {
+    "kube-apiserver": (
+        "ca.pem",
+        "kubernetes.pem",
+        "kubernetes-key.pem",
+        "service-account.pem",
+        "service-account-key.pem",
+        "encryption-config.yaml",
+    ),
+    "kube-controller-manager": (
+        "ca.pem",
+        "ca-key.pem",
+        "service-account-key.pem",
+        "kube-controller-manager.kubeconfig",
+    ),
+    "kube-scheduler": ("kube-scheduler.kubeconfig",),
+}
+
+
+def run():
+    root = sls.split(".")[0]
+    validated = f"{root}.cluster.validate"
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": [validated]}
+    cfg = __salt__["k8s_cluster.config"]()
+    cp = cfg["controlplane"]
+    sid = f"{root}-controlplane-services"
+    states = {
+        "include": [validated, f"{root}.controlplane.binaries", f"{root}.controlplane.pki"],
+        f"{sid}-file-managed-kube-scheduler.yaml": {
+            "file.managed": [
+                {"name": f"{cp['config_dir']}/kube-scheduler.yaml"},
+                {
+                    "source": __salt__["k8s_cluster.sources"](
+                        "controlplane", "kube-scheduler.yaml.jinja"
+                    )
+                },
+                {"template": "jinja"},
+                {
+                    "context": {
+                        "api_version": __salt__["k8s_controlplane.apis"]()["scheduler_config"],
+                        "pki_dir": cp["pki_dir"],
+                    }
+                },
+                {"user": "root"},
+                {"group": "root"},
+                {"mode": "0644"},
+                {"makedirs": True},
+                {"require": [{"sls": validated}]},
+            ]
+        },
+    }
+    for component, description in DESCRIPTIONS.items():
+        unit = f"{sid}-file-managed-{component}"
+        states[unit] = {
+            "file.managed": [
+                {"name": f"{cp['unit_dir']}/{component}.service"},
+                {"source": __salt__["k8s_cluster.sources"]("controlplane", "unit.service.jinja")},
+                {"template": "jinja"},
+                {
+                    "context": {
+                        "component": component,
+                        "description": description,
+                        "bin_dir": cp["bin_dir"],
+                        "flags": __salt__["k8s_controlplane.flags"](component),
+                    }
+                },
+                {"user": "root"},
+                {"group": "root"},
+                {"mode": "0644"},
+                {"require": [{"sls": validated}]},
+            ]
+        }
+        watch = [
+            {"file": unit},
+            {"file": f"{root}-controlplane-binaries-file-managed-{component}"},
+            *(
+                {"file": f"{root}-controlplane-pki-file-managed-{name}"}
+                for name in READS[component]
+            ),
+        ]
+        if component == "kube-scheduler":
+            watch.append({"file": f"{sid}-file-managed-kube-scheduler.yaml"})
+        states[f"{sid}-service-running-{component}"] = {
+            "service.running": [{"name": component}, {"enable": True}, {"watch": watch}]
+        }
+    # A restarted apiserver is ready before this controller is done, so that
+    # the orchestration's one-at-a-time rollout keeps the others serving.
+    states[f"{sid}-k8s_health-ready"] = {
+        "k8s_health.ready": [
+            {"name": "kube-apiserver"},
+            {"timeout": cp["ready_timeout"]},
+            {"scope": "local"},
+            {"require": [{"service": f"{sid}-service-running-kube-apiserver"}]},
+        ]
+    }
+    return states

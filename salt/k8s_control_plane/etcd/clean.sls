@@ -1,0 +1,21 @@
+{#- Only an etcd this project manages is removed: with etcd:managed false
+    the controllers may run an etcd of their own (the seed's chapter 07). #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- set etcd = salt['k8s_cluster.config']().etcd %}
+{%- if etcd.managed %}
+{{ tplroot }}-etcd-clean-service-dead:
+  service.dead:
+    - name: etcd
+    - enable: False
+
+{{ tplroot }}-etcd-clean-file-absent:
+  file.absent:
+    - names:
+      - {{ etcd.unit }}
+      - {{ etcd.config_dir }}
+      - {{ etcd.data_dir }}
+      - {{ etcd.bin_dir }}/etcd
+      - {{ etcd.bin_dir }}/etcdctl
+    - require:
+      - service: {{ tplroot }}-etcd-clean-service-dead
+{%- endif %}

@@ -1,0 +1,86 @@
+#!py
+"""
+The seed's previous chapter, "Bootstrapping the etcd Cluster": etcd v3 on
+every controller with peer and client TLS, --initial-cluster from the
+controller list. Optional: nothing happens unless etcd:managed is true.
+"""
+
+# etcd serves with the apiserver's certificate, as the seed's chapter 07 does.
+FILES = ("ca.pem", "kubernetes.pem", "kubernetes-key.pem")
+
+
+def run():
+    root = sls.split(".")[0]
+    validated = f"{root}.cluster.validate"
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": [validated]}
+    cfg = __salt__["k8s_cluster.config"]()
+    etcd = cfg["etcd"]
+    if not etcd["managed"]:
+        return {"include": [validated]}
+    sid = f"{root}-etcd"
+    modes = {e["name"]: e["mode"] for e in __salt__["k8s_cluster.pki_files"]()}
+    me = __salt__["k8s_cluster.controller"]()
+    base = f"{etcd['release_url'].rstrip('/')}/v{str(etcd['version']).lstrip('v')}"
+    base += f"/bin/linux/{cfg['kubernetes']['arch']}"
+    states = {"include": [validated]}
+    watch = []
+    for name in ("etcd", "etcdctl"):
+        sid = f"{sid}-file-managed-{name}"
+        states[sid] = {
+            "file.managed": [
+                {"name": f"{etcd['bin_dir']}/{name}"},
+                {"source": f"{base}/{name}"},
+                {"source_hash": f"{base}/{name}.sha256"},
+                {"mode": "0755"},
+                {"makedirs": True},
+                {"require": [{"sls": validated}]},
+            ]
+        }
+        watch.append({"file": sid})
+    states[f"{sid}-file-directory"] = {
+        "file.directory": [
+            {"names": [etcd["config_dir"], etcd["data_dir"]]},
+            {"user": "root"},
+            {"mode": "0700"},
+            {"makedirs": True},
+            {"require": [{"sls": validated}]},
+        ]
+    }
+    for name in FILES:
+        sid = f"{sid}-file-managed-{name}"
+        states[sid] = {
+            "file.managed": [
+                {"name": f"{etcd['config_dir']}/{name}"},
+                {"contents_pillar": f"k8s_control_plane:secrets:{name}"},
+                {"mode": modes[name]},
+                {"show_changes": False},
+                {"require": [{"file": f"{sid}-file-directory"}]},
+            ]
+        }
+        watch.append({"file": sid})
+    initial = ",".join(
+        f"{c['id']}=https://{c['address']}:{etcd['peer_port']}" for c in cfg["controllers"]
+    )
+    states[f"{sid}-file-managed-unit"] = {
+        "file.managed": [
+            {"name": etcd["unit"]},
+            {"source": __salt__["k8s_cluster.sources"]("etcd", "etcd.service.jinja")},
+            {"template": "jinja"},
+            {
+                "context": {
+                    "etcd": etcd,
+                    "name": me["id"],
+                    "address": me["address"],
+                    "initial_cluster": initial,
+                }
+            },
+            {"mode": "0644"},
+            {"require": [{"sls": validated}]},
+        ]
+    }
+    watch.append({"file": f"{sid}-file-managed-unit"})
+    states[f"{sid}-service-running"] = {
+        "service.running": [{"name": "etcd"}, {"enable": True}, {"watch": watch}]
+    }
+    return states

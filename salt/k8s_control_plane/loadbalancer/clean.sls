@@ -1,0 +1,5 @@
+# Undo loadbalancer, in reverse order.
+include:
+  - .keepalived.clean
+  - .haproxy.clean
+  - .sysctl.clean

@@ -1,0 +1,20 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- set h = salt['k8s_cluster.config']().loadbalancer.haproxy %}
+{{ tplroot }}-loadbalancer-haproxy-clean-service-dead:
+  service.dead:
+    - name: {{ h.service }}
+    - enable: False
+
+{{ tplroot }}-loadbalancer-haproxy-clean-file-absent:
+  file.absent:
+    - names:
+      - {{ h.config }}
+      - {{ h.ca_file }}
+    - require:
+      - service: {{ tplroot }}-loadbalancer-haproxy-clean-service-dead
+
+{{ tplroot }}-loadbalancer-haproxy-clean-pkg-removed:
+  pkg.removed:
+    - name: {{ h.pkg }}
+    - require:
+      - file: {{ tplroot }}-loadbalancer-haproxy-clean-file-absent

@@ -1,0 +1,40 @@
+#!py
+"""
+Seed step "RBAC for Kubelet Authorization": the ClusterRole
+system:kube-apiserver-to-kubelet bound to the user `kubernetes` (the
+apiserver's kubelet client certificate). Cluster-wide objects: applied from
+one controller only (rbac:apply_from, default the first), after its
+apiserver is ready; on the others this SLS has nothing to do.
+"""
+
+
+def run():
+    root = sls.split(".")[0]
+    validated = f"{root}.cluster.validate"
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": [validated]}
+    if __grains__["id"] != __salt__["k8s_cluster.identity"]()["apply_from"]:
+        return {"include": [validated]}
+    rbac = __salt__["k8s_cluster.config"]()["rbac"]
+    sid = f"{root}-rbac"
+    states = {
+        "include": [validated],
+        f"{sid}-k8s_health-ready": {
+            "k8s_health.ready": [
+                {"name": "apiserver"},
+                {"timeout": rbac["ready_timeout"]},
+                {"scope": "local"},
+                {"require": [{"sls": validated}]},
+            ]
+        },
+    }
+    for manifest in __salt__["k8s_rbac.manifests"]():
+        states[f"{sid}-k8s_object-present-{manifest['kind']}"] = {
+            "k8s_object.present": [
+                {"name": manifest["metadata"]["name"]},
+                {"manifest": manifest},
+                {"kubeconfig": rbac["kubeconfig"]},
+                {"require": [{"k8s_health": f"{sid}-k8s_health-ready"}]},
+            ]
+        }
+    return states
