@@ -3,12 +3,12 @@
 
 Real etcd/etcdctl (Debian's etcd-server/etcd-client), real kubectl (Debian's kubernetes-client,
 served under the pillar's Kubernetes version path) and the test doubles as kube-apiserver,
-kube-controller-manager and kube-scheduler.
+kube-controller-manager and kube-scheduler (tests/doubles/build.py: one zipapp, the same bytes
+under each name).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
@@ -23,8 +23,6 @@ from .common import (
     MIRROR_DIR,
     MIRROR_PORT,
     MIRROR_URL,
-    REPO,
-    LabError,
     apt_env,
     kube_version,
     poll,
@@ -94,40 +92,20 @@ def _publish(src_bytes: bytes, dest: Path) -> None:
     write_file(sha, digest + "\n")
 
 
-def stamp_double(text: str, version: str) -> str:
-    """The double's source with its version set (the double's own stamp() when it has one)."""
-    double = REPO / "tests" / "doubles" / "kube_double.py"
-    stamp = None
-    with contextlib.suppress(Exception):  # an unloadable double falls back to the regex below
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("_kube_double_for_lab", double)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        stamp = module.stamp
-    if stamp is not None:
-        return stamp(text, version)
-    new, n = re.subn(
-        r'^DOUBLE_VERSION = "[^"]*"', f'DOUBLE_VERSION = "{version}"', text, flags=re.MULTILINE
-    )
-    if n != 1:
-        raise LabError(f"{double}: no DOUBLE_VERSION line to stamp")
-    return new
-
-
 def ensure_mirror_files() -> None:
     """Lay the mirror out like the official release location, with .sha256 beside each file."""
     version = kube_version()
     kdir = MIRROR_DIR / f"v{version}" / "bin" / "linux" / "amd64"
     # kubectl: Debian's kubernetes-client (1.20.2), served under the pillar's version path.
     _publish((_extracted("kubernetes-client") / "usr/bin/kubectl").read_bytes(), kdir / "kubectl")
-    double = REPO / "tests" / "doubles" / "kube_double.py"
-    if double.exists():
-        text = stamp_double(double.read_text(), version).encode()
-        for name in DOUBLES:
-            _publish(text, kdir / name)
-    else:
-        say(f"WARNING: {double} does not exist yet: the mirror serves no control-plane doubles")
+    # The doubles (tests/doubles/build.py): one deterministic zipapp stamped with the pillar's
+    # version, published under each control-plane name; the double picks its component from
+    # argv[0]. Imported here, not at the top, so that a broken double fails `up`, not the import.
+    from tests.doubles.build import executable
+
+    double = executable(version)
+    for name in DOUBLES:
+        _publish(double, kdir / name)
     edir = MIRROR_DIR / f"v{etcd_version()}" / "bin" / "linux" / "amd64"
     _publish((_extracted("etcd-server") / "usr/bin/etcd").read_bytes(), edir / "etcd")
     _publish((_extracted("etcd-client") / "usr/bin/etcdctl").read_bytes(), edir / "etcdctl")
