@@ -69,11 +69,11 @@ def salt(*argv, timeout=600):
 def use_profile(profile):
     lab.set_overrides({"profile": profile})
     salt("k8s-controller-*", "saltutil.refresh_pillar", "wait=True")
-    data = salt("k8s-controller-*", "state.apply", "loadbalancer")
+    data = salt("k8s-controller-*", "state.apply", "k8s_control_plane.loadbalancer")
     for minion, states in data.items():
         bad = [k for k, v in states.items() if v.get("result") is not True]
         if bad:
-            raise lab.LabError(f"bench: loadbalancer on {minion} failed: {bad}")
+            raise lab.LabError(f"bench: k8s_control_plane.loadbalancer on {minion} failed: {bad}")
     settle()
 
 
@@ -163,7 +163,7 @@ def main(argv=None):
     finally:
         lab.set_overrides(None)
         salt("k8s-controller-*", "saltutil.refresh_pillar", "wait=True")
-        salt("k8s-controller-*", "state.apply", "loadbalancer")
+        salt("k8s-controller-*", "state.apply", "k8s_control_plane.loadbalancer")
     print(f"\n{'metric':18} {'seed (median)':>14} {'tuned (median)':>15} {'tuned/seed':>11}")
     for metric in results["seed"]:
         seed, tuned = results["seed"][metric]["median"], results["tuned"][metric]["median"]

@@ -47,6 +47,7 @@ The code is split by concern; this module is the facade the tests, labctl.py and
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
 import os
@@ -56,6 +57,8 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 from .common import (
     BRIDGE,
@@ -107,6 +110,8 @@ from .master import (
     master_healthy,
     orchestrate,
     orchestration_report,
+    orchestration_states,
+    orchestration_steps,
     parse_json,
     print_report,
     salt_cmd,
@@ -147,13 +152,17 @@ __all__ = [
     "hosts_file",
     "in_container",
     "in_netns",
+    "kube_api",
     "kube_version",
     "leftovers",
     "orchestrate",
     "orchestration_report",
+    "orchestration_states",
+    "orchestration_steps",
     "parse_json",
     "print_report",
     "print_usage",
+    "rbac_controller",
     "root_namespace_leaks",
     "run",
     "salt_bin",
@@ -337,6 +346,44 @@ def _bring_up(orchestration: bool) -> int:
     say("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items()))
     print_usage()
     return rc
+
+
+def rbac_controller() -> str:
+    """The controller the orchestration applies RBAC from (k8s_cluster.identity's apply_from)."""
+    first = next(iter(controllers()))
+    data, proc = salt_json(["salt", "--static", first, "k8s_cluster.identity"], timeout=60)
+    if not isinstance(data, dict) or not isinstance(data.get(first), dict):
+        raise LabError(f"k8s_cluster.identity on {first}: {(proc.stdout + proc.stderr)[-1000:]}")
+    return data[first]["apply_from"]
+
+
+def kube_api(name: str, path: str) -> tuple[int, str]:
+    """GET an apiserver path from inside a controller with the admin client certificate.
+
+    Returns (HTTP status, body); the certificate and key are written to /tmp (0600) only for
+    the request.
+    """
+    admin = yaml.safe_load(ensure_pki()["admin.kubeconfig"])
+    user = admin["users"][0]["user"]
+    pems = {
+        "ca.pem": ensure_pki()["ca.pem"],
+        "admin.pem": base64.b64decode(user["client-certificate-data"]).decode(),
+        "admin-key.pem": base64.b64decode(user["client-key-data"]).decode(),
+    }
+    tmp = "/tmp/.lab-kube-api"
+    cexec(name, f"umask 077; mkdir -p {tmp}", check=True)
+    try:
+        for pem, text in pems.items():
+            cexec(name, f"umask 077; cat > {tmp}/{pem}", input=text, check=True)
+        curl = (
+            f"curl -s -m 5 --cacert {tmp}/ca.pem --cert {tmp}/admin.pem --key {tmp}/admin-key.pem"
+            f" -w '\\n%{{http_code}}' https://127.0.0.1:6443{path}"
+        )
+        out = cexec(name, curl).stdout
+    finally:
+        cexec(name, f"rm -rf {tmp}")
+    body, _, code = out.rpartition("\n")
+    return (int(code) if code.isdigit() else 0), body
 
 
 def verify() -> None:

@@ -242,6 +242,26 @@ def orchestrate(timeout: float = 1800) -> tuple[dict, subprocess.CompletedProces
     return report, proc
 
 
+def orchestration_steps() -> list[str]:
+    """The orchestration's step IDs in the order they run, compiled from orch/control_plane.sls."""
+    from tests.support import orchestration  # the LEAD's compiler of the orchestration file
+
+    return orchestration.step_ids()
+
+
+def orchestration_states() -> list[str]:
+    """The SLS the orchestration's salt.state steps apply, in the order they run."""
+    from tests.support import orchestration
+
+    steps = orchestration.compile_steps()
+    return [
+        sls
+        for step in orchestration.step_ids(steps)
+        if "salt.state" in steps[step]
+        for sls in orchestration.fields(steps[step])["sls"]
+    ]
+
+
 def print_report(report: dict) -> None:
     for step in report["steps"]:
         mark = {True: "ok  ", False: "FAIL", None: "None"}.get(step["result"], "?")

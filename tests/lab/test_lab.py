@@ -5,14 +5,14 @@ containers, then the seed's checks, idempotence, and the VIP moving when haproxy
 Tests after the orchestration are skipped when it failed (its own test says why).
 """
 
-import base64
 import sys
 import time
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.doubles.build import executable
 from tests.lab import lab
 
 HEALTHZ = f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 -H 'Host: {lab.HEALTHZ_HOST}'"
@@ -67,6 +67,12 @@ def test_mirror_serves_binaries_with_checksums(up):
     for name in lab.controllers():
         out = lab.cexec(name, f"curl -sf {base}/kubectl.sha256")
         assert out.returncode == 0 and out.stdout == expected, out.stderr
+    # the doubles: one zipapp (tests/doubles/build.py) under each control-plane name
+    double = executable(lab.kube_version())
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        path = lab.MIRROR_DIR / f"v{lab.kube_version()}/bin/linux/amd64/{name}"
+        assert path.read_bytes() == double, name
+        assert path.with_name(f"{name}.sha256").read_text().split()[0] == sha256(double).hexdigest()
     etcd = f"{lab.MIRROR_URL}/v{lab.etcd_version()}/bin/linux/amd64/etcd"
     check = f'curl -sf {etcd} -o /tmp/etcd && echo "$(curl -sf {etcd}.sha256)  /tmp/etcd"'
     out = lab.cexec("k8s-controller-1", f"{check} | sha256sum -c - && rm /tmp/etcd")
@@ -100,6 +106,8 @@ def test_orchestration_succeeds_from_fresh_containers(up, measured):
     measured["orchestration (first)"] = time.monotonic() - start
     lab.print_report(report)
     assert report["ok"], "orchestration failed:\n" + "\n".join(report["errors"])[-6000:]
+    # every step of salt/orch/control_plane.sls ran, in its order
+    assert [step["id"] for step in report["steps"]] == lab.orchestration_steps()
     RESULTS["orchestrated"] = True
 
 
@@ -123,27 +131,14 @@ def test_apiserver_doubles_are_ready_and_rbac_exists(up):
         assert out == "ok", f"{name}: /readyz said {out!r}"
     # the RBAC objects, read with the admin client certificate from inside a controller
     name = "k8s-controller-2"
-    admin = yaml.safe_load(lab.ensure_pki()["admin.kubeconfig"])
-    user = admin["users"][0]["user"]
-    pems = {
-        "ca.pem": lab.ensure_pki()["ca.pem"],
-        "admin.pem": base64.b64decode(user["client-certificate-data"]).decode(),
-        "admin-key.pem": base64.b64decode(user["client-key-data"]).decode(),
-    }
-    for pem, text in pems.items():
-        lab.cexec(name, f"umask 077; cat > /tmp/{pem}", input=text, check=True)
-    curl = "curl -sf -m 5 --cacert /tmp/ca.pem --cert /tmp/admin.pem --key /tmp/admin-key.pem"
-    api = "https://127.0.0.1:6443/apis/rbac.authorization.k8s.io/v1"
-    try:
-        role = lab.cexec(name, f"{curl} {api}/clusterroles/system:kube-apiserver-to-kubelet")
-        binding = lab.cexec(name, f"{curl} {api}/clusterrolebindings/system:kube-apiserver")
-    finally:
-        lab.cexec(name, "rm -f /tmp/ca.pem /tmp/admin.pem /tmp/admin-key.pem")
-    role_obj = lab.parse_json(role.stdout) or {}
-    assert role_obj.get("kind") == "ClusterRole", role.stdout + role.stderr
+    api = "/apis/rbac.authorization.k8s.io/v1"
+    role = lab.kube_api(name, f"{api}/clusterroles/system:kube-apiserver-to-kubelet")
+    binding = lab.kube_api(name, f"{api}/clusterrolebindings/system:kube-apiserver")
+    role_obj = lab.parse_json(role[1]) or {}
+    assert role[0] == 200 and role_obj.get("kind") == "ClusterRole", role
     resources = {r for rule in role_obj.get("rules", []) for r in rule.get("resources", [])}
     assert {"nodes/proxy", "nodes/stats", "nodes/log", "nodes/spec", "nodes/metrics"} <= resources
-    bind_obj = lab.parse_json(binding.stdout) or {}
+    bind_obj = lab.parse_json(binding[1]) or {}
     assert bind_obj.get("roleRef", {}).get("name") == "system:kube-apiserver-to-kubelet"
     assert {"kind": "User", "name": "kubernetes"}.items() <= (bind_obj["subjects"][0]).items()
 
@@ -197,8 +192,8 @@ def test_test_mode_predicts_the_real_apply_after_drift(up):
     applied = _apply(name, test=False)
     assert all(v["result"] is True for v in applied.values()), applied
     changed = {v["__id__"] for v in applied.values() if v["changes"]}
-    assert "loadbalancer-haproxy-file-managed" in changed
-    assert "controlplane-pki-file-managed-kube-scheduler.kubeconfig" in changed
+    assert "k8s_control_plane-loadbalancer-haproxy-file-managed" in changed
+    assert "k8s_control_plane-controlplane-pki-file-managed-kube-scheduler.kubeconfig" in changed
     assert will_change == changed
     again = _apply(name, test=False)
     assert [v["__id__"] for v in again.values() if v["changes"]] == []
