@@ -2,11 +2,13 @@
 A small Kubernetes API client (stdlib TLS, a kubeconfig's client
 certificate): enough to read, create and replace cluster-scoped objects such
 as the seed's ClusterRole and ClusterRoleBinding, idempotently, without
-depending on kubectl's version.
+depending on kubectl's version. What to change is decided by
+``_utils/k8s_objects.py`` (``diff``, ``path_of``).
 """
 
 import base64
 import json
+import logging
 import os
 import ssl
 import tempfile
@@ -16,17 +18,20 @@ import urllib.request
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
 
+log = logging.getLogger(__name__)
+
 __virtualname__ = "k8s_api"
 
 DEFAULT_KUBECONFIG = "/var/lib/kubernetes/admin.kubeconfig"
-# Fields of an object that our states own; everything else (status,
-# metadata the server sets) is left to the server.
-OWNED_FIELDS = ("rules", "roleRef", "subjects", "aggregationRule")
-PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
 
 
 def __virtual__():
+    # Shells out to nothing (not even kubectl): stdlib TLS and HTTP.
     return __virtualname__
+
+
+def _path_of(manifest):
+    return __utils__["k8s_objects.path_of"](manifest)
 
 
 def _b64_or_file(entry, key):
@@ -64,14 +69,6 @@ def _connection(kubeconfig, server=None):
                 paths.append(path)
             tls.load_cert_chain(*paths)
     return (server or cluster["server"]).rstrip("/"), tls
-
-
-def path_of(manifest):
-    """Pure function: the API path of a cluster-scoped object."""
-    group_version = manifest["apiVersion"]
-    prefix = "/api" if "/" not in group_version else "/apis"
-    plural = PLURALS.get(manifest["kind"], manifest["kind"].lower() + "s")
-    return f"{prefix}/{group_version}/{plural}/{manifest['metadata']['name']}"
 
 
 def request(method, path, body=None, kubeconfig=DEFAULT_KUBECONFIG, server=None, timeout=10):
@@ -117,33 +114,12 @@ def get(manifest, kubeconfig=DEFAULT_KUBECONFIG, server=None):
     """
     if isinstance(manifest, str):
         manifest = salt.utils.yaml.safe_load(manifest)
-    resp = request("GET", path_of(manifest), kubeconfig=kubeconfig, server=server)
+    resp = request("GET", _path_of(manifest), kubeconfig=kubeconfig, server=server)
     if resp["status"] == 404:
         return None
     if resp["status"] != 200:
-        raise CommandExecutionError(f"GET {path_of(manifest)}: {resp['status']} {resp['body']}")
+        raise CommandExecutionError(f"GET {_path_of(manifest)}: {resp['status']} {resp['body']}")
     return resp["body"]
-
-
-def diff(desired, live):
-    """
-    Pure function: the fields of ``desired`` that ``live`` lacks or has
-    otherwise, as {field: {"old": live value, "new": desired value}}.
-    Labels and annotations compare as subsets (the server may add more).
-    """
-    changes = {}
-    if live is None:
-        return {"object": {"old": None, "new": desired["metadata"]["name"]}}
-    for field in OWNED_FIELDS:
-        if field in desired and desired[field] != live.get(field):
-            changes[field] = {"old": live.get(field), "new": desired[field]}
-    for meta in ("labels", "annotations"):
-        want = desired.get("metadata", {}).get(meta) or {}
-        have = live.get("metadata", {}).get(meta) or {}
-        missing = {k: v for k, v in want.items() if have.get(k) != v}
-        if missing:
-            changes[f"metadata.{meta}"] = {"old": have, "new": dict(have, **missing)}
-    return changes
 
 
 def apply(manifest, dry_run=False, kubeconfig=DEFAULT_KUBECONFIG, server=None):
@@ -163,11 +139,20 @@ def apply(manifest, dry_run=False, kubeconfig=DEFAULT_KUBECONFIG, server=None):
     if isinstance(manifest, str):
         manifest = salt.utils.yaml.safe_load(manifest)
     live = get(manifest, kubeconfig=kubeconfig, server=server)
-    changes = diff(manifest, live)
+    changes = __utils__["k8s_objects.diff"](manifest, live)
+    label = f"{manifest.get('kind')} {manifest['metadata']['name']}"
     if not changes:
+        log.debug("k8s_api: %s unchanged", label)
         return {"action": "unchanged", "changes": {}}
+    log.debug(
+        "k8s_api: %s %s%s, fields %s",
+        label,
+        "create" if live is None else "replace",
+        " (dry run)" if dry_run else "",
+        sorted(changes),
+    )
     query = "?dryRun=All" if dry_run else ""
-    path = path_of(manifest)
+    path = _path_of(manifest)
     if live is None:
         method, url, body = "POST", path.rsplit("/", 1)[0] + query, manifest
     else:

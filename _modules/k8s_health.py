@@ -7,6 +7,7 @@ one machine-readable summary of the seed's verification steps.
 
 import csv
 import io
+import logging
 import socket
 import ssl
 import subprocess
@@ -14,7 +15,10 @@ import time
 import urllib.error
 import urllib.request
 
+import salt.utils.path
 from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_health"
 
@@ -22,6 +26,10 @@ SEED_HOST_HEADER = "kubernetes.default.svc.cluster.local"
 
 
 def __virtual__():
+    # holds_vip shells out to `ip` (iproute2); haproxy is read through its
+    # stats socket and the apiservers over HTTPS, no binary for those.
+    if not salt.utils.path.which("ip"):
+        return (False, "k8s_health: the ip command (iproute2) is not installed")
     return __virtualname__
 
 
@@ -137,8 +145,8 @@ def vip(timeout=3):
     return {"address": address, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
-def parse_show_stat(text):
-    """Pure function: haproxy's ``show stat`` CSV -> [{proxy, server, status, check}]."""
+def _parse_show_stat(text):
+    """haproxy's ``show stat`` CSV -> [{proxy, server, status, check}]."""
     lines = text.lstrip("# ").splitlines()
     rows = []
     for row in csv.DictReader(io.StringIO("\n".join(lines))):
@@ -180,7 +188,7 @@ def haproxy_backends(socket_path=None):
                 chunks.append(chunk)
     except OSError as exc:
         raise CommandExecutionError(f"haproxy stats socket {socket_path}: {exc}") from exc
-    return parse_show_stat(b"".join(chunks).decode("utf-8", "replace"))
+    return _parse_show_stat(b"".join(chunks).decode("utf-8", "replace"))
 
 
 def _addresses():
@@ -208,7 +216,10 @@ def holds_vip(address=None):
 
         salt 'k8s-controller-*' k8s_health.holds_vip
     """
-    return (address or _cfg()["vip"]["address"]) in _addresses()
+    address = address or _cfg()["vip"]["address"]
+    holds = address in _addresses()
+    log.debug("k8s_health: this minion %s the VIP", "holds" if holds else "does not hold")
+    return holds
 
 
 def _backends():
@@ -253,8 +264,11 @@ def wait_ready(timeout=None, interval=0.5, scope="cluster"):
             through = vip(timeout=2)["checks"]["tls"]
             _, backends_up, down = _backends()
         if local["ok"] and through["ok"] and backends_up:
-            return {"ready": True, "seconds": round(time.monotonic() - start, 2)}
+            seconds = round(time.monotonic() - start, 2)
+            log.debug("k8s_health: ready (scope %s) after %ss", scope, seconds)
+            return {"ready": True, "seconds": seconds}
         if time.monotonic() >= deadline:
+            log.debug("k8s_health: not ready (scope %s) after %ss", scope, timeout)
             raise CommandExecutionError(
                 f"not ready after {timeout:.0f}s: local {local['url']} -> "
                 f"{local['status'] or local.get('error')} {local['body'][:200]!r}; "
@@ -309,6 +323,10 @@ def summary():
             backends_ok,
             *(c["ok"] for c in components.values()),
         ]
+    )
+    log.debug(
+        "k8s_health: summary %s",
+        {k: v.get("ok") for k, v in result.items() if isinstance(v, dict) and "ok" in v},
     )
     if not result["ok"]:
         __context__["retcode"] = 1

@@ -6,12 +6,17 @@ their findings in the comment and never as changes, so a converged cluster's
 orchestration reports zero changes.
 """
 
+import logging
 import time
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_cluster"
 
 
 def __virtual__():
+    # validated runs on a controller (k8s_cluster.validate), the checks on
+    # the master (saltutil.cmd); each function needs only its own.
     return __virtualname__
 
 
@@ -32,6 +37,7 @@ def validated(name):
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     report = __salt__["k8s_cluster.validate"]()
+    log.debug("k8s_cluster.validated: %d error(s)", len(report["errors"]))
     if report["valid"]:
         ret["comment"] = "The cluster pillar is valid"
         return ret
@@ -77,6 +83,7 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
         )
         holders = sorted(m for m, r in answers.items() if r.get("ret") is True)
         if len(holders) == 1 or time.monotonic() >= deadline:
+            log.debug("k8s_cluster.vip_single_holder: holders %s", holders)
             break
         time.sleep(float(interval))
     if len(holders) == 1:

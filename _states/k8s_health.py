@@ -9,6 +9,8 @@ __virtualname__ = "k8s_health"
 
 
 def __virtual__():
+    if "k8s_health.wait_ready" not in __salt__:
+        return (False, "k8s_health: the k8s_health execution module is not loaded (needs `ip`)")
     return __virtualname__
 
 

@@ -4,12 +4,18 @@ own replaced when they differ, nothing sent when they match. Test mode asks
 the server for a dry run (``dryRun=All``) when the object would change.
 """
 
+import logging
+
 from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_object"
 
 
 def __virtual__():
+    if "k8s_api.get" not in __salt__:
+        return (False, "k8s_object: the k8s_api execution module is not loaded")
     return __virtualname__
 
 
@@ -54,7 +60,8 @@ def present(name, manifest, kubeconfig=None, server=None):
         ret["comment"] = f"{label} would be applied (the API server is not reachable yet)"
         return ret
     try:
-        changes = __salt__["k8s_api.diff"](manifest, live)
+        changes = __utils__["k8s_objects.diff"](manifest, live)
+        log.debug("k8s_object: %s differs in %s", label, sorted(changes) or "nothing")
         if not changes:
             ret["comment"] = f"{label} is as described"
             return ret
@@ -100,7 +107,7 @@ def absent(name, manifest, kubeconfig=None, server=None):
             ret["changes"] = {"deleted": name}
             ret["comment"] = f"{label} would be deleted"
             return ret
-        path = __salt__["k8s_api.path_of"](manifest)
+        path = __utils__["k8s_objects.path_of"](manifest)
         resp = __salt__["k8s_api.request"]("DELETE", path, **kwargs)
         if resp["status"] not in (200, 202, 404):
             raise CommandExecutionError(f"DELETE {path}: {resp['status']} {resp['body']}")

@@ -1,5 +1,5 @@
 """
-k8s_controlplane: the components' flags per Kubernetes version (the seed's
+The components' flags per Kubernetes version (the seed's
 v1.18.6 units are the reference) and the API versions per version.
 """
 
@@ -9,7 +9,7 @@ import re
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from tests.unit.test_validation import cluster_config, set_path, versions_table
+from tests.support.cluster import cluster_config, set_path, versions_table
 
 SEED = (
     pathlib.Path(__file__).parents[1]
@@ -45,11 +45,6 @@ def table():
 
 
 @pytest.fixture
-def k8s_controlplane(modules):
-    return modules("k8s_controlplane")
-
-
-@pytest.fixture
 def seed_cfg():
     return cluster_config("hardway")
 
@@ -68,61 +63,54 @@ def test_seed_is_parsed():
 
 @pytest.mark.parametrize("component", COMPONENTS)
 @pytest.mark.parametrize("minion_id", sorted(SEED_ADDRESSES))
-def test_v1_18_6_flags_equal_the_seed(table, k8s_controlplane, seed_cfg, component, minion_id):
+def test_v1_18_6_flags_equal_the_seed(table, rules, seed_cfg, component, minion_id):
     address = SEED_ADDRESSES[minion_id]
-    ctx = k8s_controlplane.context(seed_cfg, address)
+    ctx = rules.flag_context(seed_cfg, address)
     extra = (seed_cfg["controlplane"]["extra_args"] or {}).get(component)
-    flags = k8s_controlplane.build_flags(table, component, "1.18.6", ctx, extra)
+    flags = rules.build_flags(table, component, "1.18.6", ctx, extra)
     assert flags == seed_exec_start(address)[component]
 
 
-def test_etcd_servers_default_to_the_controllers(table, k8s_controlplane, seed_cfg):
+def test_etcd_servers_default_to_the_controllers(table, rules, seed_cfg):
     """Without etcd:servers, one https://<address>:2379 per controller (the seed's list)."""
     set_path(seed_cfg, "etcd:servers", [])
-    ctx = k8s_controlplane.context(seed_cfg, "10.240.0.12")
-    flags = k8s_controlplane.build_flags(table, "kube-apiserver", "1.18.6", ctx)
+    ctx = rules.flag_context(seed_cfg, "10.240.0.12")
+    flags = rules.build_flags(table, "kube-apiserver", "1.18.6", ctx)
     assert flags == seed_exec_start("10.240.0.12")["kube-apiserver"]
 
 
-def _flags(k8s_controlplane, table, cfg, component, version, extra=None):
-    ctx = k8s_controlplane.context(cfg, "10.240.0.11")
-    return k8s_controlplane.build_flags(table, component, version, ctx, extra)
+def _flags(rules, table, cfg, component, version, extra=None):
+    ctx = rules.flag_context(cfg, "10.240.0.11")
+    return rules.build_flags(table, component, version, ctx, extra)
 
 
 @pytest.mark.parametrize("version", ["1.18.0", "1.18.20", "v1.18.6"])
-def test_1_18_keeps_kubelet_https_and_address(table, k8s_controlplane, seed_cfg, version):
-    apiserver = _flags(k8s_controlplane, table, seed_cfg, "kube-apiserver", version)
-    manager = _flags(k8s_controlplane, table, seed_cfg, "kube-controller-manager", version)
+def test_1_18_keeps_kubelet_https_and_address(table, rules, seed_cfg, version):
+    apiserver = _flags(rules, table, seed_cfg, "kube-apiserver", version)
+    manager = _flags(rules, table, seed_cfg, "kube-controller-manager", version)
     assert "--kubelet-https=true" in apiserver
     assert manager[0] == "--address=0.0.0.0"
     assert not any(f.startswith("--bind-address") for f in manager)
 
 
 @pytest.mark.parametrize("version", ["1.19.0", "1.19.16", "1.20.15", "1.22.0", "1.34.2"])
-def test_1_19_drops_kubelet_https_and_binds_the_controller_manager(
-    table, k8s_controlplane, seed_cfg, version
-):
+def test_1_19_drops_kubelet_https_and_binds_the_controller_manager(table, rules, seed_cfg, version):
     seed = seed_exec_start("10.240.0.11")
-    apiserver = _flags(k8s_controlplane, table, seed_cfg, "kube-apiserver", version)
-    manager = _flags(k8s_controlplane, table, seed_cfg, "kube-controller-manager", version)
+    apiserver = _flags(rules, table, seed_cfg, "kube-apiserver", version)
+    manager = _flags(rules, table, seed_cfg, "kube-controller-manager", version)
     assert not any(f.startswith("--kubelet-https") for f in apiserver)
     assert manager == ["--bind-address=0.0.0.0", *seed["kube-controller-manager"][1:]]
-    assert (
-        _flags(k8s_controlplane, table, seed_cfg, "kube-scheduler", version)
-        == seed["kube-scheduler"]
-    )
+    assert _flags(rules, table, seed_cfg, "kube-scheduler", version) == seed["kube-scheduler"]
 
 
-def test_1_19_apiserver_is_the_seed_without_kubelet_https(table, k8s_controlplane, seed_cfg):
+def test_1_19_apiserver_is_the_seed_without_kubelet_https(table, rules, seed_cfg):
     seed = seed_exec_start("10.240.0.11")["kube-apiserver"]
     expected = [f for f in seed if f != "--kubelet-https=true"]
-    assert _flags(k8s_controlplane, table, seed_cfg, "kube-apiserver", "1.19.16") == expected
+    assert _flags(rules, table, seed_cfg, "kube-apiserver", "1.19.16") == expected
 
 
 @pytest.mark.parametrize("version", ["1.20.0", "1.21.14", "1.25.16", "1.34.2"])
-def test_1_20_adds_service_account_issuer_and_signing_key(
-    table, k8s_controlplane, seed_cfg, version
-):
+def test_1_20_adds_service_account_issuer_and_signing_key(table, rules, seed_cfg, version):
     seed = seed_exec_start("10.240.0.11")["kube-apiserver"]
     expected = []
     for flag in seed:
@@ -136,21 +124,21 @@ def test_1_20_adds_service_account_issuer_and_signing_key(
             )
             continue
         expected.append(flag)
-    assert _flags(k8s_controlplane, table, seed_cfg, "kube-apiserver", version) == expected
+    assert _flags(rules, table, seed_cfg, "kube-apiserver", version) == expected
 
 
 @pytest.mark.parametrize("version", ["1.18.6", "1.19.16"])
-def test_before_1_20_no_service_account_issuer(table, k8s_controlplane, seed_cfg, version):
-    flags = _flags(k8s_controlplane, table, seed_cfg, "kube-apiserver", version)
+def test_before_1_20_no_service_account_issuer(table, rules, seed_cfg, version):
+    flags = _flags(rules, table, seed_cfg, "kube-apiserver", version)
     assert not any(f.startswith("--service-account-issuer") for f in flags)
     assert not any(f.startswith("--service-account-signing-key-file") for f in flags)
 
 
-def test_context_values_reach_the_flags(table, k8s_controlplane):
+def test_context_values_reach_the_flags(table, rules):
     cfg = cluster_config("example")
     set_path(cfg, "controlplane:pki_dir", "/srv/pki")
     set_path(cfg, "controlplane:verbosity", 4)
-    flags = _flags(k8s_controlplane, table, cfg, "kube-apiserver", "1.34.2")
+    flags = _flags(rules, table, cfg, "kube-apiserver", "1.34.2")
     assert "--apiserver-count=3" in flags
     assert "--service-cluster-ip-range=10.96.0.0/16" in flags
     assert "--client-ca-file=/srv/pki/ca.pem" in flags
@@ -159,7 +147,7 @@ def test_context_values_reach_the_flags(table, k8s_controlplane):
         "--etcd-servers=https://192.168.50.11:2379,https://192.168.50.12:2379,"
         "https://192.168.50.13:2379"
     ) in flags
-    manager = _flags(k8s_controlplane, table, cfg, "kube-controller-manager", "1.34.2")
+    manager = _flags(rules, table, cfg, "kube-controller-manager", "1.34.2")
     assert "--cluster-cidr=10.244.0.0/16" in manager
 
 
@@ -168,10 +156,10 @@ def test_context_values_reach_the_flags(table, k8s_controlplane):
 # --------------------------------------------------------------------------
 
 
-def test_extra_args_replace_in_place(table, k8s_controlplane, seed_cfg):
+def test_extra_args_replace_in_place(table, rules, seed_cfg):
     seed = seed_exec_start("10.240.0.11")["kube-apiserver"]
     flags = _flags(
-        k8s_controlplane,
+        rules,
         table,
         seed_cfg,
         "kube-apiserver",
@@ -190,25 +178,25 @@ def test_extra_args_replace_in_place(table, k8s_controlplane, seed_cfg):
     assert flags.index("--event-ttl=2h") == seed.index("--event-ttl=1h")
 
 
-def test_extra_args_append(table, k8s_controlplane, seed_cfg):
+def test_extra_args_append(table, rules, seed_cfg):
     seed = seed_exec_start("10.240.0.11")["kube-apiserver"]
     extra = {"--audit-policy-file": "/etc/kubernetes/audit.yaml", "profiling": False}
-    flags = _flags(k8s_controlplane, table, seed_cfg, "kube-apiserver", "1.18.6", extra)
+    flags = _flags(rules, table, seed_cfg, "kube-apiserver", "1.18.6", extra)
     assert flags == [*seed, "--audit-policy-file=/etc/kubernetes/audit.yaml", "--profiling=false"]
 
 
-def test_extra_args_remove_with_none(table, k8s_controlplane, seed_cfg):
+def test_extra_args_remove_with_none(table, rules, seed_cfg):
     seed = seed_exec_start("10.240.0.11")["kube-apiserver"]
     extra = {"kubelet-https": None, "--runtime-config": None, "not-set": None}
-    flags = _flags(k8s_controlplane, table, seed_cfg, "kube-apiserver", "1.18.6", extra)
+    flags = _flags(rules, table, seed_cfg, "kube-apiserver", "1.18.6", extra)
     assert flags == [
         f for f in seed if f not in ("--kubelet-https=true", "--runtime-config=api/all=true")
     ]
 
 
-def test_extra_args_combined(table, k8s_controlplane, seed_cfg):
+def test_extra_args_combined(table, rules, seed_cfg):
     extra = {"address": None, "bind-address": "127.0.0.1", "leader-elect": True}
-    flags = _flags(k8s_controlplane, table, seed_cfg, "kube-controller-manager", "1.18.6", extra)
+    flags = _flags(rules, table, seed_cfg, "kube-controller-manager", "1.18.6", extra)
     seed = seed_exec_start("10.240.0.11")["kube-controller-manager"]
     assert flags == [*seed[1:], "--bind-address=127.0.0.1"]
 
@@ -237,9 +225,9 @@ def test_flags_reads_extra_args_from_the_config(modules, table, seed_cfg):
     }
 
 
-def test_unknown_component(table, k8s_controlplane, seed_cfg):
+def test_unknown_component(table, rules, seed_cfg):
     with pytest.raises(CommandExecutionError, match=r"kube-proxy.*kube-apiserver"):
-        _flags(k8s_controlplane, table, seed_cfg, "kube-proxy", "1.18.6")
+        _flags(rules, table, seed_cfg, "kube-proxy", "1.18.6")
 
 
 # --------------------------------------------------------------------------
@@ -265,21 +253,21 @@ SCHEDULER = "kubescheduler.config.k8s.io/"
         ("1.34.2", "v1"),
     ],
 )
-def test_api_versions(table, k8s_controlplane, version, scheduler_api):
-    assert k8s_controlplane.api_versions(table, version) == {
+def test_api_versions(table, rules, version, scheduler_api):
+    assert rules.api_versions(table, version) == {
         "scheduler_config": SCHEDULER + scheduler_api,
         "rbac": "rbac.authorization.k8s.io/v1",
     }
 
 
-def test_scheduler_api_at_1_18_is_the_seeds(table, k8s_controlplane):
+def test_scheduler_api_at_1_18_is_the_seeds(table, rules):
     text = SEED.read_text(encoding="utf-8")
     seed_api = re.search(r"^apiVersion: (kubescheduler\S+)$", text, re.M)[1]
-    assert k8s_controlplane.api_versions(table, "1.18.6")["scheduler_config"] == seed_api
+    assert rules.api_versions(table, "1.18.6")["scheduler_config"] == seed_api
 
 
-def test_api_versions_below_the_table(table, k8s_controlplane):
+def test_api_versions_below_the_table(table, rules):
     with pytest.raises(
         CommandExecutionError, match=r"no scheduler config API for Kubernetes 1\.17"
     ):
-        k8s_controlplane.api_versions(table, "1.17.0")
+        rules.api_versions(table, "1.17.0")

@@ -1,5 +1,5 @@
 """
-k8s_health.parse_show_stat on haproxy's ``show stat`` CSV, and haproxy_backends
+k8s_health._parse_show_stat on haproxy's ``show stat`` CSV, and haproxy_backends
 reading it from a stats socket.
 """
 
@@ -105,11 +105,11 @@ def test_sample_is_haproxy_2_6_show_stat():
 
 
 def test_parse_show_stat(k8s_health):
-    assert k8s_health.parse_show_stat(SHOW_STAT) == EXPECTED
+    assert k8s_health._parse_show_stat(SHOW_STAT) == EXPECTED
 
 
 def test_frontend_and_backend_rows_are_skipped(k8s_health):
-    servers = {row["server"] for row in k8s_health.parse_show_stat(SHOW_STAT)}
+    servers = {row["server"] for row in k8s_health._parse_show_stat(SHOW_STAT)}
     assert servers == {"k8s-controller-1", "k8s-controller-2", "k8s-controller-3"}
 
 
@@ -120,7 +120,7 @@ def test_frontend_and_backend_rows_are_skipped(k8s_health):
 def test_transitional_statuses(k8s_health, status, check):
     text = SHOW_STAT.replace(",UP,1,1,0,1,1,3,1,", f",{status},1,1,0,1,1,3,1,", 1)
     text = text.replace(",L7OK,200,", f",{check},200,", 1)
-    assert k8s_health.parse_show_stat(text)[0] == {
+    assert k8s_health._parse_show_stat(text)[0] == {
         "proxy": "k8s-controller",
         "server": "k8s-controller-1",
         "status": status,
@@ -137,12 +137,12 @@ def test_transitional_statuses(k8s_health, status, check):
     ],
 )
 def test_variants(k8s_health, variant):
-    assert k8s_health.parse_show_stat(variant(SHOW_STAT)) == EXPECTED
+    assert k8s_health._parse_show_stat(variant(SHOW_STAT)) == EXPECTED
 
 
 @pytest.mark.parametrize("text", ["", "\n", SHOW_STAT.splitlines(keepends=True)[0]])
 def test_no_servers(k8s_health, text):
-    assert k8s_health.parse_show_stat(text) == []
+    assert k8s_health._parse_show_stat(text) == []
 
 
 @pytest.fixture

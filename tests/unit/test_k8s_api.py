@@ -1,4 +1,7 @@
-"""k8s_api.path_of / diff (pure) and k8s_rbac.build_manifests against the seed's objects."""
+"""
+path_of, diff and rbac_manifests (_utils/k8s_objects.py) against the seed's objects,
+and k8s_rbac.manifests.
+"""
 
 import copy
 import pathlib
@@ -7,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from tests.unit.test_validation import cluster_config, versions_table
+from tests.support.cluster import cluster_config, rules, versions_table
 
 SEED = (
     pathlib.Path(__file__).parents[1]
@@ -68,11 +71,6 @@ def seed_manifests():
     return [yaml.safe_load(block) for block in blocks]
 
 
-@pytest.fixture
-def k8s_api(modules):
-    return modules("k8s_api")
-
-
 # --------------------------------------------------------------------------
 # path_of
 # --------------------------------------------------------------------------
@@ -94,8 +92,8 @@ def k8s_api(modules):
     ],
     ids=["ClusterRole", "ClusterRoleBinding", "v1beta1", "core-group"],
 )
-def test_path_of(k8s_api, manifest, path):
-    assert k8s_api.path_of(manifest) == path
+def test_path_of(objects, manifest, path):
+    assert objects.path_of(manifest) == path
 
 
 # --------------------------------------------------------------------------
@@ -104,58 +102,58 @@ def test_path_of(k8s_api, manifest, path):
 
 
 @pytest.mark.parametrize("manifest", [ROLE, BINDING], ids=["ClusterRole", "ClusterRoleBinding"])
-def test_diff_absent(k8s_api, manifest):
-    assert k8s_api.diff(manifest, None) == {
+def test_diff_absent(objects, manifest):
+    assert objects.diff(manifest, None) == {
         "object": {"old": None, "new": manifest["metadata"]["name"]}
     }
 
 
 @pytest.mark.parametrize("manifest", [ROLE, BINDING], ids=["ClusterRole", "ClusterRoleBinding"])
-def test_diff_identical(k8s_api, manifest):
-    assert k8s_api.diff(manifest, served(manifest)) == {}
-    assert k8s_api.diff(manifest, copy.deepcopy(manifest)) == {}
+def test_diff_identical(objects, manifest):
+    assert objects.diff(manifest, served(manifest)) == {}
+    assert objects.diff(manifest, copy.deepcopy(manifest)) == {}
 
 
-def test_diff_changed_rules(k8s_api):
+def test_diff_changed_rules(objects):
     live = served(ROLE)
     live["rules"][0]["verbs"] = ["get", "list"]
-    assert k8s_api.diff(ROLE, live) == {"rules": {"old": live["rules"], "new": ROLE["rules"]}}
+    assert objects.diff(ROLE, live) == {"rules": {"old": live["rules"], "new": ROLE["rules"]}}
 
 
-def test_diff_rules_missing_on_the_server(k8s_api):
+def test_diff_rules_missing_on_the_server(objects):
     live = served(ROLE)
     del live["rules"]
-    assert k8s_api.diff(ROLE, live) == {"rules": {"old": None, "new": ROLE["rules"]}}
+    assert objects.diff(ROLE, live) == {"rules": {"old": None, "new": ROLE["rules"]}}
 
 
-def test_diff_changed_binding(k8s_api):
+def test_diff_changed_binding(objects):
     live = served(BINDING)
     live["subjects"][0]["name"] = "admin"
     live["roleRef"]["name"] = "cluster-admin"
-    changes = k8s_api.diff(BINDING, live)
+    changes = objects.diff(BINDING, live)
     assert sorted(changes) == ["roleRef", "subjects"]
     assert changes["subjects"] == {"old": live["subjects"], "new": BINDING["subjects"]}
 
 
-def test_diff_ignores_fields_it_does_not_own(k8s_api):
+def test_diff_ignores_fields_it_does_not_own(objects):
     live = served(ROLE)
     live["status"] = {"anything": True}
     live["apiVersion"] = "rbac.authorization.k8s.io/v1beta1"
-    assert k8s_api.diff(ROLE, live) == {}
+    assert objects.diff(ROLE, live) == {}
 
 
 @pytest.mark.parametrize("meta", ["labels", "annotations"])
-def test_diff_extra_server_metadata_is_not_a_change(k8s_api, meta):
+def test_diff_extra_server_metadata_is_not_a_change(objects, meta):
     live = served(ROLE)
     live["metadata"][meta] = {**ROLE["metadata"][meta], "added.by/server": "yes"}
-    assert k8s_api.diff(ROLE, live) == {}
+    assert objects.diff(ROLE, live) == {}
 
 
 @pytest.mark.parametrize("meta", ["labels", "annotations"])
-def test_diff_missing_metadata_entry(k8s_api, meta):
+def test_diff_missing_metadata_entry(objects, meta):
     live = served(ROLE)
     live["metadata"][meta] = {"added.by/server": "yes"}
-    assert k8s_api.diff(ROLE, live) == {
+    assert objects.diff(ROLE, live) == {
         f"metadata.{meta}": {
             "old": {"added.by/server": "yes"},
             "new": {"added.by/server": "yes", **ROLE["metadata"][meta]},
@@ -164,18 +162,18 @@ def test_diff_missing_metadata_entry(k8s_api, meta):
 
 
 @pytest.mark.parametrize("meta", ["labels", "annotations"])
-def test_diff_metadata_absent_on_the_server(k8s_api, meta):
+def test_diff_metadata_absent_on_the_server(objects, meta):
     live = served(ROLE)
     del live["metadata"][meta]
-    assert k8s_api.diff(ROLE, live) == {
+    assert objects.diff(ROLE, live) == {
         f"metadata.{meta}": {"old": {}, "new": ROLE["metadata"][meta]}
     }
 
 
-def test_diff_changed_label_value(k8s_api):
+def test_diff_changed_label_value(objects):
     live = served(ROLE)
     live["metadata"]["labels"] = {"kubernetes.io/bootstrapping": "other", "keep": "me"}
-    assert k8s_api.diff(ROLE, live) == {
+    assert objects.diff(ROLE, live) == {
         "metadata.labels": {
             "old": {"kubernetes.io/bootstrapping": "other", "keep": "me"},
             "new": {"kubernetes.io/bootstrapping": "rbac-defaults", "keep": "me"},
@@ -183,14 +181,14 @@ def test_diff_changed_label_value(k8s_api):
     }
 
 
-def test_diff_without_desired_metadata_maps(k8s_api):
+def test_diff_without_desired_metadata_maps(objects):
     """A binding with no labels/annotations never asks the server to drop its own."""
     live = served(BINDING, labels={"a": "b"}, annotations={"c": "d"})
-    assert k8s_api.diff(BINDING, live) == {}
+    assert objects.diff(BINDING, live) == {}
 
 
 # --------------------------------------------------------------------------
-# k8s_rbac.build_manifests
+# rbac_manifests
 # --------------------------------------------------------------------------
 
 
@@ -201,12 +199,10 @@ def test_seed_manifests_are_parsed():
 
 
 @pytest.mark.parametrize("cluster", ["hardway", "example"])
-def test_build_manifests_equal_the_seeds_but_v1(modules, cluster):
+def test_rbac_manifests_equal_the_seeds_but_v1(objects, cluster):
     cfg = cluster_config(cluster)
-    api = modules("k8s_controlplane").api_versions(versions_table(), cfg["kubernetes"]["version"])[
-        "rbac"
-    ]
-    built = modules("k8s_rbac").build_manifests(cfg["rbac"], api)
+    api = rules().api_versions(versions_table(), cfg["kubernetes"]["version"])["rbac"]
+    built = objects.rbac_manifests(cfg["rbac"], api)
     expected = seed_manifests()
     for manifest in expected:
         manifest["apiVersion"] = RBAC_V1
@@ -217,18 +213,18 @@ def test_build_manifests_equal_the_seeds_but_v1(modules, cluster):
     assert built == [ROLE, BINDING]
 
 
-def test_built_manifests_diff_clean_against_themselves(modules, k8s_api):
-    built = modules("k8s_rbac").build_manifests(cluster_config("hardway")["rbac"], RBAC_V1)
+def test_built_manifests_diff_clean_against_themselves(objects):
+    built = objects.rbac_manifests(cluster_config("hardway")["rbac"], RBAC_V1)
     for manifest in built:
-        assert k8s_api.diff(manifest, served(manifest)) == {}
-        assert k8s_api.path_of(manifest).startswith("/apis/rbac.authorization.k8s.io/v1/")
+        assert objects.diff(manifest, served(manifest)) == {}
+        assert objects.path_of(manifest).startswith("/apis/rbac.authorization.k8s.io/v1/")
 
 
-def test_build_manifests_does_not_share_rbac_settings(modules):
+def test_rbac_manifests_do_not_share_rbac_settings(objects):
     """The built labels/annotations are copies: editing them leaves the settings alone."""
     rbac = cluster_config("hardway")["rbac"]
     before = copy.deepcopy(rbac)
-    role, _ = modules("k8s_rbac").build_manifests(rbac, RBAC_V1)
+    role, _ = objects.rbac_manifests(rbac, RBAC_V1)
     role["metadata"]["labels"]["x"] = "y"
     role["metadata"]["annotations"]["x"] = "y"
     assert rbac == before

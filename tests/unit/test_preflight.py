@@ -1,24 +1,16 @@
-"""Preflight: what a controller must have before anything is applied."""
+"""Preflight (the utils' preflight): what a controller must have before anything is applied."""
 
-import pytest
+from tests.support.cluster import PREFIX, cluster_config
 
-from tests.unit.test_validation import cluster_config
-
-PREFIX = "k8s_control_plane:"
 GOOD = {"lo": ["127.0.0.1"], "enp0s8": ["10.240.0.12"]}
 
 
-@pytest.fixture
-def k8s_cluster(modules):
-    return modules("k8s_cluster")
+def test_a_ready_controller_passes(rules):
+    assert rules.preflight(cluster_config("hardway"), "k8s-controller-2", GOOD) == []
 
 
-def test_a_ready_controller_passes(k8s_cluster):
-    assert k8s_cluster.preflight(cluster_config("hardway"), "k8s-controller-2", GOOD) == []
-
-
-def test_address_not_configured(k8s_cluster):
-    errors = k8s_cluster.preflight(
+def test_address_not_configured(rules):
+    errors = rules.preflight(
         cluster_config("hardway"), "k8s-controller-2", {"enp0s8": ["10.240.0.99"]}
     )
     assert errors == [
@@ -27,8 +19,8 @@ def test_address_not_configured(k8s_cluster):
     ]
 
 
-def test_vip_interface_missing(k8s_cluster):
-    errors = k8s_cluster.preflight(
+def test_vip_interface_missing(rules):
+    errors = rules.preflight(
         cluster_config("hardway"),
         "k8s-controller-2",
         {"lo": ["127.0.0.1"], "eth1": ["10.240.0.12"]},
@@ -38,15 +30,15 @@ def test_vip_interface_missing(k8s_cluster):
     ]
 
 
-def test_vip_interface_without_the_address(k8s_cluster):
+def test_vip_interface_without_the_address(rules):
     grains = {"enp0s8": ["192.168.1.2"], "eth1": ["10.240.0.12"]}
-    errors = k8s_cluster.preflight(cluster_config("hardway"), "k8s-controller-2", grains)
+    errors = rules.preflight(cluster_config("hardway"), "k8s-controller-2", grains)
     assert errors == [
         f"{PREFIX}vip:interface: enp0s8 does not carry 10.240.0.12 on k8s-controller-2; valid: eth1"
     ]
 
 
-def test_interface_from_grains_when_unset(k8s_cluster):
+def test_interface_from_grains_when_unset(rules):
     cfg = cluster_config("example")
     assert cfg["vip"]["interface"] is None
-    assert k8s_cluster.preflight(cfg, "prod-cp-1", {"eth0": ["192.168.50.11"]}) == []
+    assert rules.preflight(cfg, "prod-cp-1", {"eth0": ["192.168.50.11"]}) == []

@@ -1,17 +1,12 @@
-"""keepalived_role.compute: VRRP state, priority, unicast peers, VIP and interface."""
+"""keepalived roles (the utils' keepalived_role and priorities, the keepalived_role module)."""
 
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from tests.unit.test_validation import cluster_config, set_path, versions_table
+from tests.support.cluster import cluster_config, set_path, versions_table
 
 SEED_IDS = [f"k8s-controller-{i}" for i in (1, 2, 3)]
 SEED_ADDRESSES = [f"10.240.0.1{i}" for i in (1, 2, 3)]
-
-
-@pytest.fixture
-def keepalived_role(modules):
-    return modules("keepalived_role")
 
 
 @pytest.fixture
@@ -28,8 +23,8 @@ def example():
     ("index", "state", "priority"),
     [(0, "MASTER", 101), (1, "BACKUP", 100), (2, "BACKUP", 99)],
 )
-def test_seed_roles(keepalived_role, seed, index, state, priority):
-    role = keepalived_role.compute(seed, SEED_IDS[index], {})
+def test_seed_roles(rules, seed, index, state, priority):
+    role = rules.keepalived_role(seed, SEED_IDS[index], {})
     peers = [a for a in SEED_ADDRESSES if a != SEED_ADDRESSES[index]]
     assert role == {
         "id": SEED_IDS[index],
@@ -43,16 +38,16 @@ def test_seed_roles(keepalived_role, seed, index, state, priority):
     }
 
 
-def test_seed_has_one_master_and_never_slave(keepalived_role, seed):
-    states = [keepalived_role.compute(seed, cid, {})["state"] for cid in SEED_IDS]
+def test_seed_has_one_master_and_never_slave(rules, seed):
+    states = [rules.keepalived_role(seed, cid, {})["state"] for cid in SEED_IDS]
     assert states.count("MASTER") == 1
     assert set(states) == {"MASTER", "BACKUP"}
     assert "SLAVE" not in states
 
 
-def test_pillar_interface_wins_over_grains(keepalived_role, seed):
+def test_pillar_interface_wins_over_grains(rules, seed):
     grains = {"lo": ["127.0.0.1"], "eth1": ["10.240.0.11"]}
-    assert keepalived_role.compute(seed, SEED_IDS[0], grains)["interface"] == "enp0s8"
+    assert rules.keepalived_role(seed, SEED_IDS[0], grains)["interface"] == "enp0s8"
 
 
 @pytest.mark.parametrize(
@@ -69,17 +64,17 @@ def test_pillar_interface_wins_over_grains(keepalived_role, seed):
     ],
 )
 def test_interface_from_grains_when_vip_interface_is_null(
-    keepalived_role, seed, minion_id, ip4_interfaces, interface
+    rules, seed, minion_id, ip4_interfaces, interface
 ):
     set_path(seed, "vip:interface", None)
-    assert keepalived_role.compute(seed, minion_id, ip4_interfaces)["interface"] == interface
+    assert rules.keepalived_role(seed, minion_id, ip4_interfaces)["interface"] == interface
 
 
 @pytest.mark.parametrize("ip4_interfaces", [None, {}, {"lo": ["127.0.0.1"], "eth0": ["10.0.2.15"]}])
-def test_error_when_no_interface_carries_the_address(keepalived_role, example, ip4_interfaces):
+def test_error_when_no_interface_carries_the_address(rules, example, ip4_interfaces):
     assert example["vip"]["interface"] is None
     with pytest.raises(CommandExecutionError) as err:
-        keepalived_role.compute(example, "prod-cp-2", ip4_interfaces)
+        rules.keepalived_role(example, "prod-cp-2", ip4_interfaces)
     message = str(err.value)
     assert "192.168.50.12" in message
     assert "prod-cp-2" in message
@@ -94,11 +89,11 @@ def test_error_when_no_interface_carries_the_address(keepalived_role, example, i
         ("prod-cp-3", "BACKUP", 130, ["192.168.50.11", "192.168.50.12"]),
     ],
 )
-def test_example_explicit_priorities(keepalived_role, example, minion_id, state, priority, peers):
+def test_example_explicit_priorities(rules, example, minion_id, state, priority, peers):
     address = {"prod-cp-1": "192.168.50.11", "prod-cp-2": "192.168.50.12"}.get(
         minion_id, "192.168.50.13"
     )
-    role = keepalived_role.compute(example, minion_id, {"ens18": [address]})
+    role = rules.keepalived_role(example, minion_id, {"ens18": [address]})
     assert (role["state"], role["priority"]) == (state, priority)
     assert role["unicast_src_ip"] == address
     assert role["unicast_peers"] == peers
@@ -109,10 +104,10 @@ def test_example_explicit_priorities(keepalived_role, example, minion_id, state,
     )
 
 
-def test_master_is_the_highest_priority_not_the_first_listed(keepalived_role, example):
+def test_master_is_the_highest_priority_not_the_first_listed(rules, example):
     example["controllers"] = [example["controllers"][i] for i in (2, 0, 1)]  # 130, 150, 140
     roles = {
-        c["id"]: keepalived_role.compute(example, c["id"], {"ens18": [c["address"]]})
+        c["id"]: rules.keepalived_role(example, c["id"], {"ens18": [c["address"]]})
         for c in example["controllers"]
     }
     assert {cid: (r["state"], r["priority"]) for cid, r in roles.items()} == {
@@ -124,9 +119,9 @@ def test_master_is_the_highest_priority_not_the_first_listed(keepalived_role, ex
     assert roles["prod-cp-1"]["unicast_peers"] == ["192.168.50.13", "192.168.50.12"]
 
 
-def test_explicit_priority_mixed_with_computed(keepalived_role, seed):
+def test_explicit_priority_mixed_with_computed(rules, seed):
     set_path(seed, "controllers:2:priority", 200)
-    roles = [keepalived_role.compute(seed, cid, {}) for cid in SEED_IDS]
+    roles = [rules.keepalived_role(seed, cid, {}) for cid in SEED_IDS]
     assert [(r["state"], r["priority"]) for r in roles] == [
         ("BACKUP", 101),
         ("BACKUP", 100),
@@ -135,30 +130,29 @@ def test_explicit_priority_mixed_with_computed(keepalived_role, seed):
 
 
 @pytest.mark.parametrize("cluster", ["hardway", "example"])
-def test_priorities_agree_with_k8s_cluster(modules, keepalived_role, cluster):
-    """The validation checks the same priorities the roles use."""
+def test_roles_take_the_one_priority_rule(rules, cluster):
+    """The roles' priorities are the rule's, the one the validation checks."""
     cfg = cluster_config(cluster)
-    expected = modules("k8s_cluster").priorities(cfg)
-    computed = {
-        c["id"]: keepalived_role.compute(cfg, c["id"], {"eth0": [c["address"]]})["priority"]
+    computed = [
+        rules.keepalived_role(cfg, c["id"], {"eth0": [c["address"]]})["priority"]
         for c in cfg["controllers"]
-    }
-    assert computed == expected
+    ]
+    assert computed == rules.priorities(cfg)
 
 
 @pytest.mark.parametrize("minion_id", ["k8s-worker-1", "prod-cp-1", ""])
-def test_unknown_minion_names_valid_ids(keepalived_role, seed, minion_id):
+def test_unknown_minion_names_valid_ids(rules, seed, minion_id):
     with pytest.raises(CommandExecutionError) as err:
-        keepalived_role.compute(seed, minion_id, {})
+        rules.keepalived_role(seed, minion_id, {})
     assert str(err.value) == (
         f"{minion_id} is not in k8s_control_plane:controllers; "
         "valid: k8s-controller-1, k8s-controller-2, k8s-controller-3"
     )
 
 
-def test_roles_of_a_valid_cluster_validate(modules, keepalived_role, seed):
+def test_roles_of_a_valid_cluster_validate(rules, seed):
     """Sanity: the configuration the roles are computed from is a valid one."""
-    assert modules("k8s_cluster").validate_config(seed, versions_table()) == []
+    assert rules.validate_config(seed, versions_table()) == []
 
 
 def _with_config(modules, cfg, minion_id, ip4_interfaces):

@@ -1,6 +1,6 @@
 """
-The states: k8s_object.present/absent against a mocked k8s_api (get and apply
-mocked, the real pure diff), and k8s_cluster.validated over the real
+The states: k8s_object.present/absent against a mocked k8s_api (get, apply and
+request mocked; the real diff and path_of from _utils), and k8s_cluster.validated over the real
 validation (the salt tree read through mocked cp functions).
 """
 
@@ -10,10 +10,11 @@ from unittest.mock import MagicMock
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from tests.unit.test_validation import (
+from tests.support.cluster import (
     PREFIX,
     cluster_dunders,
     cluster_pillar,
+    rules,
     set_path,
 )
 
@@ -48,14 +49,12 @@ def live_role(**changes):
 
 
 class Api:
-    """A mocked k8s_api: get and apply are MagicMocks, diff is the real one."""
+    """A mocked k8s_api: get, apply and request are MagicMocks."""
 
     def __init__(self, modules, live=None, get_error=None, apply_result=None):
         self.get = MagicMock(return_value=live, side_effect=get_error)
         self.apply = MagicMock(return_value=apply_result)
-        self.diff = MagicMock(side_effect=modules("k8s_api").diff)
         self.request = MagicMock(return_value={"status": 200, "body": {}})
-        self.path_of = MagicMock(side_effect=modules("k8s_api").path_of)
 
     def salt(self):
         return {f"k8s_api.{name}": getattr(self, name) for name in vars(self)}
@@ -284,7 +283,7 @@ def test_validated_matches_validate_config(modules, state_modules):
     pillar = cluster_pillar("example")
     set_path(pillar, "kubernetes:node_port_range", "1-0")
     cluster = modules("k8s_cluster", **cluster_dunders(pillar, "prod-cp-1"))
-    expected = cluster.validate_config(
+    expected = rules().validate_config(
         cluster.config(with_secrets=True), cluster.versions(), "prod-cp-1"
     )
     ret = _validated(modules, state_modules, pillar, "prod-cp-1")

@@ -1,143 +1,33 @@
 """
-k8s_cluster: the layered configuration and ``validate_config``, one case per rule.
+The layered configuration (k8s_cluster.config, the utils' merge_layers) and
+``validate_config`` (_utils/k8s_control_plane.py), one case per rule.
 
-The merged configurations are built as ``k8s_cluster.config`` builds them: the
-repository's parameter files (defaults, os_family/Debian, the cluster's
-profile) under the cluster's pillar file, plus a throwaway PKI as the secrets.
-The helpers here (``cluster_config``, ``versions_table``, ``set_path``...) are
-shared by the other unit test files.
+The merged configurations are built as ``k8s_cluster.config`` builds them
+(tests/support/cluster.py): the repository's parameter files under the
+cluster's pillar file, plus a throwaway PKI as the secrets.
 """
 
 import base64
 import copy
-import functools
-import pathlib
 
 import pytest
-import yaml
 
-from tests.support import pki
-from tests.unit.conftest import load
+from tests.support.cluster import (
+    DELETE,
+    PREFIX,
+    cluster_config,
+    cluster_dunders,
+    cluster_pillar,
+    cluster_secrets,
+    errors_for,
+    parameter_layers,
+    set_path,
+    versions_table,
+)
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-PREFIX = "k8s_control_plane:"
-COMPONENTS = ("cluster", "loadbalancer", "etcd", "controlplane", "rbac")
 # The clusters of pillar/ and the profile each one takes (hardway sets
 # `profile: seed`; example sets none, so the default `tuned` applies).
 CLUSTERS = {"hardway": "seed", "example": "tuned"}
-DELETE = object()
-
-
-# --------------------------------------------------------------------------
-# Shared helpers (imported by the other unit test files)
-# --------------------------------------------------------------------------
-
-
-@functools.cache
-def _read_doc(rel):
-    path = REPO / "salt" / rel
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def read_doc(rel):
-    """salt://<rel> as YAML (a fresh copy), None when the file does not exist."""
-    return copy.deepcopy(_read_doc(rel))
-
-
-def parameter_layers(os_family, profile):
-    """(defaults, os_layers, profile_layers) as k8s_cluster.config reads them."""
-
-    def layer(pattern):
-        return [(pattern.format(c), read_doc(pattern.format(c))) for c in COMPONENTS]
-
-    return (
-        layer("{}/parameters/defaults.yaml"),
-        layer(f"{{}}/parameters/os_family/{os_family}.yaml"),
-        layer(f"{{}}/parameters/profile/{profile}.yaml"),
-    )
-
-
-@functools.cache
-def _k8s_cluster():
-    return load("_modules", "k8s_cluster")
-
-
-@functools.cache
-def cluster_secrets(cluster):
-    """The secrets of a cluster: one throwaway PKI per cluster and test session."""
-    return pki.secrets_for_cluster_file(REPO / "pillar" / f"{cluster}.sls")
-
-
-def cluster_pillar(cluster):
-    """pillar/<cluster>.sls's k8s_control_plane, with its secrets (a fresh copy)."""
-    text = (REPO / "pillar" / f"{cluster}.sls").read_text(encoding="utf-8")
-    pillar = yaml.safe_load(text)["k8s_control_plane"]
-    pillar["secrets"] = copy.deepcopy(cluster_secrets(cluster))
-    return pillar
-
-
-def cluster_config(cluster, os_family="Debian"):
-    """The merged configuration of a cluster, built as k8s_cluster.config does."""
-    mod = _k8s_cluster()
-    pillar = cluster_pillar(cluster)
-    defaults, os_layers, _ = parameter_layers(os_family, None)
-    profile = mod._profile_of(pillar, defaults)
-    _, _, profile_layers = parameter_layers(os_family, profile)
-    return mod.merge_layers(defaults, os_layers, profile_layers, pillar)
-
-
-def versions_table():
-    return read_doc("controlplane/parameters/versions.yaml")
-
-
-def set_path(cfg, path, value):
-    """Set cfg at 'a:0:b' (list indexes as numbers); DELETE removes the key."""
-    parts = [int(p) if p.isdigit() else p for p in path.split(":")]
-    node = cfg
-    for part in parts[:-1]:
-        node = node[part]
-    if value is DELETE:
-        del node[parts[-1]]
-    else:
-        node[parts[-1]] = value
-    return cfg
-
-
-def salt_tree():
-    """What cp.list_master lists for file_roots [salt/, repo root]."""
-    return sorted(str(p.relative_to(REPO / "salt")) for p in (REPO / "salt").rglob("*.*"))
-
-
-def cluster_dunders(pillar, minion_id, os_family="Debian"):
-    """
-    Dunders for k8s_cluster.config/validate: cp reads the repository's salt/
-    tree; the grains carry the controller's address on the VIP interface.
-    """
-    controllers = pillar.get("controllers")
-    controllers = controllers if isinstance(controllers, list) else []
-    address = next(
-        (c.get("address") for c in controllers if isinstance(c, dict) and c.get("id") == minion_id),
-        None,
-    )
-    vip = pillar.get("vip")
-    interface = (vip.get("interface") if isinstance(vip, dict) else None) or "eth0"
-    ip4 = {"lo": ["127.0.0.1"], interface: [address] if address else []}
-
-    def get_file_str(url):
-        return (REPO / "salt" / url.removeprefix("salt://")).read_text(encoding="utf-8")
-
-    return {
-        "__salt__": {"cp.list_master": salt_tree, "cp.get_file_str": get_file_str},
-        "__pillar__": {"k8s_control_plane": pillar},
-        "__grains__": {"id": minion_id, "os_family": os_family, "ip4_interfaces": ip4},
-        "__opts__": {"test": False},
-        "__context__": {},
-    }
-
-
-def errors_for(errors, key):
-    """The errors filed under exactly this key."""
-    return [e for e in errors if e.startswith(f"{PREFIX}{key}: ")]
 
 
 # --------------------------------------------------------------------------
@@ -161,20 +51,15 @@ def table():
     return versions_table()
 
 
-@pytest.fixture
-def k8s_cluster(modules):
-    return modules("k8s_cluster")
-
-
 # --------------------------------------------------------------------------
 # The layering
 # --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("cluster", "profile"), sorted(CLUSTERS.items()))
-def test_profile_of_each_cluster(k8s_cluster, cluster, profile):
+def test_profile_of_each_cluster(rules, cluster, profile):
     defaults, _, _ = parameter_layers("Debian", None)
-    assert k8s_cluster._profile_of(cluster_pillar(cluster), defaults) == profile
+    assert rules.profile_of(cluster_pillar(cluster), defaults) == profile
 
 
 def test_layering_order(configs):
@@ -225,13 +110,11 @@ def test_config_reads_the_salt_tree_like_the_fixture(modules, configs, cluster):
     assert mod.validate() == {"valid": True, "errors": []}
 
 
-def test_merge_layers_does_not_mutate_its_inputs(k8s_cluster):
+def test_merge_layers_does_not_mutate_its_inputs(rules):
     defaults, os_layers, profile_layers = parameter_layers("Debian", "tuned")
     before = copy.deepcopy((defaults, os_layers, profile_layers))
-    k8s_cluster.merge_layers(defaults, os_layers, profile_layers, cluster_pillar("hardway"))
-    example = k8s_cluster.merge_layers(
-        defaults, os_layers, profile_layers, cluster_pillar("example")
-    )
+    rules.merge_layers(defaults, os_layers, profile_layers, cluster_pillar("hardway"))
+    example = rules.merge_layers(defaults, os_layers, profile_layers, cluster_pillar("example"))
     assert example["vip"]["interface"] is None
     assert (defaults, os_layers, profile_layers) == before
 
@@ -249,8 +132,8 @@ def test_merge_layers_does_not_mutate_its_inputs(k8s_cluster):
         ("hardway", None),
     ],
 )
-def test_pillar_clusters_are_valid(configs, table, k8s_cluster, cluster, minion_id):
-    assert k8s_cluster.validate_config(configs[cluster], table, minion_id) == []
+def test_pillar_clusters_are_valid(configs, table, rules, cluster, minion_id):
+    assert rules.validate_config(configs[cluster], table, minion_id) == []
 
 
 @pytest.mark.parametrize(
@@ -282,11 +165,11 @@ def test_pillar_clusters_are_valid(configs, table, k8s_cluster, cluster, minion_
     ],
     ids=lambda value: value if isinstance(value, str) else ",".join(value),
 )
-def test_valid_variants(table, k8s_cluster, cluster, changes):
+def test_valid_variants(table, rules, cluster, changes):
     cfg = cluster_config(cluster)
     for path, value in changes.items():
         set_path(cfg, path, value)
-    assert k8s_cluster.validate_config(cfg, table, cfg["controllers"][0]["id"]) == []
+    assert rules.validate_config(cfg, table, cfg["controllers"][0]["id"]) == []
 
 
 # --------------------------------------------------------------------------
@@ -777,11 +660,11 @@ def _param(case):
 
 
 @pytest.mark.parametrize(("cluster", "changes", "key", "needles"), [_param(c) for c in CASES])
-def test_rule(secrets, table, k8s_cluster, cluster, changes, key, needles):
+def test_rule(secrets, table, rules, cluster, changes, key, needles):
     cfg = cluster_config(cluster)
     for path, value in changes.items():
         set_path(cfg, path, value)
-    errors = k8s_cluster.validate_config(cfg, table)
+    errors = rules.validate_config(cfg, table)
     assert errors, "expected an error"
     assert all(e.startswith(PREFIX) for e in errors), errors
     matching = errors_for(errors, key)
@@ -789,10 +672,10 @@ def test_rule(secrets, table, k8s_cluster, cluster, changes, key, needles):
     assert any(all(n in e for n in needles) for e in matching), matching
 
 
-def test_tls_port_equal_to_apiserver_port_is_reported(table, k8s_cluster):
+def test_tls_port_equal_to_apiserver_port_is_reported(table, rules):
     """The collision itself is found (whichever key it is filed under)."""
     cfg = set_path(cluster_config("hardway"), "loadbalancer:haproxy:tls_port", 6443)
-    errors = k8s_cluster.validate_config(cfg, table)
+    errors = rules.validate_config(cfg, table)
     assert len(errors) == 1
     assert errors[0].startswith(f"{PREFIX}loadbalancer:haproxy:tls_port: 6443 collides with")
 
@@ -810,17 +693,17 @@ def test_tls_port_equal_to_apiserver_port_is_reported(table, k8s_cluster):
         pytest.param("controllers", 3),
     ],
 )
-def test_non_mapping_section_is_reported(table, k8s_cluster, path, value):
+def test_non_mapping_section_is_reported(table, rules, path, value):
     """A pillar value where a mapping belongs (e.g. ``vip: 10.240.0.10``) names the key."""
     cfg = set_path(cluster_config("hardway"), path, value)
-    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    errors = rules.validate_config(cfg, table, "k8s-controller-1")
     assert any(e.startswith(f"{PREFIX}{path}") for e in errors), errors
 
 
-def test_missing_secrets_are_listed_in_one_error(table, k8s_cluster):
+def test_missing_secrets_are_listed_in_one_error(table, rules):
     cfg = cluster_config("hardway")
     cfg["secrets"] = {}
-    errors = k8s_cluster.validate_config(cfg, table)
+    errors = rules.validate_config(cfg, table)
     missing = errors_for(errors, "secrets")
     assert len(missing) == 1
     assert missing[0] == (
@@ -831,30 +714,28 @@ def test_missing_secrets_are_listed_in_one_error(table, k8s_cluster):
     assert errors_for(errors, "secrets:encryption_key")
 
 
-def test_etcd_managed_without_version_and_url_reports_both(table, k8s_cluster):
+def test_etcd_managed_without_version_and_url_reports_both(table, rules):
     cfg = set_path(cluster_config("hardway"), "etcd:managed", True)
-    errors = k8s_cluster.validate_config(cfg, table)
+    errors = rules.validate_config(cfg, table)
     assert [e.split(": ")[0] for e in errors] == [
         f"{PREFIX}etcd:version",
         f"{PREFIX}etcd:release_url",
     ]
 
 
-def test_weight_zero_has_no_gap_constraint(table, k8s_cluster):
+def test_weight_zero_has_no_gap_constraint(table, rules):
     cfg = cluster_config("example")
     for index, priority in enumerate((254, 100, 1)):
         set_path(cfg, f"controllers:{index}:priority", priority)
     assert cfg["loadbalancer"]["keepalived"]["check_weight"] == 0
-    assert k8s_cluster.validate_config(cfg, table) == []
+    assert rules.validate_config(cfg, table) == []
     set_path(cfg, "loadbalancer:keepalived:check_weight", 2)
-    assert errors_for(
-        k8s_cluster.validate_config(cfg, table), "loadbalancer:keepalived:check_weight"
-    )
+    assert errors_for(rules.validate_config(cfg, table), "loadbalancer:keepalived:check_weight")
 
 
 @pytest.mark.parametrize("minion_id", ["k8s-worker-1", "prod-cp-1", "k8s-controller-4"])
-def test_this_minion_not_listed(table, k8s_cluster, minion_id):
-    errors = k8s_cluster.validate_config(cluster_config("hardway"), table, minion_id)
+def test_this_minion_not_listed(table, rules, minion_id):
+    errors = rules.validate_config(cluster_config("hardway"), table, minion_id)
     assert errors == [
         f"{PREFIX}controllers: this minion ({minion_id}) is not listed; "
         "listed: ['k8s-controller-1', 'k8s-controller-2', 'k8s-controller-3']"
@@ -870,7 +751,7 @@ def test_this_minion_not_listed_through_validate(modules):
     assert "prod-cp-1" in report["errors"][0]
 
 
-def test_all_errors_at_once(table, k8s_cluster):
+def test_all_errors_at_once(table, rules):
     cfg = cluster_config("hardway")
     changes = {
         "cluster": "Hard_Way",
@@ -883,7 +764,7 @@ def test_all_errors_at_once(table, k8s_cluster):
     }
     for path, value in changes.items():
         set_path(cfg, path, value)
-    errors = k8s_cluster.validate_config(cfg, table, "k8s-worker-1")
+    errors = rules.validate_config(cfg, table, "k8s-worker-1")
     keys = {e.split(": ")[0].removeprefix(PREFIX) for e in errors}
     expected = {
         "cluster",
@@ -899,8 +780,8 @@ def test_all_errors_at_once(table, k8s_cluster):
     assert len(errors) >= 8
 
 
-def test_not_a_mapping(k8s_cluster):
-    assert k8s_cluster.validate_config(["cluster"]) == [f"{PREFIX}: must be a mapping"]
+def test_not_a_mapping(rules):
+    assert rules.validate_config(["cluster"]) == [f"{PREFIX}: must be a mapping"]
 
 
 def test_validate_reports_a_broken_layer(modules):
@@ -936,22 +817,22 @@ CP, LB, XA = "controlplane", "loadbalancer", "controlplane:extra_args"
         (f"{LB}:sysctl:config", None, f"{LB}:sysctl:config", "an absolute path"),
     ],
 )
-def test_component_settings(table, k8s_cluster, path, value, key, text):
+def test_component_settings(table, rules, path, value, key, text):
     cfg = set_path(cluster_config("hardway"), path, value)
-    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    errors = rules.validate_config(cfg, table, "k8s-controller-1")
     assert any(e.startswith(f"{PREFIX}{key}: ") and text in e for e in errors), errors
 
 
-def test_managed_etcd_version_and_url_types(table, k8s_cluster):
+def test_managed_etcd_version_and_url_types(table, rules):
     cfg = cluster_config("hardway")
     cfg["etcd"].update({"managed": True, "version": 3.4, "release_url": 5})
-    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    errors = rules.validate_config(cfg, table, "k8s-controller-1")
     assert any(e.startswith(f"{PREFIX}etcd:version: 3.4; required") for e in errors), errors
     assert any(e.startswith(f"{PREFIX}etcd:release_url: 5; required") for e in errors), errors
 
 
-def test_a_secret_of_the_wrong_type_is_not_echoed(table, k8s_cluster):
+def test_a_secret_of_the_wrong_type_is_not_echoed(table, rules):
     cfg = cluster_config("hardway")
     cfg["secrets"] = "-----BEGIN PRIVATE KEY-----\nSECRETSTUFF"
-    errors = k8s_cluster.validate_config(cfg, table, "k8s-controller-1")
+    errors = rules.validate_config(cfg, table, "k8s-controller-1")
     assert errors == [f"{PREFIX}secrets: expected a mapping, got str"]
