@@ -49,6 +49,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) tests/lint_sls.py
+	$(PY) tests/lint_cli.py
 	$(PY) tests/pillar_reference.py --check
 
 unit: venv
