@@ -27,8 +27,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from tests.support import pki
 from tests.support.minion import REPO, Minion, controller_grains
 
-PUBLIC = {"ca.pem", "kubernetes.pem", "service-account.pem"}
-
 
 def _pillar_root(cluster, tmp):
     """A pillar root whose top gives every minion the cluster (and its secrets)."""
@@ -50,11 +48,11 @@ def _pillar_root(cluster, tmp):
     return [root, REPO / "pillar"], cfg, notes
 
 
-def _redact(text, secrets, with_secrets):
+def _redact(text, secrets, public, with_secrets):
     if with_secrets:
         return text
     for name, value in secrets.items():
-        if not isinstance(value, str) or name in PUBLIC:
+        if not isinstance(value, str) or name in public:
             continue
         if text.strip() == value.strip():
             digest = hashlib.sha256(value.encode()).hexdigest()[:16]
@@ -77,6 +75,7 @@ def render_minion(minion, out, with_secrets=False):
     report = mods["k8s_cluster.validate"]()
     if not report["valid"]:
         raise SystemExit("render: invalid pillar:\n- " + "\n- ".join(report["errors"]))
+    public = {e["name"] for e in mods["k8s_cluster.pki_files"]() if e["mode"] == "0644"}
     low = mods["state.show_lowstate"]()
     if isinstance(low, list) and low and isinstance(low[0], str):
         raise SystemExit("render: " + "\n".join(low))
@@ -92,6 +91,8 @@ def render_minion(minion, out, with_secrets=False):
             continue
         path, mode = chunk["name"], chunk.get("mode", "0644")
         source = chunk.get("source", "")
+        if isinstance(source, list):  # TOFS: the first source that exists, as file.managed picks
+            source = mods["file.source_list"](source, "", "base")[0]
         if chunk.get("contents_pillar"):
             text = mods["pillar.get"](chunk["contents_pillar"], unmask=True)
             origin = f"pillar:{chunk['contents_pillar']}"
@@ -117,7 +118,7 @@ def render_minion(minion, out, with_secrets=False):
         else:
             manifest.append(f"{path} {mode} {source} (checked against {chunk.get('source_hash')})")
             continue
-        _write(out, path, _redact(text, secrets, with_secrets), mode)
+        _write(out, path, _redact(text, secrets, public, with_secrets), mode)
         manifest.append(f"{path} {mode} {origin}")
     _write(out, "MANIFEST", "\n".join(manifest) + "\n", "0644")
     return manifest

@@ -62,7 +62,9 @@ def test_rendered_files_match_golden(minion_for, tmp_path, cluster, minion_id):
 
 def test_only_the_first_controller_applies_rbac(minion_for, tmp_path):
     for minion_id, expected in (("k8s-controller-1", 2), ("k8s-controller-2", 0)):
-        low = minion_for("hardway", minion_id).modules["state.show_low_sls"]("rbac")
+        low = minion_for("hardway", minion_id).modules["state.show_low_sls"](
+            "k8s_control_plane.rbac"
+        )
         assert len([c for c in low if c["state"] == "k8s_object"]) == expected
 
 
@@ -70,7 +72,7 @@ def test_only_the_first_controller_applies_rbac(minion_for, tmp_path):
 def test_os_family_layer_applies(minion_for, os_family, booleans):
     low = minion_for("hardway", "k8s-controller-1", os_family=os_family).modules[
         "state.show_low_sls"
-    ]("loadbalancer.haproxy")
+    ]("k8s_control_plane.loadbalancer.haproxy")
     selinux = [c for c in low if c["state"] == "selinux"]
     assert [c["name"] for c in selinux] == ["haproxy_connect_any"][:booleans]
 

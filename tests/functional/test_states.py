@@ -10,6 +10,8 @@ import stat
 
 import pytest
 
+VALIDATED = "k8s_control_plane-cluster-validate-k8s_cluster-validated"
+
 
 @pytest.fixture
 def pki_minion(minion_for, tmp_path):
@@ -28,13 +30,13 @@ def _changed(ret):
 
 def test_pki_predict_apply_and_idempotence(pki_minion, cluster_secrets):
     minion, tmp_path = pki_minion
-    predicted = minion.modules["state.sls"]("controlplane.pki", test=True)
+    predicted = minion.modules["state.sls"]("k8s_control_plane.controlplane.pki", test=True)
     assert all(v["result"] is not False for v in predicted.values()), predicted
-    applied = minion.modules["state.sls"]("controlplane.pki")
+    applied = minion.modules["state.sls"]("k8s_control_plane.controlplane.pki")
     assert all(v["result"] is True for v in applied.values()), applied
     assert _changed(predicted) == _changed(applied)
     assert len(_changed(applied)) == 11  # the directory, 9 secret files, the encryption config
-    again = minion.modules["state.sls"]("controlplane.pki")
+    again = minion.modules["state.sls"]("k8s_control_plane.controlplane.pki")
     assert _changed(again) == set()
     assert all(v["result"] is True for v in again.values())
     pki_dir = tmp_path / "var-lib-kubernetes"
@@ -55,16 +57,18 @@ def test_invalid_pillar_stops_at_validation(minion_for):
         extra={"vip": {"address": "10.9.9.9"}, "kubernetes": {"version": "1.17.0"}},
     )
     for test in (True, False):
-        ret = minion.modules["state.sls"]("loadbalancer,controlplane", test=test)
+        ret = minion.modules["state.sls"](
+            "k8s_control_plane.loadbalancer,k8s_control_plane.controlplane", test=test
+        )
         assert isinstance(ret, dict), ret
         ids = {v["__id__"]: v for v in ret.values()}
         # Nothing ran but the validation: the rest is absent or did not start.
         for sid, result in ids.items():
-            if sid != "cluster-validate-k8s_cluster-validated":
+            if sid != VALIDATED:
                 assert result["changes"] == {}, sid
                 assert result["result"] is False, sid
                 assert "requisite failed" in result["comment"] or "failhard" in result["comment"]
-        comment = ids["cluster-validate-k8s_cluster-validated"]["comment"]
-        assert ids["cluster-validate-k8s_cluster-validated"]["result"] is False
+        comment = ids[VALIDATED]["comment"]
+        assert ids[VALIDATED]["result"] is False
         assert "k8s_control_plane:vip:address: 10.9.9.9 is outside" in comment
         assert "k8s_control_plane:kubernetes:version: 1.17.0 is unsupported" in comment

@@ -19,6 +19,7 @@ from tests.support.minion import REPO, controller_grains
 
 CLUSTER = yaml.safe_load((REPO / "pillar" / "hardway.sls").read_text())["k8s_control_plane"]
 VERSION = CLUSTER["kubernetes"]["version"]
+FOREIGN_FORMULAS = REPO / "tests" / "integration" / "foreign_formulas"
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +57,8 @@ def master(salt_factories, secrets_root, release_mirror):
     factory = salt_factories.salt_master_daemon(
         "k8s-master",
         overrides={
-            "file_roots": {"base": [str(REPO / "salt")]},
+            # A second root serves unrelated formulas named etcd and haproxy.
+            "file_roots": {"base": [str(REPO / "salt"), str(FOREIGN_FORMULAS)]},
             "pillar_roots": {"base": [str(REPO / "pillar"), str(secrets_root)]},
             "pillar_mask_output": False,
         },

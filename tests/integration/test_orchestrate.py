@@ -5,16 +5,9 @@ mode, the steps in order, and a bad pillar stopping the run at validation.
 
 import pytest
 
-STEPS = [
-    "orch-validate",
-    "orch-loadbalancer",
-    "orch-vip-single-holder",
-    "orch-etcd",
-    "orch-controlplane",
-    "orch-wait-ready",
-    "orch-rbac",
-    "orch-verify",
-]
+from tests.support.orchestration import step_ids
+
+STEPS = step_ids()
 
 
 def _ordered(results):
@@ -36,9 +29,9 @@ def test_highstate_test_mode_on_every_controller(salt_cli, synced):
         failed = {k: v["comment"] for k, v in results.items() if v["result"] is False}
         assert not failed, f"{minion}: {failed}"
         ids = {v["__id__"] for v in results.values()}
-        assert "loadbalancer-keepalived-file-managed" in ids
-        assert "controlplane-services-service-running-kube-apiserver" in ids
-        rbac = {i for i in ids if i.startswith("rbac-init-k8s_object")}
+        assert "k8s_control_plane-loadbalancer-keepalived-file-managed" in ids
+        assert "k8s_control_plane-controlplane-services-service-running-kube-apiserver" in ids
+        rbac = {i for i in ids if i.startswith("k8s_control_plane-rbac-k8s_object")}
         assert bool(rbac) == (minion == "k8s-controller-1"), (minion, rbac)
 
 
@@ -70,3 +63,25 @@ def test_bad_pillar_stops_the_orchestration_at_validation(salt_run_cli, pillar_o
     for step in STEPS[1:]:
         assert results[step]["result"] is False, step
         assert "requisite" in results[step]["comment"].lower(), results[step]["comment"]
+
+
+def test_beside_unrelated_formulas_named_etcd_and_haproxy(salt_cli, synced):
+    """
+    The master also serves formulas named etcd and haproxy (conftest's second
+    file root): ours lives under k8s_control_plane/, so both apply together
+    with no clash of SLS names or state IDs.
+    """
+    ret = salt_cli.run(
+        "state.apply", "k8s_control_plane,etcd,haproxy", "test=True", minion_tgt="k8s-controller-2"
+    )
+    assert ret.returncode == 0, ret.stdout
+    results = ret.data
+    failed = {k: v["comment"] for k, v in results.items() if v["result"] is False}
+    assert not failed, failed
+    by_sls = {}
+    for result in results.values():
+        by_sls.setdefault(result["__sls__"], set()).add(result["__id__"])
+    assert by_sls["etcd"] == {"etcd-formula-test-nop"}
+    assert by_sls["haproxy"] == {"haproxy-formula-test-nop"}
+    ours = {i for s, ids in by_sls.items() if s.startswith("k8s_control_plane") for i in ids}
+    assert all(i.startswith("k8s_control_plane-") for i in ours), ours
