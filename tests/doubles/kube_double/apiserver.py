@@ -286,15 +286,15 @@ class ApiServer(Component):
 
     def report_etcd(self) -> None:
         """Log etcd's health when it changes: what the journal tells a reader of the lab."""
-        last = "unknown"
-        while not self.stop.wait(0 if last == "unknown" else 2.0):
+        healthy = None
+        while not self.stop.wait(0 if healthy is None else 2.0):
             error = self.etcd.health_error()
-            if (error is None) != (last is None):
+            if (error is None) != healthy:
                 if error:
                     self.log.error(f"etcd is unreachable or unhealthy: {error}")
                 else:
                     self.log.info("etcd is healthy")
-            last = error
+            healthy = error is None
 
     def checks(self) -> list:
         return [
