@@ -33,16 +33,11 @@ __virtualname__ = "k8s_cluster"
 PILLAR_KEY = "k8s_control_plane"
 # The one place the formula's root is named; k8s_control_plane_root overrides it.
 DEFAULT_ROOT = "k8s_control_plane"
-_U = "k8s_control_plane."
 
 
 def __virtual__():
     # Shells out to nothing: it reads pillar, grains and salt:// files only.
     return __virtualname__
-
-
-def _utils(name):
-    return __utils__[_U + name]
 
 
 def _root():
@@ -71,7 +66,8 @@ def _read_yaml(path):
 
 
 def _read_layer(layer, value=None):
-    return [(path, _read_yaml(path)) for path in _utils("layer_files")(_root(), layer, value)]
+    paths = __utils__["k8s_control_plane.layer_files"](_root(), layer, value)
+    return [(path, _read_yaml(path)) for path in paths]
 
 
 def config(os_family=None, with_secrets=False):
@@ -104,9 +100,10 @@ def config(os_family=None, with_secrets=False):
         return _public(__context__[key], with_secrets)
     defaults = _read_layer("defaults")
     os_layers = _read_layer("os_family", os_family)
-    profile = _utils("profile_of")(pillar_data, defaults)
+    profile = __utils__["k8s_control_plane.profile_of"](pillar_data, defaults)
     profile_layers = _read_layer("profile", profile)
-    result = _utils("merge_layers")(defaults, os_layers, profile_layers, pillar_data)
+    merge = __utils__["k8s_control_plane.merge_layers"]
+    result = merge(defaults, os_layers, profile_layers, pillar_data)
     log.debug(
         "k8s_cluster: merged config of cluster %s (os_family %s, profile %s, %d layer files)",
         result.get("cluster"),
@@ -167,8 +164,8 @@ def identity():
     pillar_data = pillar_data if isinstance(pillar_data, dict) else {}
     result = {
         "cluster": pillar_data.get("cluster"),
-        "controllers": _utils("controller_ids")(pillar_data),
-        "apply_from": _utils("apply_from")(pillar_data),
+        "controllers": __utils__["k8s_control_plane.controller_ids"](pillar_data),
+        "apply_from": __utils__["k8s_control_plane.apply_from"](pillar_data),
     }
     log.debug("k8s_cluster: identity %s", result)
     return result
@@ -187,7 +184,7 @@ def pki_files():
 
         salt k8s-controller-1 k8s_cluster.pki_files
     """
-    return _utils("pki_files")()
+    return __utils__["k8s_control_plane.pki_files"]()
 
 
 def sources(component, name):
@@ -212,7 +209,8 @@ def sources(component, name):
     """
     tofs = config().get("tofs")
     # __grains__ is a loader context, not a dict: hand the utils a plain copy.
-    result = _utils("tofs_sources")(_root(), component, name, tofs, dict(__grains__))
+    grains = dict(__grains__)
+    result = __utils__["k8s_control_plane.tofs_sources"](_root(), component, name, tofs, grains)
     log.debug("k8s_cluster: sources of %s/%s: %s", component, name, result)
     return result
 
@@ -269,10 +267,11 @@ def validate():
     # Every SLS of a run asks; validate once per pillar and grains.
     key = f"k8s_cluster.validate.{_digest(cfg, minion_id, interfaces)}"
     if key not in __context__:
-        errors = _utils("validate_config")(cfg, versions(), minion_id=minion_id)
+        check = __utils__["k8s_control_plane.validate_config"]
+        errors = check(cfg, versions(), minion_id=minion_id)
         stage = "pillar"
         if not errors:
-            errors = _utils("preflight")(cfg, minion_id, interfaces)
+            errors = __utils__["k8s_control_plane.preflight"](cfg, minion_id, interfaces)
             stage = "preflight"
         log.debug(
             "k8s_cluster: validation of %s: %s after %s, %d error(s)",

@@ -1,6 +1,7 @@
 """
-The components' flags per Kubernetes version (the seed's
-v1.18.6 units are the reference) and the API versions per version.
+The components' flags per Kubernetes version (the utils' build_flags and
+flag_context; the seed's v1.18.6 units are the reference), the API versions
+per version (api_versions), and k8s_controlplane.flags/apis over them.
 """
 
 import pathlib
