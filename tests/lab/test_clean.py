@@ -1,0 +1,244 @@
+"""The undo path on the lab: each component's clean state brings a controller back to before.
+
+"Before" is a snapshot of each controller taken in this module's own fresh lab, after boot and
+before the first orchestration: the state of a host the formula never touched, runtime state
+included (which units run, the live sysctl value, listening ports), which the image on disk
+alone cannot show. The packages the image already holds (keepalived, haproxy: the containers
+reach no package source) are part of that "before", so a clean state must not remove them.
+
+Then: orchestrate, apply the clean states in the reverse order of the orchestration (rbac on
+the RBAC controller, controlplane, etcd, loadbalancer), compare every controller with its
+snapshot (files, unit files and enablement links, unit states, users and groups, packages,
+sysctl, addresses, listening ports), check the whole k8s_control_plane.clean then changes
+nothing, orchestrate again and check it converges (one VIP holder, /readyz through the VIP,
+the RBAC objects back, a second run without changes).
+"""
+
+import json
+import time
+
+import pytest
+
+from tests.lab import lab
+
+ROOT = "k8s_control_plane"
+TARGET = "k8s-controller-*"
+RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
+RBAC_ROLE = f"{RBAC_API}/clusterroles/system:kube-apiserver-to-kubelet"
+RBAC_BINDING = f"{RBAC_API}/clusterrolebindings/system:kube-apiserver"
+SNAPSHOT = r"""
+import hashlib, json, os, pwd, grp, subprocess
+ROOTS = ["/etc/haproxy", "/etc/keepalived", "/etc/kubernetes", "/etc/etcd", "/var/lib/kubernetes",
+         "/var/lib/etcd", "/etc/systemd/system", "/usr/local/bin", "/etc/sysctl.d"]
+UNITS = ["haproxy", "keepalived", "etcd", "kube-apiserver", "kube-controller-manager",
+         "kube-scheduler"]
+def describe(path):
+    st = os.lstat(path)
+    kind = {0o040000: "dir", 0o120000: "link", 0o100000: "file"}.get(st.st_mode & 0o170000, "other")
+    text = f"{kind} {st.st_mode & 0o7777:04o} {st.st_uid}:{st.st_gid}"
+    if kind == "link":
+        text += " -> " + os.readlink(path)
+    elif kind == "file":
+        with open(path, "rb") as fh:
+            text += " sha256:" + hashlib.sha256(fh.read()).hexdigest()[:16]
+    return text
+files = {}
+for root in ROOTS:
+    if not os.path.lexists(root):
+        continue
+    files[root] = describe(root)
+    for top, dirs, names in os.walk(root):
+        for name in dirs + names:
+            files[os.path.join(top, name)] = describe(os.path.join(top, name))
+units = {}
+for unit in UNITS:
+    out = subprocess.run(["systemctl", "show", "-p", "LoadState,ActiveState,UnitFileState",
+                          unit + ".service"], capture_output=True, text=True).stdout
+    units[unit] = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+packages = {}
+for pkg in ("keepalived", "haproxy"):
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+    packages[pkg] = out.stdout.strip() or "not known to dpkg"
+ports = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+addrs = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "enp0s8"],
+                       capture_output=True, text=True).stdout.split()
+print(json.dumps({
+    "files": files,
+    "units": units,
+    "users": sorted(u.pw_name for u in pwd.getpwall()),
+    "groups": sorted(g.gr_name for g in grp.getgrall()),
+    "packages": packages,
+    "sysctl net.ipv4.ip_nonlocal_bind": open("/proc/sys/net/ipv4/ip_nonlocal_bind").read().strip(),
+    "addresses": sorted(w for w in addrs if "/" in w and "." in w),
+    "listening tcp ports": sorted(ports),
+}))
+"""
+BEFORE: dict = {}
+RESULTS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def up(fresh_lab):
+    return fresh_lab
+
+
+def clean_order() -> list[str]:
+    """Each component's clean SLS, in the reverse of the order the orchestration applies them
+    (taken from orch/control_plane.sls; the validation step has nothing to undo)."""
+    applied = [s for s in lab.orchestration_states() if s != f"{ROOT}.cluster.validate"]
+    return [f"{sls}.clean" for sls in reversed(applied)]
+
+
+def snapshot(name: str) -> dict:
+    proc = lab.cexec(name, "python3 -", input=SNAPSHOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def differences(before: dict, after: dict) -> list[str]:
+    """What differs, one readable line per path, unit, user, package or value."""
+    lines = []
+    for key in before:
+        old, new = before[key], after[key]
+        if isinstance(old, dict):
+            for item in sorted(set(old) | set(new)):
+                if old.get(item) != new.get(item):
+                    lines.append(
+                        f"{key}: {item}: before {old.get(item)!r}, after {new.get(item)!r}"
+                    )
+        elif isinstance(old, list) and key in ("users", "groups"):
+            lines += [f"{key}: {x} left behind" for x in sorted(set(new) - set(old))]
+            lines += [f"{key}: {x} removed" for x in sorted(set(old) - set(new))]
+        elif old != new:
+            lines.append(f"{key}: before {old!r}, after {new!r}")
+    return lines
+
+
+def apply(sls: str) -> tuple[dict, float]:
+    """state.apply on every controller; returns ({minion: {state id: changes}}, seconds)."""
+    start = time.monotonic()
+    data, proc = lab.salt_json(["salt", "--static", TARGET, "state.apply", sls], 900)
+    took = time.monotonic() - start
+    assert isinstance(data, dict) and set(data) == set(lab.controllers()), proc.stdout[-3000:]
+    changed = {}
+    for minion, states in data.items():
+        assert isinstance(states, dict), f"{sls} on {minion}: {states}"
+        failed = {
+            v.get("__id__", k): v.get("comment")
+            for k, v in states.items()
+            if v["result"] is not True
+        }
+        assert not failed, f"{sls} on {minion} failed: {failed}"
+        changed[minion] = {v["__id__"]: v["changes"] for v in states.values() if v["changes"]}
+    return changed, took
+
+
+def need(step: str):
+    if not RESULTS.get(step):
+        pytest.skip(f"an earlier step did not succeed ({step}; see its test)")
+
+
+# --- before, and the first orchestration ---------------------------------------------------------
+
+
+def test_snapshot_of_the_fresh_controllers(up):
+    assert lab.vip_holders() == []
+    for name in lab.controllers():
+        BEFORE[name] = snapshot(name)
+    lab.LOG_DIR.mkdir(parents=True, exist_ok=True)
+    (lab.LOG_DIR / "clean-before.json").write_text(json.dumps(BEFORE, indent=1))
+    for name, snap in BEFORE.items():  # the image's pristine state, as the lab relies on it
+        assert snap["packages"]["keepalived"] == "install ok installed", name
+        assert snap["packages"]["haproxy"] == "install ok installed", name
+        assert "keepalived_script" not in snap["users"], name
+        assert not any(p.startswith("/usr/local/bin/") for p in snap["files"]), name
+
+
+def test_orchestration_converges_first(up, measured):
+    start = time.monotonic()
+    report, _ = lab.orchestrate()
+    measured["orchestration before clean"] = time.monotonic() - start
+    assert report["ok"], "orchestration failed:\n" + "\n".join(report["errors"])[-6000:]
+    assert lab.kube_api("k8s-controller-1", RBAC_ROLE)[0] == 200
+    RESULTS["orchestrated"] = True
+
+
+# --- the undo path ------------------------------------------------------------------------------
+
+
+def test_clean_each_component_in_reverse_order(up, measured):
+    need("orchestrated")
+    rbac_controller = lab.rbac_controller()
+    changes = {}
+    for sls in clean_order():
+        changed, took = apply(sls)
+        measured[sls] = took
+        changes[sls] = changed
+        if sls == f"{ROOT}.rbac.clean":
+            # only the RBAC controller deletes the objects; the others have nothing to do
+            assert {m for m, c in changed.items() if c} == {rbac_controller}, changed
+            for path in (RBAC_BINDING, RBAC_ROLE):
+                status, body = lab.kube_api(rbac_controller, path)
+                assert status == 404, f"{path} after rbac.clean: {status} {body[:300]}"
+        else:
+            assert all(changed.values()), f"{sls} changed nothing somewhere: {changed}"
+    (lab.LOG_DIR / "clean-changes.json").write_text(json.dumps(changes, indent=1, default=str))
+    assert lab.vip_holders() == []
+    RESULTS["cleaned"] = True
+
+
+def test_controllers_are_back_to_before(up):
+    need("cleaned")
+    report = {}
+    for name in lab.controllers():
+        after = snapshot(name)
+        report[name] = {"after": after, "differences": differences(BEFORE[name], after)}
+    (lab.LOG_DIR / "clean-after.json").write_text(json.dumps(report, indent=1))
+    left = {name: r["differences"] for name, r in report.items() if r["differences"]}
+    assert not left, "not back to before (full: clean-after.json in the lab's log dir):\n" + (
+        "\n".join(f"{name}: {line}" for name, lines in left.items() for line in lines)
+    )
+    RESULTS["restored"] = True
+
+
+def test_whole_clean_again_changes_nothing(up):
+    need("cleaned")
+    changed, _ = apply(f"{ROOT}.clean")
+    assert not any(changed.values()), changed
+
+
+# --- and back again -----------------------------------------------------------------------------
+
+
+def test_orchestration_converges_after_clean(up, measured):
+    need("cleaned")
+    start = time.monotonic()
+    report, _ = lab.orchestrate()
+    measured["orchestration after clean"] = time.monotonic() - start
+    assert report["ok"], "orchestration failed:\n" + "\n".join(report["errors"])[-6000:]
+    assert [s["id"] for s in report["steps"]] == lab.orchestration_steps()
+    first = next(iter(lab.controllers()))
+    _, most = lab.wait_for_holders([first], timeout=60)
+    assert most <= 1, "two controllers held the VIP at once"
+    readyz = f"curl -s -m 5 -H 'Host: {lab.HEALTHZ_HOST}' http://{lab.vip()}/readyz"
+    for name in lab.controllers():
+        out = lab.cexec(name, readyz)
+        assert out.stdout == "ok", f"{name}: /readyz through the VIP said {out.stdout!r}"
+    rbac_controller = lab.rbac_controller()
+    for path in (RBAC_ROLE, RBAC_BINDING):
+        assert lab.kube_api(rbac_controller, path)[0] == 200, path
+    RESULTS["reconverged"] = True
+
+
+def test_second_orchestration_after_clean_changes_nothing(up, measured):
+    need("reconverged")
+    start = time.monotonic()
+    report, _ = lab.orchestrate()
+    measured["orchestration after clean (no-op)"] = time.monotonic() - start
+    assert report["ok"], "\n".join(report["errors"])
+    assert report["state_changes"] == []
