@@ -21,7 +21,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE / "kube_double"
-LEGACY = HERE / "kube_double.py"
 INTERPRETER = "/usr/bin/env python3"
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
@@ -44,23 +43,14 @@ def check_version(version: str) -> str:
 
 def _entries(version: str) -> dict[str, bytes]:
     """The archive's files: {name in the archive: content}."""
-    if PACKAGE.is_dir():
-        files = {
-            f"kube_double/{path.name}": path.read_bytes()
-            for path in sorted(PACKAGE.glob("*.py"))
-            if path.name != "_stamp.py"
-        }
-        files["kube_double/_stamp.py"] = f'VERSION = "{version}"\n'.encode()
-        files["__main__.py"] = MAIN.encode()
-        return files
-    # The single-file double (before the package): its version line rewritten.
-    text = LEGACY.read_text()
-    text, count = re.subn(
-        r'^DOUBLE_VERSION = "[^"\n]*"$', f'DOUBLE_VERSION = "{version}"', text, flags=re.M
-    )
-    if count != 1:
-        raise ValueError(f"{LEGACY}: no single DOUBLE_VERSION line to stamp")
-    return {"__main__.py": text.encode()}
+    files = {
+        f"kube_double/{path.name}": path.read_bytes()
+        for path in sorted(PACKAGE.glob("*.py"))
+        if path.name != "_stamp.py"
+    }
+    files["kube_double/_stamp.py"] = f'VERSION = "{version}"\n'.encode()
+    files["__main__.py"] = MAIN.encode()
+    return files
 
 
 def executable(version: str) -> bytes:

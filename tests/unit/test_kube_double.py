@@ -182,7 +182,9 @@ extendedKeyUsage = clientAuth
 
 
 def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+    """Run the openssl CLI; ``args`` are split on spaces (no argument here contains one)."""
+    argv = ["openssl", *" ".join(args).split()]
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, timeout=30)
 
 
 @pytest.fixture(scope="session")
@@ -191,81 +193,23 @@ def pki(tmp_path_factory) -> SimpleNamespace:
         pytest.skip("the openssl CLI is missing")
     d = tmp_path_factory.mktemp("pki")
     (d / "openssl.cnf").write_text(OPENSSL_CNF)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl(
-        "req",
-        "-x509",
-        "-new",
-        *ec,
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kube-double-test-ca",
-        "-config",
-        "openssl.cnf",
-        "-extensions",
-        "ca",
-        cwd=d,
-    )
+    ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    cnf = "-config openssl.cnf"
+    openssl(f"req -x509 -new {ec} -keyout ca-key.pem -out ca.pem -days 2", cnf, "-extensions ca",
+            "-subj /CN=kube-double-test-ca", cwd=d)  # fmt: skip
     leaves = {
         "kubernetes": ("/CN=kubernetes", "server"),
         "admin": ("/O=system:masters/CN=admin", "client"),
         "jane": ("/O=developers/CN=jane", "client"),
     }
     for serial, (name, (subject, ext)) in enumerate(leaves.items(), start=2):
-        openssl(
-            "req",
-            "-new",
-            *ec,
-            "-keyout",
-            f"{name}-key.pem",
-            "-out",
-            f"{name}.csr",
-            "-subj",
-            subject,
-            "-config",
-            "openssl.cnf",
-            cwd=d,
-        )
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-set_serial",
-            str(serial),
-            "-days",
-            "2",
-            "-out",
-            f"{name}.pem",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            ext,
-            cwd=d,
-        )
+        openssl(f"req -new {ec} -keyout {name}-key.pem -out {name}.csr -subj {subject}", cnf, cwd=d)
+        sign = f"-CA ca.pem -CAkey ca-key.pem -set_serial {serial} -days 2"
+        openssl(f"x509 -req -in {name}.csr {sign} -out {name}.pem -extfile openssl.cnf",
+                f"-extensions {ext}", cwd=d)  # fmt: skip
     for name in ("other-key.pem", "service-account-key.pem"):
-        openssl(
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            name,
-            cwd=d,
-        )
-    openssl(
-        "pkey", "-in", "service-account-key.pem", "-pubout", "-out", "service-account.pem", cwd=d
-    )
+        openssl(f"genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {name}", cwd=d)
+    openssl("pkey -in service-account-key.pem -pubout -out service-account.pem", cwd=d)
     secret = base64.b64encode(os.urandom(32)).decode()
     encryption = {
         "kind": "EncryptionConfig",
@@ -466,32 +410,12 @@ class Etcd:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         peer = f"http://{HOST}:{self.peer_port}"
-        args = [
-            ETCD,
-            "--name",
-            "kd",
-            "--data-dir",
-            str(self.workdir / "data"),
-            "--logger",
-            "zap",
-            "--listen-client-urls",
-            self.url,
-            "--advertise-client-urls",
-            self.url,
-            "--listen-peer-urls",
-            peer,
-            "--initial-advertise-peer-urls",
-            peer,
-            "--initial-cluster",
-            f"kd={peer}",
-            "--cert-file",
-            self.pki.server,
-            "--key-file",
-            self.pki.server_key,
-            "--trusted-ca-file",
-            self.pki.ca,
-            "--client-cert-auth",
-        ]
+        tls = f"--cert-file {self.pki.server} --key-file {self.pki.server_key}"
+        args = [ETCD, *f"""--name kd --data-dir {self.workdir / "data"} --logger zap
+            --listen-client-urls {self.url} --advertise-client-urls {self.url}
+            --listen-peer-urls {peer} --initial-advertise-peer-urls {peer}
+            --initial-cluster kd={peer} {tls} --trusted-ca-file {self.pki.ca}
+            --client-cert-auth""".split()]  # fmt: skip
         self.proc = Proc(args, None, self.workdir / "etcd.log")
 
         def healthy():
