@@ -30,6 +30,8 @@ import yaml
 
 from tests.doubles import build
 from tests.doubles.kube_double import COMPONENTS
+from tests.doubles.kube_double.__main__ import main as kube_double_main
+from tests.doubles.kube_double.cli import parse_flags
 from tests.doubles.kube_double.flags import flags_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -639,6 +641,33 @@ def test_version_flag_names_the_double(component):
     assert (out.returncode, out.stdout) == (0, "Kubernetes v1.18.6 (test double)\n")
 
 
+def test_parse_flags_like_pflag():
+    table = flags_for("kube-apiserver", 18)
+    opts, positional = parse_flags(
+        ["--enable-admission-plugins=A,B", "--enable-admission-plugins", "C", "-v3",
+         "--runtime-config=api/all=true,x", "--service-node-port-range=30000+100",
+         "--allow_privileged", "--secure-port=0x10", "--", "extra"],
+        table,
+    )  # fmt: skip
+    assert opts == {
+        "enable-admission-plugins": ["A", "B", "C"],
+        "v": 3,
+        "runtime-config": {"api/all": "true", "x": ""},
+        "service-node-port-range": (30000, 30100),
+        "allow-privileged": True,
+        "secure-port": 16,
+    }
+    assert positional == ["extra"]
+
+
+def test_main_takes_the_version_stamp_in_either_form(capsys):
+    args = ["__main__.py", "kube-scheduler", "--version-stamp=v1.25.2", "--version=raw"]
+    assert kube_double_main(args) == 0
+    assert json.loads(capsys.readouterr().out) == {"gitVersion": "v1.25.2", "testDouble": True}
+    assert kube_double_main(["x", "kube-scheduler", "--version-stamp", "1.25.2", "-h"]) == 0
+    assert "kube-scheduler (test double of Kubernetes v1.25.2)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("version", ["1.17.9", "1.35.0", "2.0.0"])
 def test_unsupported_versions_exit_1(version):
     out = check("kube-apiserver", version, ["--version"])
@@ -1168,17 +1197,24 @@ def test_objects_survive_restart_and_versions_change(pki, etcd, tmp_path, procs)
 # =============================================================================================
 
 
-def test_controller_manager_serves_healthz(pki, tmp_path, procs):
+@pytest.mark.parametrize("how", ["module", "built"])
+def test_controller_manager_serves_healthz(pki, tmp_path, procs, built, how):
     kubeconfig = write_kubeconfig(
         tmp_path / "kcm.kubeconfig", pki, "https://127.0.0.1:1", *pki.admin
     )
     secure = free_port()
     flags = {**controller_manager_flags(pki, kubeconfig), "secure-port": secure}
-    proc = start_double(procs, tmp_path, "kube-controller-manager", "1.18.6", flags)
+    if how == "module":
+        proc = start_double(procs, tmp_path, "kube-controller-manager", "1.18.6", flags)
+    else:  # the zipapp as the mirror publishes it (1.22.3)
+        args = [str(built.dir / "kube-controller-manager"), *flag_args(flags)]
+        proc = Proc(args, double_env(validate_only=False), tmp_path / "kcm.log")
+        procs.append(proc)
     assert wait_for(answers(secure, "/healthz"), "secure /healthz", proc=proc)[:2] == (200, "ok")
     assert "[+]leaderElection ok" in call(secure, "GET", "/healthz?verbose")[1]
     assert call(secure, "GET", "/metrics")[0] == 403
-    assert call(secure, "GET", "/readyz")[0] == 403  # only /healthz is always allowed in 1.18
+    # only /healthz is always allowed before 1.22
+    assert call(secure, "GET", "/readyz")[0] == (403 if how == "module" else 200)
     assert proc.stop() == 0
 
 
