@@ -19,6 +19,9 @@ With one cluster on the master no argument is needed; with several, pass
 pillar='{"cluster": NAME}' (the k8s_control_plane:cluster pillar value).
 """
 
+import salt.key
+import salt.pillar
+import salt.utils.minions
 from salt.exceptions import SaltRenderError
 
 KEY = "k8s_control_plane"
@@ -27,20 +30,33 @@ KEY = "k8s_control_plane"
 ROOT_OPTION = "k8s_control_plane_root"
 
 
-def _clusters():
+def _minion_pillars():
     """
-    Ask the minions which cluster each belongs to. k8s_cluster.identity
-    answers with the cluster, the controller ids and the RBAC controller only:
-    no secret leaves a minion.
+    {minion: its k8s_control_plane pillar} for every accepted minion, compiled
+    here on the master from the pillar files as they are now (as
+    `salt-run pillar.show_pillar` does), so that finding the cluster touches
+    no minion and a pillar edit is seen without a refresh everywhere. Nothing
+    of it is printed or sent anywhere.
     """
-    answers = __salt__["saltutil.cmd"](
-        f"I@{KEY}:cluster:*", "k8s_cluster.identity", tgt_type="compound", timeout=30
-    )
+    accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
+    result = {}
+    for minion in accepted:
+        _, grains, _ = salt.utils.minions.get_minion_data(minion, __opts__)
+        pillar = salt.pillar.Pillar(__opts__, grains or {"id": minion}, minion, "base")
+        result[minion] = pillar.compile_pillar().get(KEY)
+    return result
+
+
+def _views(pillars):
+    """{cluster: {minion: [controller ids its pillar lists]}}; minions of no cluster left out."""
     clusters = {}
-    for minion, answer in answers.items():
-        data = answer.get("ret") if isinstance(answer, dict) else None
-        if isinstance(data, dict) and data.get("cluster"):
-            clusters.setdefault(data["cluster"], {})[minion] = data
+    for minion, data in pillars.items():
+        if not isinstance(data, dict) or not isinstance(data.get("cluster"), str):
+            continue
+        listed = data.get("controllers")
+        entries = listed if isinstance(listed, list) else []
+        ids = [c["id"] for c in entries if isinstance(c, dict) and isinstance(c.get("id"), str)]
+        clusters.setdefault(data["cluster"], {})[minion] = ids
     return clusters
 
 
@@ -48,7 +64,7 @@ def _choose(clusters, wanted):
     if wanted:
         if wanted not in clusters:
             raise SaltRenderError(
-                f"orch.control_plane: no minion answers for cluster {wanted!r}; "
+                f"orch.control_plane: no minion has cluster {wanted!r} in its pillar; "
                 f"valid: {', '.join(sorted(clusters)) or 'none (check the pillar top file)'}"
             )
         return wanted
@@ -57,7 +73,7 @@ def _choose(clusters, wanted):
     if not clusters:
         raise SaltRenderError(
             f"orch.control_plane: no minion has pillar {KEY}:cluster "
-            "(are the minions up, their keys accepted, and listed in pillar/top.sls?)"
+            "(are the minions' keys accepted, and are they listed in pillar/top.sls?)"
         )
     raise SaltRenderError(
         f"orch.control_plane: {len(clusters)} clusters on this master "
@@ -66,40 +82,85 @@ def _choose(clusters, wanted):
     )
 
 
-def _sync():
+def _controllers(name, members):
     """
-    Before anything else, test mode included: refresh every minion's pillar
-    (targeting below matches on it, and a pillar top edit is otherwise not
-    seen), then sync custom modules and states to the master (for the checks
-    below) and to the controllers (for their validation). Neither changes a
-    host: they refresh Salt's own caches.
+    The cluster's controller ids, after the checks that one cluster file
+    defines it and that its members are the controllers it lists.
     """
-    __salt__["saltutil.cmd"]("*", "saltutil.refresh_pillar", kwarg={"wait": True}, timeout=60)
-    __salt__["saltutil.runner"]("saltutil.sync_all")
-    __salt__["saltutil.cmd"](
-        f"I@{KEY}:cluster:*", "saltutil.sync_all", tgt_type="compound", timeout=60
-    )
-
-
-def run():
-    _sync()
-    clusters = _clusters()
-    name = _choose(clusters, __pillar__.get("cluster"))
-    members = clusters[name]
-    # Every member's pillar lists the same controllers (one cluster file);
-    # validation (step 2) checks each member's own pillar in full.
-    view = members[sorted(members)[0]]
-    silent = sorted(set(view["controllers"]) - set(members))
+    if not any(members.values()):
+        # No usable controller list: target the members, and validation
+        # (the first step) reports what is wrong with it.
+        return sorted(members)
+    lists = {tuple(ids) for ids in members.values()}
+    if len(lists) > 1:
+        seen = "; ".join(f"{m} lists {', '.join(ids)}" for m, ids in sorted(members.items()))
+        raise SaltRenderError(
+            f"orch.control_plane: cluster {name!r} is defined more than once, with different "
+            f"controllers ({seen}); give each cluster file its own {KEY}:cluster value"
+        )
+    (ids,) = lists
+    strays = sorted(set(members) - set(ids))
+    if strays:
+        raise SaltRenderError(
+            f"orch.control_plane: {', '.join(strays)} get cluster {name!r} from pillar but are "
+            f"not in its {KEY}:controllers ({', '.join(ids)}); fix pillar/top.sls "
+            "or the controller list"
+        )
+    silent = sorted(set(ids) - set(members))
     if silent:
         raise SaltRenderError(
             f"orch.control_plane: cluster {name!r} lists {', '.join(silent)} in "
-            f"{KEY}:controllers, but they did not answer with this cluster's pillar "
-            "(minion down, key not accepted, or not matched in pillar/top.sls)"
+            f"{KEY}:controllers, but they do not get this cluster's pillar "
+            "(key not accepted, or not matched in pillar/top.sls)"
         )
+    return list(ids)
+
+
+def _sync(ids):
+    """
+    Before anything else, test mode included, on this cluster's controllers
+    only: refresh their pillar (the steps target it), then sync custom
+    modules, states and utils to the master (for the checks below) and to
+    them (for their validation). Neither changes a host: they refresh Salt's
+    own caches.
+    """
+    targets = {"tgt_type": "list", "timeout": 60}
+    __salt__["saltutil.cmd"](ids, "saltutil.refresh_pillar", kwarg={"wait": True}, **targets)
+    __salt__["saltutil.runner"]("saltutil.sync_all")
+    __salt__["saltutil.cmd"](ids, "saltutil.sync_all", **targets)
+
+
+def _identities(name, ids):
+    """
+    Ask the controllers themselves (k8s_cluster.identity: the cluster, the
+    controller ids and the RBAC controller; no secret leaves a minion) and
+    check that each answers for this cluster.
+    """
+    answers = __salt__["saltutil.cmd"](ids, "k8s_cluster.identity", tgt_type="list", timeout=30)
+    views = {}
+    for minion in ids:
+        answer = answers.get(minion)
+        data = answer.get("ret") if isinstance(answer, dict) else None
+        if not isinstance(data, dict) or data.get("cluster") != name:
+            raise SaltRenderError(
+                f"orch.control_plane: {minion} did not answer for cluster {name!r} "
+                f"(answer: {data if isinstance(data, dict | str) else 'none: minion down?'})"
+            )
+        views[minion] = data
+    return views
+
+
+def run():
+    clusters = _views(_minion_pillars())
+    name = _choose(clusters, __pillar__.get("cluster"))
+    ids = _controllers(name, clusters[name])
+    _sync(ids)
+    view = _identities(name, ids)[ids[0]]
     rbac = view["apply_from"]
     root = __salt__["config.get"](ROOT_OPTION, KEY)
-    tgt = f"I@{KEY}:cluster:{name}"
-    common = {"tgt": tgt, "tgt_type": "compound", "expect_minions": True}
+    # The controllers by id: exactly the minions the cluster file lists.
+    tgt = ",".join(ids)
+    common = {"tgt": tgt, "tgt_type": "list", "expect_minions": True}
 
     def on_all(require, **fields):
         data = dict(common, **fields)
@@ -117,7 +178,7 @@ def run():
         "k8s_cluster.vip_single_holder": [
             {"name": "vip"},
             {"tgt": tgt},
-            {"tgt_type": "compound"},
+            {"tgt_type": "list"},
             {"timeout": 60},
             {"require": [{"salt": "orch-loadbalancer"}]},
         ]
@@ -134,7 +195,7 @@ def run():
         "k8s_cluster.apiservers_ready": [
             {"name": "apiservers"},
             {"tgt": tgt},
-            {"tgt_type": "compound"},
+            {"tgt_type": "list"},
             {"require": [{"salt": "orch-controlplane"}]},
         ]
     }
@@ -150,7 +211,7 @@ def run():
         "k8s_cluster.verified": [
             {"name": name},
             {"tgt": tgt},
-            {"tgt_type": "compound"},
+            {"tgt_type": "list"},
             {"require": [{"salt": "orch-rbac"}]},
         ]
     }

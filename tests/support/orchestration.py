@@ -2,10 +2,11 @@
 The orchestration (salt/orch/control_plane.sls) compiled outside Salt, so
 that tests take its steps from the file instead of keeping a copy.
 
-``compile_steps()`` runs the file's ``run()`` with a stand-in ``__salt__``
-whose minions all answer ``k8s_cluster.identity`` for one cluster, and
-returns the step data; ``step_ids()`` orders the steps by their requisites
-(each step requires the one before it), which is the order Salt runs them in.
+``compile_steps()`` runs the file's ``run()`` with the master's view of the
+minions' pillars and a stand-in ``__salt__`` whose minions answer
+``k8s_cluster.identity`` for one cluster, and returns the step data;
+``step_ids()`` orders the steps by their requisites (each step requires the
+one before it), which is the order Salt runs them in.
 """
 
 import importlib.util
@@ -18,24 +19,45 @@ SEED_IDS = ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3")
 
 def identity(cluster="hardway", ids=SEED_IDS, apply_from=None):
     """What k8s_cluster.identity answers on a member of ``cluster``."""
-    return {"cluster": cluster, "controllers": list(ids), "apply_from": apply_from or ids[0]}
+    first = ids[0] if ids else None
+    return {"cluster": cluster, "controllers": list(ids), "apply_from": apply_from or first}
 
 
-def load(answers, wanted=None, options=None):
+def cluster_pillar(cluster="hardway", ids=SEED_IDS, apply_from=None):
+    """The part of a member's compiled pillar the orchestration reads to find its cluster."""
+    data = {"cluster": cluster, "controllers": [{"id": i, "address": "x"} for i in ids]}
+    if apply_from:
+        data["rbac"] = {"apply_from": apply_from}
+    return data
+
+
+def load(pillars, wanted=None, options=None, answers=None):
     """
-    The orchestration SLS as a module. ``answers`` maps minion id ->
-    identity; ``options`` answers config.get. The module's ``calls`` lists
-    what it asked of Salt, in order.
+    The orchestration SLS as a module. ``pillars`` maps minion id -> its
+    compiled k8s_control_plane pillar (what the master compiles); ``answers``
+    maps minion id -> what k8s_cluster.identity answers (default: derived
+    from its pillar); ``options`` answers config.get. The module's ``calls``
+    lists what it asked of Salt, in order, with the targets.
     """
     spec = importlib.util.spec_from_loader("orch_control_plane", loader=None)
     module = importlib.util.module_from_spec(spec)
     exec(compile(ORCH.read_text(), str(ORCH), "exec"), module.__dict__)
     calls = []
+    if answers is None:
+        answers = {
+            m: identity(
+                p["cluster"],
+                [c["id"] for c in p["controllers"]],
+                (p.get("rbac") or {}).get("apply_from"),
+            )
+            for m, p in pillars.items()
+            if isinstance(p, dict)
+        }
 
-    def cmd(tgt, fun, **kwargs):
-        calls.append((tgt, fun))
+    def cmd(tgt, fun, tgt_type="glob", **kwargs):
+        calls.append((tgt, fun, tgt_type))
         if fun == "k8s_cluster.identity":
-            return {m: {"ret": ident, "retcode": 0} for m, ident in answers.items()}
+            return {m: {"ret": answers[m], "retcode": 0} for m in tgt if m in answers}
         return {}
 
     def config_get(key, default=None):
@@ -47,13 +69,14 @@ def load(answers, wanted=None, options=None):
         "config.get": config_get,
     }
     module.__pillar__ = {"cluster": wanted} if wanted else {}
+    module._minion_pillars = lambda: dict(pillars)
     module.calls = calls
     return module
 
 
 def compile_steps(cluster="hardway", ids=SEED_IDS, options=None):
     """{step id: state data} for one cluster whose members all answer."""
-    return load({m: identity(cluster, ids) for m in ids}, options=options).run()
+    return load({m: cluster_pillar(cluster, ids) for m in ids}, options=options).run()
 
 
 def fields(step):

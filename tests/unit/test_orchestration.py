@@ -5,25 +5,81 @@ import itertools
 import pytest
 from salt.exceptions import SaltRenderError
 
-from tests.support.orchestration import compile_steps, fields, identity, load, requires, step_ids
+from tests.support.orchestration import (
+    cluster_pillar,
+    compile_steps,
+    fields,
+    identity,
+    load,
+    requires,
+    step_ids,
+)
 
 IDS = ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"]
 
 
 def test_one_cluster_needs_no_argument():
-    module = load({m: identity("hardway", IDS) for m in IDS})
+    module = load({m: cluster_pillar("hardway", IDS) for m in IDS})
     steps = module.run()
-    # Pillar refreshed on this cluster's candidates and modules synced before anything is asked.
-    assert module.calls[:3] == [
-        ("*", "saltutil.refresh_pillar"),
+    # Only this cluster's controllers are touched: pillar refreshed and modules
+    # synced before they are asked anything; then they confirm their cluster.
+    assert module.calls[:4] == [
+        (IDS, "saltutil.refresh_pillar", "list"),
         "saltutil.sync_all",
-        ("I@k8s_control_plane:cluster:*", "saltutil.sync_all"),
+        (IDS, "saltutil.sync_all", "list"),
+        (IDS, "k8s_cluster.identity", "list"),
     ]
-    assert ("I@k8s_control_plane:cluster:*", "k8s_cluster.identity") in module.calls
     controlplane = fields(steps["orch-controlplane"])
     assert controlplane["batch"] == "1"
-    assert controlplane["tgt"] == "I@k8s_control_plane:cluster:hardway"
+    assert (controlplane["tgt"], controlplane["tgt_type"]) == (",".join(IDS), "list")
     assert fields(steps["orch-rbac"])["tgt"] == "k8s-controller-1"
+
+
+def test_another_cluster_on_the_master_is_not_touched():
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    pillars |= {f"prod-{i}": cluster_pillar("prod", ["prod-1", "prod-2"]) for i in (1, 2)}
+    pillars["salt-master-itself"] = None
+    module = load(pillars, wanted="prod")
+    module.run()
+    touched = {m for call in module.calls if isinstance(call, tuple) for m in call[0]}
+    assert touched == {"prod-1", "prod-2"}
+
+
+def test_one_cluster_name_in_two_cluster_files_is_refused():
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    pillars |= {f"prod-{i}": cluster_pillar("hardway", ["prod-1", "prod-2"]) for i in (1, 2)}
+    module = load(pillars)
+    with pytest.raises(SaltRenderError, match="cluster 'hardway' is defined more than once"):
+        module.run()
+    assert module.calls == [], "refused before any minion was touched"
+
+
+def test_a_minion_that_gets_a_cluster_not_listing_it_is_refused():
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    pillars["k8s-controller-9"] = cluster_pillar("hardway", IDS)
+    module = load(pillars)
+    with pytest.raises(
+        SaltRenderError,
+        match=r"k8s-controller-9 get cluster 'hardway' from pillar but are not in its "
+        r"k8s_control_plane:controllers",
+    ):
+        module.run()
+    assert module.calls == []
+
+
+def test_a_controller_answering_for_another_cluster_is_refused():
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    answers = {m: identity("hardway", IDS) for m in IDS}
+    answers["k8s-controller-2"] = identity("stale", IDS)
+    with pytest.raises(SaltRenderError, match="k8s-controller-2 did not answer for cluster"):
+        load(pillars, answers=answers).run()
+
+
+def test_no_usable_controller_list_leaves_it_to_validation():
+    pillars = {m: {"cluster": "hardway", "controllers": "k8s-controller-1"} for m in IDS}
+    answers = {m: identity("hardway", []) for m in IDS}
+    steps = load(pillars, answers=answers).run()
+    assert fields(steps["orch-validate"])["tgt"] == ",".join(IDS)
 
 
 def test_the_steps_form_one_chain_in_the_designed_order():
@@ -52,26 +108,26 @@ def test_states_come_from_the_formula_root():
 
 
 def test_rbac_controller_comes_from_apply_from():
-    module = load({m: identity("hardway", IDS, "k8s-controller-3") for m in IDS})
+    module = load({m: cluster_pillar("hardway", IDS, "k8s-controller-3") for m in IDS})
     assert fields(module.run()["orch-rbac"])["tgt"] == "k8s-controller-3"
 
 
 def test_two_clusters_without_an_argument_say_how_to_pick():
-    answers = {m: identity("hardway", IDS) for m in IDS}
-    answers |= {f"prod-{i}": identity("prod", ["prod-1", "prod-2"]) for i in (1, 2)}
+    answers = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    answers |= {f"prod-{i}": cluster_pillar("prod", ["prod-1", "prod-2"]) for i in (1, 2)}
     with pytest.raises(SaltRenderError) as err:
         load(answers).run()
     assert "2 clusters on this master (hardway, prod)" in str(err.value)
     assert 'pillar=\'{"cluster": "hardway"}\'' in str(err.value)
     steps = load(answers, wanted="prod").run()
-    assert fields(steps["orch-validate"])["tgt"] == "I@k8s_control_plane:cluster:prod"
+    assert fields(steps["orch-validate"])["tgt"] == "prod-1,prod-2"
 
 
 def test_an_unknown_cluster_lists_the_known_ones():
     with pytest.raises(
-        SaltRenderError, match="no minion answers for cluster 'nope'; valid: hardway"
+        SaltRenderError, match="no minion has cluster 'nope' in its pillar; valid: hardway"
     ):
-        load({m: identity("hardway", IDS) for m in IDS}, wanted="nope").run()
+        load({m: cluster_pillar("hardway", IDS) for m in IDS}, wanted="nope").run()
 
 
 def test_no_minion_at_all():
@@ -80,8 +136,8 @@ def test_no_minion_at_all():
 
 
 def test_a_listed_controller_that_does_not_answer_is_named():
-    answers = {m: identity("hardway", IDS) for m in IDS[:2]}
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS[:2]}
     with pytest.raises(
         SaltRenderError, match="lists k8s-controller-3 in k8s_control_plane:controllers"
     ):
-        load(answers).run()
+        load(pillars).run()
