@@ -1,0 +1,117 @@
+"""What the lab checks on a running cluster: the VIP holders, the apiserver's API as the admin
+sees it, the RBAC controller, and the seed's checks printed after `up` (verify).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+
+import yaml
+
+from .common import HEALTHZ_HOST, IFACE, LOG_DIR, LabError, controllers, say, vip, write_file
+from .containers import cexec
+from .master import parse_json, salt_cmd, salt_json
+from .pillar import ensure_pki
+
+
+def vip_holders() -> list[str]:
+    addr = vip()
+    holders = []
+    for name in controllers():
+        out = cexec(name, f"ip -4 -o addr show dev {IFACE}").stdout
+        if re.search(rf"inet {re.escape(addr)}/", out):
+            holders.append(name)
+    return holders
+
+
+def wait_for_holders(expected: list[str], timeout: float) -> tuple[float, int]:
+    """
+    Poll (about every 50 ms, bounded) until exactly `expected` hold the VIP.
+    Returns (seconds it took, the most holders seen at once).
+    """
+    start, most = time.monotonic(), 0
+    while True:
+        holders = vip_holders()
+        most = max(most, len(holders))
+        if holders == expected:
+            return time.monotonic() - start, most
+        if time.monotonic() - start > timeout:
+            raise LabError(f"VIP holders {holders} after {timeout}s, expected {expected}")
+        time.sleep(0.05)
+
+
+def rbac_controller() -> str:
+    """The controller the orchestration applies RBAC from (k8s_cluster.identity's apply_from)."""
+    first = next(iter(controllers()))
+    data, proc = salt_json(["salt", "--static", first, "k8s_cluster.identity"], timeout=60)
+    if not isinstance(data, dict) or not isinstance(data.get(first), dict):
+        raise LabError(f"k8s_cluster.identity on {first}: {(proc.stdout + proc.stderr)[-1000:]}")
+    return data[first]["apply_from"]
+
+
+def kube_api(name: str, path: str) -> tuple[int, str]:
+    """GET an apiserver path from inside a controller with the admin client certificate.
+
+    Returns (HTTP status, body); the certificate and key are written to /tmp (0600) only for
+    the request.
+    """
+    admin = yaml.safe_load(ensure_pki()["admin.kubeconfig"])
+    user = admin["users"][0]["user"]
+    pems = {
+        "ca.pem": ensure_pki()["ca.pem"],
+        "admin.pem": base64.b64decode(user["client-certificate-data"]).decode(),
+        "admin-key.pem": base64.b64decode(user["client-key-data"]).decode(),
+    }
+    tmp = "/tmp/.lab-kube-api"
+    cexec(name, f"umask 077; mkdir -p {tmp}", check=True)
+    try:
+        for pem, text in pems.items():
+            cexec(name, f"umask 077; cat > {tmp}/{pem}", input=text, check=True)
+        curl = (
+            f"curl -s -m 5 --cacert {tmp}/ca.pem --cert {tmp}/admin.pem --key {tmp}/admin-key.pem"
+            f" -w '\\n%{{http_code}}' https://127.0.0.1:6443{path}"
+        )
+        out = cexec(name, curl).stdout
+    finally:
+        cexec(name, f"rm -rf {tmp}")
+    body, _, code = out.rpartition("\n")
+    return (int(code) if code.isdigit() else 0), body
+
+
+def verify() -> None:
+    """The seed's checks: the VIP holder, haproxy's /healthz on every controller, health summary."""
+    say("verification (the seed's checks):")
+    holders = vip_holders()
+    say(f"  VIP {vip()} is on: {', '.join(holders) if holders else 'no controller'}")
+    for name in controllers():
+        out = cexec(
+            name, f"curl -s -m 5 -H 'Host: {HEALTHZ_HOST}' -i http://127.0.0.1/healthz"
+        ).stdout
+        status = out.splitlines()[0].strip() if out else "no answer"
+        say(f"  {name}: curl -i http://127.0.0.1/healthz -> {status}")
+    proc = salt_cmd(["salt", "--static", "--out=json", "*", "k8s_health.summary"], timeout=120)
+    data = parse_json(proc.stdout)
+    full = LOG_DIR / "health-summary.json"
+    write_file(full, proc.stdout)
+    say(f"  salt '*' k8s_health.summary (full: {full}):")
+    if not isinstance(data, dict):
+        say(f"    no summary: {(proc.stdout or proc.stderr).strip()[-500:]}")
+        return
+    for name in sorted(data):
+        summary = data[name]
+        if not isinstance(summary, dict):
+            say(f"    {name}: {summary}")
+            continue
+        checks = {
+            "haproxy 127.0.0.1/healthz": summary["haproxy_local_healthz"]["ok"],
+            "apiserver healthz/livez/readyz": summary["apiserver"]["ok"],
+            "VIP http+tls": summary["vip"]["ok"],
+            "haproxy backends UP": summary["haproxy_backends"]["ok"],
+            **{f"{c} healthz": v["ok"] for c, v in summary["components"].items()},
+        }
+        failed = [k for k, ok in checks.items() if not ok]
+        status = "ok" if summary.get("ok") else "FAILED: " + ", ".join(failed)
+        vip_note = ", holds the VIP" if summary.get("holds_vip") else ""
+        say(f"    {name}: {status} ({len(checks)} checks{vip_note})")
