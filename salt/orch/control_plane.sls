@@ -19,9 +19,10 @@ With one cluster on the master no argument is needed; with several, pass
 pillar='{"cluster": NAME}' (the k8s_control_plane:cluster pillar value).
 """
 
-import salt.key
-import salt.pillar
-import salt.utils.minions
+# Aliased: the py renderer sets the name `salt` in this module to __salt__.
+import salt.key as salt_key
+import salt.pillar as salt_pillar
+import salt.utils.minions as salt_minions
 from salt.exceptions import SaltRenderError
 
 KEY = "k8s_control_plane"
@@ -38,11 +39,11 @@ def _minion_pillars():
     no minion and a pillar edit is seen without a refresh everywhere. Nothing
     of it is printed or sent anywhere.
     """
-    accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
+    accepted = salt_key.get_key(__opts__).list_status("accepted").get("minions", [])
     result = {}
     for minion in accepted:
-        _, grains, _ = salt.utils.minions.get_minion_data(minion, __opts__)
-        pillar = salt.pillar.Pillar(__opts__, grains or {"id": minion}, minion, "base")
+        _, grains, _ = salt_minions.get_minion_data(minion, __opts__)
+        pillar = salt_pillar.Pillar(__opts__, grains or {"id": minion}, minion, "base")
         result[minion] = pillar.compile_pillar().get(KEY)
     return result
 
