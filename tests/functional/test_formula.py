@@ -124,3 +124,33 @@ def test_templates_overridable_per_minion_and_by_pillar(tmp_path, pillar_root_fo
     assert mods["file.source_list"](unit, "", "base")[0] == (
         "salt://k8s_control_plane/controlplane/files/default/unit.service.jinja"
     )
+
+
+REQUISITES = ("require", "watch", "onchanges", "require_in", "watch_in", "onchanges_in")
+MANAGED_ETCD = {"etcd": {"managed": True, "version": "3.4.23", "release_url": "http://127.0.0.1"}}
+
+
+@pytest.mark.parametrize("extra", [None, MANAGED_ETCD], ids=["etcd-external", "etcd-managed"])
+def test_every_requisite_names_a_state_that_exists(minion_for, extra):
+    """Salt only finds a dangling requisite when it runs the state; find it at render time."""
+    for minion_id in ("k8s-controller-1", "k8s-controller-2"):
+        minion = minion_for("hardway", minion_id, extra=extra)
+        for sls in ("k8s_control_plane", "k8s_control_plane.clean"):
+            out = minion.modules["state.show_sls"](sls)
+            assert isinstance(out, dict), out
+            states = {sid: d for sid, d in out.items() if isinstance(d, dict)}
+            slses = {d["__sls__"] for d in states.values()}
+            for sid, data in states.items():
+                for module, args in data.items():
+                    if module.startswith("__"):
+                        continue
+                    for arg in args:
+                        if not isinstance(arg, dict) or next(iter(arg)) not in REQUISITES:
+                            continue
+                        for req in next(iter(arg.values())):
+                            kind, target = next(iter(req.items()))
+                            if kind == "sls":
+                                assert target in slses, f"{sid}: sls {target}"
+                            else:
+                                assert target in states, f"{sid}: {kind} {target}"
+                                assert kind in states[target], f"{sid}: {target} is no {kind}"

@@ -18,4 +18,10 @@
       - {{ etcd.bin_dir }}/etcdctl
     - require:
       - service: {{ tplroot }}-etcd-clean-service-dead
+
+{{ tplroot }}-etcd-clean-module-run:
+  module.run:
+    - service.systemctl_reload: []
+    - onchanges:
+      - file: {{ tplroot }}-etcd-clean-file-absent
 {%- endif %}

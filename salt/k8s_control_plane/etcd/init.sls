@@ -26,8 +26,8 @@ def run():
     states = {"include": [validated]}
     watch = []
     for name in ("etcd", "etcdctl"):
-        sid = f"{sid}-file-managed-{name}"
-        states[sid] = {
+        binary = f"{sid}-file-managed-{name}"
+        states[binary] = {
             "file.managed": [
                 {"name": f"{etcd['bin_dir']}/{name}"},
                 {"source": f"{base}/{name}"},
@@ -37,7 +37,7 @@ def run():
                 {"require": [{"sls": validated}]},
             ]
         }
-        watch.append({"file": sid})
+        watch.append({"file": binary})
     states[f"{sid}-file-directory"] = {
         "file.directory": [
             {"names": [etcd["config_dir"], etcd["data_dir"]]},
@@ -48,8 +48,8 @@ def run():
         ]
     }
     for name in FILES:
-        sid = f"{sid}-file-managed-{name}"
-        states[sid] = {
+        pki = f"{sid}-file-managed-{name}"
+        states[pki] = {
             "file.managed": [
                 {"name": f"{etcd['config_dir']}/{name}"},
                 {"contents_pillar": f"k8s_control_plane:secrets:{name}"},
@@ -58,7 +58,7 @@ def run():
                 {"require": [{"file": f"{sid}-file-directory"}]},
             ]
         }
-        watch.append({"file": sid})
+        watch.append({"file": pki})
     initial = ",".join(
         f"{c['id']}=https://{c['address']}:{etcd['peer_port']}" for c in cfg["controllers"]
     )

@@ -14,9 +14,19 @@
       - service: {{ sid }}-service-dead-{{ component }}
 {%- endfor %}
 
-{{ sid }}-file-absent-kube-scheduler.yaml:
+{#- config_dir holds only kube-scheduler.yaml; its parent was made for it
+    (makedirs) and goes too when nothing else is in it. #}
+{{ sid }}-file-absent-config_dir:
   file.absent:
-    - name: {{ cp.config_dir }}/kube-scheduler.yaml
+    - name: {{ cp.config_dir }}
+
+{%- set parent = salt['file.dirname'](cp.config_dir) %}
+{{ sid }}-cmd-run-rmdir-parent:
+  cmd.run:
+    - name: rmdir {{ parent }}
+    - onlyif: test -d {{ parent }} && test -z "$(ls -A {{ parent }})"
+    - require:
+      - file: {{ sid }}-file-absent-config_dir
 
 {{ sid }}-module-run:
   module.run:

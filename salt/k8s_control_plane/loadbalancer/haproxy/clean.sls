@@ -13,8 +13,8 @@
     - require:
       - service: {{ tplroot }}-loadbalancer-haproxy-clean-service-dead
 
-{{ tplroot }}-loadbalancer-haproxy-clean-pkg-removed:
-  pkg.removed:
+{{ tplroot }}-loadbalancer-haproxy-clean-pkg-purged:
+  pkg.purged:
     - name: {{ h.pkg }}
     - require:
       - file: {{ tplroot }}-loadbalancer-haproxy-clean-file-absent

@@ -11,8 +11,8 @@
     - require:
       - service: {{ tplroot }}-loadbalancer-keepalived-clean-service-dead
 
-{{ tplroot }}-loadbalancer-keepalived-clean-pkg-removed:
-  pkg.removed:
+{{ tplroot }}-loadbalancer-keepalived-clean-pkg-purged:
+  pkg.purged:
     - name: {{ ka.pkg }}
     - require:
       - file: {{ tplroot }}-loadbalancer-keepalived-clean-file-absent
@@ -21,4 +21,4 @@
   user.absent:
     - name: {{ ka.script_user }}
     - require:
-      - pkg: {{ tplroot }}-loadbalancer-keepalived-clean-pkg-removed
+      - pkg: {{ tplroot }}-loadbalancer-keepalived-clean-pkg-purged
