@@ -8,6 +8,7 @@ one machine-readable summary of the seed's verification steps.
 import csv
 import io
 import logging
+import re
 import socket
 import ssl
 import subprocess
@@ -115,6 +116,45 @@ def apiserver(address=None, timeout=3):
         for path in ("healthz", "livez", "readyz")
     }
     return {"address": address, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+_VERSION_RE = re.compile(r"\bv(\d+\.\d+\.\d+)\b")
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def versions():
+    """
+    Return the version of each control plane binary installed on this
+    controller (``<bin_dir>/<component> --version``; None when it is not
+    installed or does not answer) and the version the local apiserver serves
+    (``/version``; None when it does not answer). The upgrade orchestration
+    checks Kubernetes' version-skew policy against these.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_health.versions
+    """
+    cfg = _cfg()
+    bin_dir = cfg["controlplane"]["bin_dir"]
+    installed = {}
+    for component in COMPONENTS:
+        run = __salt__["cmd.run_all"](
+            [f"{bin_dir}/{component}", "--version"], python_shell=False, ignore_retcode=True
+        )
+        match = _VERSION_RE.search(run.get("stdout") or "") if run.get("retcode") == 0 else None
+        installed[component] = match.group(1) if match else None
+    address = __salt__["k8s_cluster.controller"]()["address"]
+    port = cfg["controlplane"]["apiserver_port"]
+    answer = _get(f"https://{address}:{port}/version", _ca_file(cfg), timeout=3.0)
+    serving = None
+    if answer["ok"]:
+        match = _VERSION_RE.search(answer["body"] or "")
+        serving = match.group(1) if match else None
+    result = {"installed": installed, "serving": serving}
+    log.debug("k8s_health: versions %s", result)
+    return result
 
 
 def vip(timeout=3):

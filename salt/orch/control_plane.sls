@@ -19,11 +19,7 @@ With one cluster on the master no argument is needed; with several, pass
 pillar='{"cluster": NAME}' (the k8s_control_plane:cluster pillar value).
 """
 
-# Aliased: the py renderer sets the name `salt` in this module to __salt__.
-import salt.key as salt_key
-import salt.pillar as salt_pillar
-import salt.utils.minions as salt_minions
-from salt.exceptions import SaltRenderError
+from salt.exceptions import CommandExecutionError, SaltRenderError
 
 KEY = "k8s_control_plane"
 # The formula's root folder on the master (salt://k8s_control_plane/); a master
@@ -31,103 +27,31 @@ KEY = "k8s_control_plane"
 ROOT_OPTION = "k8s_control_plane_root"
 
 
-def _minion_pillars():
+def _cluster(wanted):
     """
-    {minion: its k8s_control_plane pillar} for every accepted minion, compiled
-    here on the master from the pillar files as they are now (as
-    `salt-run pillar.show_pillar` does), so that finding the cluster touches
-    no minion and a pillar edit is seen without a refresh everywhere. Nothing
-    of it is printed or sent anywhere.
+    The cluster and its controller ids. The master compiles the accepted
+    minions' pillar itself (k8s_orchestration.cluster, after syncing the
+    project's modules to the master only), so finding the cluster touches no
+    minion; it refuses a cluster name shared by two cluster files and a
+    minion the cluster does not list.
     """
-    accepted = salt_key.get_key(__opts__).list_status("accepted").get("minions", [])
-    result = {}
-    for minion in accepted:
-        _, grains, _ = salt_minions.get_minion_data(minion, __opts__)
-        pillar = salt_pillar.Pillar(__opts__, grains or {"id": minion}, minion, "base")
-        result[minion] = pillar.compile_pillar().get(KEY)
-    return result
-
-
-def _views(pillars):
-    """{cluster: {minion: [controller ids its pillar lists]}}; minions of no cluster left out."""
-    clusters = {}
-    for minion, data in pillars.items():
-        if not isinstance(data, dict) or not isinstance(data.get("cluster"), str):
-            continue
-        listed = data.get("controllers")
-        entries = listed if isinstance(listed, list) else []
-        ids = [c["id"] for c in entries if isinstance(c, dict) and isinstance(c.get("id"), str)]
-        clusters.setdefault(data["cluster"], {})[minion] = ids
-    return clusters
-
-
-def _choose(clusters, wanted):
-    if wanted:
-        if wanted not in clusters:
-            raise SaltRenderError(
-                f"orch.control_plane: no minion has cluster {wanted!r} in its pillar; "
-                f"valid: {', '.join(sorted(clusters)) or 'none (check the pillar top file)'}"
-            )
-        return wanted
-    if len(clusters) == 1:
-        return next(iter(clusters))
-    if not clusters:
-        raise SaltRenderError(
-            f"orch.control_plane: no minion has pillar {KEY}:cluster "
-            "(are the minions' keys accepted, and are they listed in pillar/top.sls?)"
-        )
-    raise SaltRenderError(
-        f"orch.control_plane: {len(clusters)} clusters on this master "
-        f"({', '.join(sorted(clusters))}); pick one: salt-run state.orchestrate "
-        f'orch.control_plane pillar=\'{{"cluster": "{sorted(clusters)[0]}"}}\''
-    )
-
-
-def _controllers(name, members):
-    """
-    The cluster's controller ids, after the checks that one cluster file
-    defines it and that its members are the controllers it lists.
-    """
-    if not any(members.values()):
-        # No usable controller list: target the members, and validation
-        # (the first step) reports what is wrong with it.
-        return sorted(members)
-    lists = {tuple(ids) for ids in members.values()}
-    if len(lists) > 1:
-        seen = "; ".join(f"{m} lists {', '.join(ids)}" for m, ids in sorted(members.items()))
-        raise SaltRenderError(
-            f"orch.control_plane: cluster {name!r} is defined more than once, with different "
-            f"controllers ({seen}); give each cluster file its own {KEY}:cluster value"
-        )
-    (ids,) = lists
-    strays = sorted(set(members) - set(ids))
-    if strays:
-        raise SaltRenderError(
-            f"orch.control_plane: {', '.join(strays)} get cluster {name!r} from pillar but are "
-            f"not in its {KEY}:controllers ({', '.join(ids)}); fix pillar/top.sls "
-            "or the controller list"
-        )
-    silent = sorted(set(ids) - set(members))
-    if silent:
-        raise SaltRenderError(
-            f"orch.control_plane: cluster {name!r} lists {', '.join(silent)} in "
-            f"{KEY}:controllers, but they do not get this cluster's pillar "
-            "(key not accepted, or not matched in pillar/top.sls)"
-        )
-    return list(ids)
+    __salt__["saltutil.runner"]("saltutil.sync_all")
+    try:
+        found = __salt__["k8s_orchestration.cluster"](wanted, "orch.control_plane")
+    except CommandExecutionError as exc:
+        raise SaltRenderError(f"orch.control_plane: {exc}") from exc
+    return found["cluster"], found["controllers"]
 
 
 def _sync(ids):
     """
     Before anything else, test mode included, on this cluster's controllers
-    only: refresh their pillar (the steps target it), then sync custom
-    modules, states and utils to the master (for the checks below) and to
-    them (for their validation). Neither changes a host: they refresh Salt's
-    own caches.
+    only: refresh their pillar and sync the project's modules, states and
+    utils to them (for their validation). Neither changes a host: they
+    refresh Salt's own caches.
     """
     targets = {"tgt_type": "list", "timeout": 60}
     __salt__["saltutil.cmd"](ids, "saltutil.refresh_pillar", kwarg={"wait": True}, **targets)
-    __salt__["saltutil.runner"]("saltutil.sync_all")
     __salt__["saltutil.cmd"](ids, "saltutil.sync_all", **targets)
 
 
@@ -152,9 +76,7 @@ def _identities(name, ids):
 
 
 def run():
-    clusters = _views(_minion_pillars())
-    name = _choose(clusters, __pillar__.get("cluster"))
-    ids = _controllers(name, clusters[name])
+    name, ids = _cluster(__pillar__.get("cluster"))
     _sync(ids)
     view = _identities(name, ids)[ids[0]]
     rbac = view["apply_from"]

@@ -14,6 +14,7 @@ import pathlib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ORCH = REPO / "salt" / "orch" / "control_plane.sls"
+RULES = REPO / "_utils" / "k8s_orchestration.py"
 SEED_IDS = ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3")
 
 
@@ -31,7 +32,15 @@ def cluster_pillar(cluster="hardway", ids=SEED_IDS, apply_from=None):
     return data
 
 
-def load(pillars, wanted=None, options=None, answers=None):
+def rules():
+    """_utils/k8s_orchestration.py as a plain module."""
+    spec = importlib.util.spec_from_file_location("k8s_orchestration_rules", RULES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(pillars, wanted=None, options=None, answers=None, orch=ORCH):
     """
     The orchestration SLS as a module. ``pillars`` maps minion id -> its
     compiled k8s_control_plane pillar (what the master compiles); ``answers``
@@ -41,7 +50,7 @@ def load(pillars, wanted=None, options=None, answers=None):
     """
     spec = importlib.util.spec_from_loader("orch_control_plane", loader=None)
     module = importlib.util.module_from_spec(spec)
-    exec(compile(ORCH.read_text(), str(ORCH), "exec"), module.__dict__)
+    exec(compile(orch.read_text(), str(orch), "exec"), module.__dict__)
     calls = []
     if answers is None:
         answers = {
@@ -63,13 +72,21 @@ def load(pillars, wanted=None, options=None, answers=None):
     def config_get(key, default=None):
         return (options or {}).get(key, default)
 
+    logic = rules()
+
+    def cluster(name=None, command="orch.control_plane"):
+        # k8s_orchestration.cluster, with the master's compiled pillars given.
+        clusters = logic.clusters_from(pillars)
+        chosen = logic.choose(clusters, name, command)
+        return {"cluster": chosen, "controllers": logic.controllers_of(chosen, clusters[chosen])}
+
     module.__salt__ = {
         "saltutil.cmd": cmd,
         "saltutil.runner": lambda fun: calls.append(fun),
         "config.get": config_get,
+        "k8s_orchestration.cluster": cluster,
     }
     module.__pillar__ = {"cluster": wanted} if wanted else {}
-    module._minion_pillars = lambda: dict(pillars)
     module.calls = calls
     return module
 

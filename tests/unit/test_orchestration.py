@@ -24,8 +24,8 @@ def test_one_cluster_needs_no_argument():
     # Only this cluster's controllers are touched: pillar refreshed and modules
     # synced before they are asked anything; then they confirm their cluster.
     assert module.calls[:4] == [
+        "saltutil.sync_all",  # to the master only, before it looks for the cluster
         (IDS, "saltutil.refresh_pillar", "list"),
-        "saltutil.sync_all",
         (IDS, "saltutil.sync_all", "list"),
         (IDS, "k8s_cluster.identity", "list"),
     ]
@@ -51,7 +51,7 @@ def test_one_cluster_name_in_two_cluster_files_is_refused():
     module = load(pillars)
     with pytest.raises(SaltRenderError, match="cluster 'hardway' is defined more than once"):
         module.run()
-    assert module.calls == [], "refused before any minion was touched"
+    assert module.calls == ["saltutil.sync_all"], "refused before any minion was touched"
 
 
 def test_a_minion_that_gets_a_cluster_not_listing_it_is_refused():
@@ -64,7 +64,7 @@ def test_a_minion_that_gets_a_cluster_not_listing_it_is_refused():
         r"k8s_control_plane:controllers",
     ):
         module.run()
-    assert module.calls == []
+    assert module.calls == ["saltutil.sync_all"]
 
 
 def test_a_controller_answering_for_another_cluster_is_refused():

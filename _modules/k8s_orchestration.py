@@ -1,0 +1,87 @@
+"""
+The orchestrations' view from the master: which cluster a run is for and
+which controllers it may touch, found by compiling each accepted minion's
+pillar here on the master from the pillar files as they are now (as
+``salt-run pillar.show_pillar`` does). Nothing is sent to a minion and
+nothing compiled is returned but the cluster's name and controller ids.
+
+Loads on the master only (the orchestrations' master minion); the rules are
+in ``_utils/k8s_orchestration.py``.
+"""
+
+import logging
+
+import salt.key
+import salt.pillar
+import salt.utils.minions
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8s_orchestration"
+PILLAR_KEY = "k8s_control_plane"
+
+
+def __virtual__():
+    # Shells out to nothing; it needs the master's keys and pillar roots.
+    if __opts__.get("__role") != "master":
+        return (False, "k8s_orchestration runs on the master only (salt-run salt.cmd ...)")
+    return __virtualname__
+
+
+def _pillars():
+    accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
+    result = {}
+    for minion in accepted:
+        _, grains, _ = salt.utils.minions.get_minion_data(minion, __opts__)
+        pillar = salt.pillar.Pillar(__opts__, grains or {"id": minion}, minion, "base")
+        result[minion] = pillar.compile_pillar().get(PILLAR_KEY)
+    return result
+
+
+def cluster(name=None, command="orch.control_plane"):
+    """
+    Return ``{"cluster": name, "controllers": [ids]}`` for the cluster an
+    orchestration runs on, after the checks: one cluster file defines it, its
+    members are exactly the controllers it lists, and each listed controller
+    gets its pillar. Raises with what to fix otherwise.
+
+    name
+        The cluster (``k8s_control_plane:cluster``); optional when the master
+        has one cluster.
+
+    command
+        The orchestration, named in the error that says how to pick a cluster.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd k8s_orchestration.cluster hardway
+    """
+    rules = "k8s_orchestration."
+    clusters = __utils__[rules + "clusters_from"](_pillars())
+    chosen = __utils__[rules + "choose"](clusters, name, command)
+    ids = __utils__[rules + "controllers_of"](chosen, clusters[chosen])
+    log.debug("k8s_orchestration: cluster %s, controllers %s", chosen, ids)
+    return {"cluster": chosen, "controllers": ids}
+
+
+def skew(target, running):
+    """
+    Return the version-skew errors of an upgrade to ``target`` given each
+    controller's running versions (``k8s_health.versions`` of each); an empty
+    list means the upgrade may go on.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd k8s_orchestration.skew 1.37.1 \
+            '{"k8s-controller-1": {"kube-apiserver": "1.36.2"}}'
+    """
+    if not isinstance(running, dict):
+        raise CommandExecutionError("running: expected {controller: {component: version}}")
+    errors = __utils__["k8s_orchestration.skew_errors"](target, running)
+    log.debug("k8s_orchestration: skew to %s: %d error(s)", target, len(errors))
+    return errors

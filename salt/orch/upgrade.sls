@@ -1,0 +1,106 @@
+#!py
+"""
+A rolling upgrade of the control plane that keeps the API up through the VIP.
+
+    # bump k8s_control_plane:kubernetes:version in the cluster's pillar, then
+    salt-run state.orchestrate orch.upgrade
+    # or name the version (and the cluster, with several on the master)
+    salt-run state.orchestrate orch.upgrade pillar='{"version": "1.37.1", "cluster": "hardway"}'
+
+1. validate the cluster pillar on every controller (with the new version)
+2. refuse, before any change, an upgrade that breaks Kubernetes' version-skew
+   policy: one minor at a time, no downgrade, apiservers within one minor,
+   controller-manager and scheduler never newer than their apiserver
+3. then one controller at a time, the VIP holder last:
+   a. when it holds the VIP, stop its keepalived and wait for exactly one
+      other holder
+   b. apply k8s_control_plane.controlplane on it: the new binaries, the units
+      with the new version's flags; its apiserver restarts and is ready
+      (/readyz) before its controller-manager and scheduler restart
+   c. wait until its apiserver, the VIP and its haproxy's backends are ready
+   d. start its keepalived again and wait until the VIP has settled
+4. the seed's verification on every controller
+
+A failure stops the run with the cluster serving (the controllers not yet
+upgraded untouched, the VIP held), naming the controller and why. A re-run
+goes on where it stopped: the controllers already at the version change
+nothing. test=True predicts the steps.
+"""
+
+from salt.exceptions import CommandExecutionError, SaltRenderError
+
+KEY = "k8s_control_plane"
+ROOT_OPTION = "k8s_control_plane_root"
+
+
+def _cluster(wanted):
+    """The cluster and its controllers, found on the master (see orch.control_plane)."""
+    __salt__["saltutil.runner"]("saltutil.sync_all")
+    try:
+        found = __salt__["k8s_orchestration.cluster"](wanted, "orch.upgrade")
+    except CommandExecutionError as exc:
+        raise SaltRenderError(f"orch.upgrade: {exc}") from exc
+    return found["cluster"], found["controllers"]
+
+
+def _holder(ids):
+    """The VIP holder now (read-only), upgraded last so that the VIP moves once."""
+    answers = __salt__["saltutil.cmd"](ids, "k8s_health.holds_vip", tgt_type="list", timeout=10)
+    holders = sorted(m for m, a in answers.items() if isinstance(a, dict) and a.get("ret") is True)
+    return holders[0] if len(holders) == 1 else None
+
+
+def run():
+    name, ids = _cluster(__pillar__.get("cluster"))
+    targets = {"tgt_type": "list", "timeout": 60}
+    __salt__["saltutil.cmd"](ids, "saltutil.refresh_pillar", kwarg={"wait": True}, **targets)
+    __salt__["saltutil.cmd"](ids, "saltutil.sync_all", **targets)
+    version = __pillar__.get("version")
+    # A version given on the command line reaches the controllers' states as pillar.
+    override = {KEY: {"kubernetes": {"version": str(version)}}} if version else None
+    root = __salt__["config.get"](ROOT_OPTION, KEY)
+    every = ",".join(ids)
+
+    def state(tgt, sls, require, **extra):
+        args = [{"tgt": tgt}, {"tgt_type": "list"}, {"sls": [sls]}, {"expect_minions": True}]
+        if override:
+            args.append({"pillar": override})
+        if require:
+            args.append({"require": [require]})
+        return {"salt.state": args + [{k: v} for k, v in extra.items()]}
+
+    def check(fun, label, require, **extra):
+        args = [{"name": label}, {"tgt": every}, {"tgt_type": "list"}]
+        args += [{k: v} for k, v in extra.items()]
+        if require:
+            args.append({"require": [require]})
+        return {fun: args}
+
+    steps = {"upgrade-validate": state(every, f"{root}.cluster.validate", None)}
+    steps["upgrade-skew"] = check(
+        "k8s_upgrade.skew_checked", name, {"salt": "upgrade-validate"}, version=version
+    )
+    previous = {"k8s_upgrade": "upgrade-skew"}
+    holder = _holder(ids)
+    for minion in [i for i in ids if i != holder] + [i for i in ids if i == holder]:
+        step = f"upgrade-{minion}"
+        steps[f"{step}-vip-away"] = check(
+            "k8s_upgrade.vip_moved_away", minion, previous, version=version
+        )
+        steps[f"{step}-controlplane"] = state(
+            minion, f"{root}.controlplane", {"k8s_upgrade": f"{step}-vip-away"}
+        )
+        steps[f"{step}-ready"] = {
+            "k8s_cluster.apiservers_ready": [
+                {"name": minion},
+                {"tgt": minion},
+                {"tgt_type": "list"},
+                {"require": [{"salt": f"{step}-controlplane"}]},
+            ]
+        }
+        steps[f"{step}-vip-back"] = check(
+            "k8s_upgrade.vip_given_back", minion, {"k8s_cluster": f"{step}-ready"}
+        )
+        previous = {"k8s_upgrade": f"{step}-vip-back"}
+    steps["upgrade-verify"] = check("k8s_cluster.verified", name, previous)
+    return steps
