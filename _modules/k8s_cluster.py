@@ -74,7 +74,8 @@ def config(os_family=None, with_secrets=False):
     """
     Return the merged configuration of this minion's cluster (defaults, OS
     family, profile, pillar). ``secrets`` lists only the names of the secrets
-    present, never their values.
+    present, never their values; a password-looking key anywhere else
+    (``auth_pass``, ``password``, ...) shows ``<secret>``.
 
     os_family
         Override the ``os_family`` grain (used by ``make render``).
@@ -121,10 +122,11 @@ def _digest(*data):
 
 
 def _public(cfg, with_secrets):
-    cfg = copy.deepcopy(cfg)
-    if not with_secrets and isinstance(cfg.get("secrets"), dict):
-        cfg["secrets"] = {name: "<secret>" for name in cfg["secrets"]}
-    return cfg
+    if with_secrets:
+        return copy.deepcopy(cfg)
+    # Every value under secrets, and any password-looking key elsewhere (a
+    # seed-style loadbalancer:keepalived:auth_pass the validation refuses).
+    return __utils__["k8s_control_plane.redact"](cfg)
 
 
 def versions():

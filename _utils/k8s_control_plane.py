@@ -25,17 +25,38 @@ execution modules:
 
 A masterless minion or a test harness must list the directory in
 ``utils_dirs`` (module_dirs and states_dirs do not cover it).
+
+Why the validation is a hand-written schema (``SCHEMA`` and the rules after
+it) and not JSON Schema: it runs inside every minion's Salt, and Salt 3008
+does not ship ``jsonschema`` (a controller would need an extra package
+before it could even refuse a bad pillar); the rules that matter most span
+keys (ports that must differ, the VIP against the subnet and the CIDRs,
+priorities, the PKI against the addresses) which JSON Schema cannot say; and
+its errors would not name the closest valid key ("did you mean") or keep
+secret values out of the message. The schema is a plain mapping of every key
+to a small check, so a key added to a parameter file without one fails a
+unit test.
 """
 
 import base64
 import binascii
 import copy
+import datetime
+import difflib
 import ipaddress
 import itertools
 import re
 
 import salt.utils.dictupdate
+import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # Salt depends on it; without it only the PKI's coherence goes unchecked
+    x509 = None
 
 PILLAR_KEY = "k8s_control_plane"
 COMPONENTS = ("cluster", "loadbalancer", "etcd", "controlplane", "rbac")
@@ -59,9 +80,16 @@ SECRET_FILES = tuple(name for name, _ in _PKI_FILES)
 SECRET_KEYS = (*SECRET_FILES, "encryption_key", "vrrp_auth_pass")
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _IFACE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+# X.Y.Z without leading zeros: 1.18.06 is no release path.
+_VERSION_RE = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 _MINOR_RE = re.compile(r"^v?(\d+)\.(\d+)(\.\d+)?$")
 _DURATION_RE = re.compile(r"^\d+(us|ms|s|m|h|d)?$")
+_DIGITS = re.compile(r"^\d+")
+_URL_RE = re.compile(r"^https?://[^\s/]+[^\s]*$")
+_HOST_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# A controller id is a minion id, a directory name (make render) and haproxy's
+# server name: no spaces, '/', control characters or '..'.
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 # --------------------------------------------------------------------------
@@ -182,10 +210,7 @@ def priorities(cfg):
     """
     controllers = cfg.get("controllers") if isinstance(cfg, dict) else None
     controllers = controllers if isinstance(controllers, list) else []
-    keepalived = ((cfg.get("loadbalancer") or {}) if isinstance(cfg, dict) else {}).get(
-        "keepalived"
-    )
-    base = keepalived.get("priority_base") if isinstance(keepalived, dict) else None
+    base = _get(cfg, "loadbalancer:keepalived:priority_base")
     result = []
     for index, entry in enumerate(controllers):
         explicit = entry.get("priority") if isinstance(entry, dict) else None
@@ -361,27 +386,321 @@ class _Errors(list):
         self.append(f"{PILLAR_KEY}:{key}: {message}")
 
 
-def _typed(errors, cfg, path, kind, required=False):
-    """Fetch cfg at 'a:b:c'; record an error if missing/wrong type; return value or None."""
+def _get(cfg, path):
+    """cfg at 'a:b:c'; None when absent or when a parent is not a mapping."""
     node = cfg
     for part in path.split(":"):
         node = node.get(part) if isinstance(node, dict) else None
-    if node is None:
-        if required:
-            errors.add(path, f"missing (expected {kind.__name__ if kind else 'a value'})")
-        return None
-    kinds = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}.get(kind, (kind,))
-    if kind in (int, float) and isinstance(node, bool):
-        kinds = ()
-    if not isinstance(node, kinds):
-        errors.add(path, f"expected {kind.__name__}, got {type(node).__name__} {node!r}")
-        return None
     return node
+
+
+def _section(cfg, path):
+    """The mapping at 'a:b'; {} when absent or of the wrong type (the schema reports that)."""
+    node = _get(cfg, path)
+    return node if isinstance(node, dict) else {}
+
+
+def _kind(value):
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+
+# Leaf checks: each returns None for a valid value, else what is wrong and
+# what is valid. ``_nullable`` accepts null too.
+
+
+def _string(value):
+    if not isinstance(value, str) or not value:
+        return f"expected a string, got {_kind(value)}"
+    return None
+
+
+def _word(value):
+    if not isinstance(value, str) or not re.match(r"^[^\s]+$", value):
+        return f"{value!r}; valid: one word (no spaces)"
+    return None
+
+
+def _path(value):
+    if not isinstance(value, str) or not re.match(r"^/[^\s]*$", value):
+        return f"{value!r}; valid: an absolute path"
+    return None
+
+
+def _command(value):
+    if not isinstance(value, str) or not value.startswith("/"):
+        return f"{value!r}; valid: a command line starting with an absolute path"
+    return None
+
+
+def _url(value):
+    if not isinstance(value, str) or not _URL_RE.match(value):
+        return f"{value!r}; valid: an http(s) URL"
+    return None
+
+
+def _dns_label(value):
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        return f"{value!r}; valid: a DNS label naming the cluster, e.g. hardway"
+    return None
+
+
+def _dns_name(value):
+    labels = value.split(".") if isinstance(value, str) else [None]
+    if not all(isinstance(part, str) and _HOST_LABEL_RE.match(part) for part in labels):
+        return f"{value!r}; valid: a DNS name"
+    return None
+
+
+def _interface(value):
+    if not isinstance(value, str) or not _IFACE_RE.match(value):
+        return f"{value!r}; valid: an interface name (at most 15 characters)"
+    return None
+
+
+def _boolean(value):
+    return None if isinstance(value, bool) else f"{value!r}; valid: true, false"
+
+
+def _integer(low, high=None):
+    if high is None:
+        shown = f"an integer >= {low}" if low != 1 else "an integer > 0"
+    else:
+        shown = f"an integer {low}-{high}" if low >= 0 else f"an integer {low}..{high}"
+
+    def check(value):
+        ok = _whole(value) and low <= value and (high is None or value <= high)
+        return None if ok else f"{value!r}; valid: {shown}"
+
+    return check
+
+
+_port = _integer(1, 65535)
+_count = _integer(1)
+
+
+def _positive(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return f"{value!r}; valid: a number > 0"
+    return None
+
+
+def _one_of(*options):
+    def check(value):
+        if any(type(value) is type(o) and value == o for o in options):
+            return None
+        return f"{value!r}; valid: {', '.join(map(str, options))}"
+
+    return check
+
+
+def _duration(value):
+    # haproxy's time format: digits and an optional unit; a bare number is ms.
+    text = str(value) if _whole(value) else value
+    if not isinstance(text, str) or not _DURATION_RE.match(text) or not int(_DIGITS.match(text)[0]):
+        return (
+            f"{value!r}; valid: a haproxy duration > 0, digits with an optional unit "
+            "(us, ms, s, m, h, d), e.g. 2s or 500ms"
+        )
+    return None
+
+
+def _names(value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _word(v) is None for v in value
+    ):
+        return f"{value!r}; valid: a list of names"
+    return None
+
+
+def _labels(value):
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return "valid: a mapping of name -> string"
+    return None
+
+
+def _rules(value):
+    if not isinstance(value, list) or not value or not all(isinstance(r, dict) for r in value):
+        return "valid: a non-empty list of rules (mappings of apiGroups, resources, verbs)"
+    return None
+
+
+def _nullable(check):
+    def nullable(value):
+        message = None if value is None else check(value)
+        return None if message is None else f"{message}, or null"
+
+    return nullable
+
+
+def _ok(check, value):
+    return check(value) is None
+
+
+# Checked by the rules below (they need more than the value itself).
+_RULE = "rule"
+
+# Every key under k8s_control_plane: a mapping is a section, a function checks
+# a value, _RULE marks a key a rule of its own checks.
+SCHEMA = {
+    "cluster": _dns_label,
+    "cluster_name": _word,
+    "profile": _one_of(*PROFILES),
+    "controllers": _RULE,
+    "vip": {
+        "address": _RULE,
+        "hostname": _nullable(_dns_name),
+        "interface": _nullable(_interface),
+        "subnet": _RULE,
+        "virtual_router_id": _integer(1, 255),
+    },
+    "kubernetes": {
+        "version": _RULE,
+        "release_url": _url,
+        "arch": _word,
+        "service_cidr": _RULE,
+        "cluster_cidr": _RULE,
+        "node_port_range": _RULE,
+    },
+    "etcd": {
+        "managed": _boolean,
+        "servers": _RULE,
+        "version": _RULE,
+        "release_url": _RULE,
+        "bin_dir": _path,
+        "config_dir": _path,
+        "data_dir": _path,
+        "unit": _path,
+        "client_port": _port,
+        "peer_port": _port,
+        "initial_cluster_token": _word,
+    },
+    "secrets": _RULE,
+    "controlplane": {
+        "bin_dir": _path,
+        "config_dir": _path,
+        "pki_dir": _path,
+        "unit_dir": _path,
+        "binaries": _RULE,
+        "apiserver_port": _port,
+        "controller_manager_port": _port,
+        "scheduler_port": _port,
+        "audit_log_path": _path,
+        "service_account_issuer": _url,
+        "verbosity": _integer(0, 10),
+        "extra_args": _RULE,
+        "ready_timeout": _positive,
+    },
+    "rbac": {
+        "apply_from": _RULE,
+        "kubeconfig": _path,
+        "ready_timeout": _positive,
+        "cluster_role": {
+            "name": _string,
+            "annotations": _labels,
+            "labels": _labels,
+            "rules": _rules,
+        },
+        "cluster_role_binding": {"name": _string, "user": _string},
+    },
+    "loadbalancer": {
+        "keepalived": {
+            "pkg": _word,
+            "service": _word,
+            "config": _path,
+            "instance": _word,
+            "vrrp_version": _one_of(2, 3),
+            "priority_base": _integer(1, 254),
+            "script_user": _word,
+            "check_command": _command,
+            "advert_int": _positive,
+            "check_interval": _positive,
+            "check_weight": _integer(-253, 253),
+            "check_fall": _nullable(_count),
+            "check_rise": _nullable(_count),
+            "check_unicast_src": _boolean,
+        },
+        "haproxy": {
+            "pkg": _word,
+            "service": _word,
+            "config": _path,
+            "user": _word,
+            "group": _word,
+            "ca_file": _path,
+            "stats_socket": _path,
+            "selinux_booleans": _names,
+            "selinux_pkgs": _names,
+            "maxconn": _count,
+            "http_port": _port,
+            "tls_port": _port,
+            "verifyhost": _dns_name,
+            "server_maxconn": _count,
+            "server_maxqueue": _integer(0),
+            "timeout_client": _duration,
+            "timeout_server": _duration,
+            "timeout_check": _duration,
+            "check": _one_of("readyz", "tls"),
+            "verify_backend_tls": _boolean,
+            "inter": _duration,
+            "downinter": _nullable(_duration),
+            "fall": _count,
+            "rise": _count,
+            "slowstart": _nullable(_duration),
+            "timeout_connect": _duration,
+            "retries": _integer(0),
+            "redispatch": _boolean,
+            "shutdown_sessions": _boolean,
+        },
+        "sysctl": {"config": _path},
+    },
+    "tofs": _RULE,
+}
+# Keys where an operator puts a password by habit (the seed's keepalived.conf
+# has auth_pass): refused with a pointer, and their value never shown.
+_PASSWORD_KEYS = ("auth_pass", "password", "vrrp_auth_pass", "auth_type")
+
+
+def _unknown(errors, where, key, valid):
+    """An unknown key: name the closest valid one; never show its value."""
+    name = str(key)
+    if name in _PASSWORD_KEYS:
+        errors.add(
+            where,
+            "unknown key; the VRRP password belongs in secrets:vrrp_auth_pass (1-8 "
+            "characters, with loadbalancer:keepalived:vrrp_version 2); its value is not shown",
+        )
+        return
+    close = difflib.get_close_matches(name, [str(v) for v in valid], n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    errors.add(where, f"unknown key; {hint}valid: {', '.join(map(str, valid))}")
+
+
+def _walk(errors, node, spec, path, quiet_absent):
+    for key in node:
+        if key not in spec:
+            _unknown(errors, f"{path}{key}", key, list(spec))
+    for key, check in spec.items():
+        where = f"{path}{key}"
+        if key not in node and quiet_absent:
+            continue  # an unknown profile sets nothing: the profile's error says so
+        value = node.get(key)
+        if isinstance(check, dict):
+            if value is None:
+                errors.add(where, f"missing (expected a mapping with {', '.join(check)})")
+            elif not isinstance(value, dict):
+                errors.add(where, f"expected a mapping, got {_kind(value)}")
+            else:
+                _walk(errors, value, check, f"{where}:", quiet_absent)
+        elif check is not _RULE:
+            message = check(value)
+            if message:
+                errors.add(where, message)
 
 
 def _ipv4(errors, key, value):
     try:
-        return ipaddress.IPv4Address(str(value))
+        return ipaddress.IPv4Address(value if isinstance(value, str) else "")
     except ValueError:
         errors.add(key, f"{value!r} is not an IPv4 address")
         return None
@@ -389,16 +708,25 @@ def _ipv4(errors, key, value):
 
 def _network(errors, key, value):
     try:
-        return ipaddress.IPv4Network(str(value), strict=True)
+        return ipaddress.IPv4Network(value if isinstance(value, str) else "", strict=True)
     except ValueError as exc:
         errors.add(key, f"{value!r} is not an IPv4 network in CIDR form ({exc})")
         return None
 
 
 def _check_controllers(errors, cfg):
+    """The controller list; returns the valid addresses."""
     controllers = cfg.get("controllers")
-    if not isinstance(controllers, list) or not controllers:
-        errors.add("controllers", "missing or empty (expected a list of {id, address})")
+    if controllers is None:
+        errors.add("controllers", "missing (expected a list of {id, address})")
+        return []
+    if not isinstance(controllers, list):
+        errors.add(
+            "controllers", f"expected a list of {{id, address}}, got {type(controllers).__name__}"
+        )
+        return []
+    if not controllers:
+        errors.add("controllers", "empty (expected a list of {id, address}, one per controller)")
         return []
     seen_ids, seen_addresses, addresses = {}, {}, []
     for index, entry in enumerate(controllers):
@@ -406,12 +734,18 @@ def _check_controllers(errors, cfg):
         if not isinstance(entry, dict):
             errors.add(key, f"expected a mapping with id and address, got {entry!r}")
             continue
-        unknown = sorted(set(entry) - {"id", "address", "priority"})
-        if unknown:
-            errors.add(key, f"unknown keys {unknown}; valid: id, address, priority")
+        for name in entry:
+            if name not in ("id", "address", "priority"):
+                _unknown(errors, f"{key}:{name}", name, ["id", "address", "priority"])
         cid = entry.get("id")
-        if not isinstance(cid, str) or not cid:
+        if cid is None or cid == "":
             errors.add(f"{key}:id", "missing (expected the controller's minion id)")
+        elif not isinstance(cid, str) or not _ID_RE.match(cid) or ".." in cid:
+            errors.add(
+                f"{key}:id",
+                f"{cid!r} is not a valid minion id and haproxy server name; "
+                f"valid: {_ID_RE.pattern} without '..'",
+            )
         elif cid in seen_ids:
             errors.add(f"{key}:id", f"duplicate id {cid!r} (also controllers:{seen_ids[cid]})")
         else:
@@ -427,33 +761,70 @@ def _check_controllers(errors, cfg):
                         f"{key}:address",
                         f"duplicate address {ip} (also controllers:{seen_addresses[ip]})",
                     )
-                seen_addresses[ip] = index
+                else:
+                    seen_addresses[ip] = index
                 addresses.append(ip)
         priority = entry.get("priority")
-        if priority is not None and (
-            isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 254
-        ):
+        if priority is not None and not (_whole(priority) and 1 <= priority <= 254):
             errors.add(f"{key}:priority", f"{priority!r} is invalid; valid: an integer 1-254")
     return addresses
 
 
+def _check_vip(errors, cfg, addresses):
+    """The VIP and its segment; returns the VIP when it is an address."""
+    vip = _section(cfg, "vip")
+    address = vip.get("address")
+    ip = None
+    if address is None:
+        if isinstance(cfg.get("vip"), dict):
+            errors.add("vip:address", "missing (expected an IPv4 address)")
+    else:
+        ip = _ipv4(errors, "vip:address", address)
+    subnet = vip.get("subnet")
+    net = _network(errors, "vip:subnet", subnet) if subnet is not None else None
+    if ip is not None and ip in addresses:
+        errors.add("vip:address", f"{ip} is also a controller's address; it must be unused")
+    segment = net
+    if net is not None:
+        if ip is not None and ip not in net:
+            errors.add("vip:address", f"{ip} is outside vip:subnet {net}")
+        for index, addr in enumerate(addresses):
+            if addr not in net:
+                errors.add(f"controllers:{index}:address", f"{addr} is outside vip:subnet {net}")
+    elif ip is not None and addresses and subnet is None:
+        # Without an explicit subnet, the VIP must share the controllers' /24.
+        nets = sorted({ipaddress.IPv4Network(f"{a}/24", strict=False) for a in addresses})
+        segment = next((n for n in nets if ip in n), None)
+        if segment is None:
+            errors.add(
+                "vip:address",
+                f"{ip} is outside the controllers' subnet ({', '.join(map(str, nets))}); "
+                "set vip:subnet if the segment is larger than /24",
+            )
+    if ip is not None and segment is not None and ip in segment and segment.prefixlen < 31:
+        for kind, edge in (("network", segment.network_address), ("broadcast", segment[-1])):
+            if ip == edge:
+                errors.add(
+                    "vip:address",
+                    f"{ip} is the {kind} address of {segment}; valid: an unused address "
+                    f"in {segment[1]}-{segment[-2]}",
+                )
+    return ip
+
+
 def _check_vrrp(errors, cfg):
-    lb = cfg.get("loadbalancer") or {}
-    ka = lb.get("keepalived") or {}
+    ka = _section(cfg, "loadbalancer:keepalived")
     version = ka.get("vrrp_version")
-    if version not in (2, 3):
-        errors.add("loadbalancer:keepalived:vrrp_version", f"{version!r} is invalid; valid: 2, 3")
     advert = ka.get("advert_int")
-    if isinstance(advert, bool) or not isinstance(advert, int | float) or advert <= 0:
-        errors.add("loadbalancer:keepalived:advert_int", f"{advert!r}; valid: a number > 0")
-    elif version == 2 and (advert < 1 or advert != int(advert)):
+    if version == 2 and _ok(_positive, advert) and (advert < 1 or advert != int(advert)):
         errors.add(
             "loadbalancer:keepalived:advert_int",
             f"{advert!r} needs VRRPv3; valid with vrrp_version 2: whole seconds >= 1",
         )
-    password = (cfg.get("secrets") or {}).get("vrrp_auth_pass")
+    secrets = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
+    password = secrets.get("vrrp_auth_pass")
     if password is not None:
-        if version == 3:
+        if version == 3 and not isinstance(version, bool):
             errors.add(
                 "secrets:vrrp_auth_pass",
                 "VRRPv3 has no authentication (keepalived ignores it); "
@@ -464,98 +835,63 @@ def _check_vrrp(errors, cfg):
                 "secrets:vrrp_auth_pass",
                 "keepalived uses only the first 8 characters; valid: 1-8 characters",
             )
-    weight = ka.get("check_weight")
-    if isinstance(weight, bool) or not isinstance(weight, int) or not -253 <= weight <= 253:
-        errors.add("loadbalancer:keepalived:check_weight", f"{weight!r}; valid: -253..253")
-        weight = None
-    vrid = (cfg.get("vip") or {}).get("virtual_router_id")
-    if isinstance(vrid, bool) or not isinstance(vrid, int) or not 1 <= vrid <= 255:
-        errors.add("vip:virtual_router_id", f"{vrid!r} is invalid; valid: an integer 1-255")
-    base = ka.get("priority_base")
-    if isinstance(base, bool) or not isinstance(base, int) or not 1 <= base <= 254:
-        errors.add("loadbalancer:keepalived:priority_base", f"{base!r}; valid: 1-254")
-        return
-    # The rule the roles use; entries it cannot price are reported by _check_controllers.
-    ids = [c.get("id") if isinstance(c, dict) else None for c in cfg.get("controllers") or []]
-    prios = [(p, ids[i], i) for i, p in enumerate(priorities(cfg)) if p is not None]
+    # The rule the roles use. Explicit priorities are checked with the
+    # controllers; a bad priority_base (the schema reports it) leaves the
+    # explicit ones to compare.
+    controllers = cfg.get("controllers") if isinstance(cfg.get("controllers"), list) else []
+    prios = []
+    for index, prio in enumerate(priorities(cfg)):
+        entry = controllers[index]
+        if prio is None:
+            continue
+        if entry.get("priority") is None and not 1 <= prio <= 254:
+            errors.add(f"controllers:{index}:priority", f"computed priority {prio}; valid: 1-254")
+        elif 1 <= prio <= 254:
+            prios.append((prio, entry.get("id"), index))
     seen = {}
     for prio, cid, index in prios:
-        if not 1 <= prio <= 254:
-            errors.add(f"controllers:{index}:priority", f"computed priority {prio}; valid: 1-254")
         if prio in seen:
             errors.add(
                 f"controllers:{index}:priority",
                 f"duplicate priority {prio} ({cid} and {seen[prio]}); each must be unique",
             )
         seen[prio] = cid
+    weight = ka.get("check_weight")
+    if not _ok(_integer(-253, 253), weight) or not weight:
+        return
     ordered = sorted(prios, key=lambda p: p[0], reverse=True)
-    if weight:
-        for (high, high_id, _), (low, low_id, _) in itertools.pairwise(ordered):
-            if high - low >= abs(weight):
-                errors.add(
-                    "loadbalancer:keepalived:check_weight",
-                    f"weight {weight} cannot overcome the priority gap {high - low} between "
-                    f"{high_id} ({high}) and {low_id} ({low}); valid: |weight| > {high - low}, "
-                    "or weight 0 (FAULT on a failed check)",
-                )
-
-
-def _check_vip(errors, cfg, addresses):
-    vip = cfg.get("vip")
-    if not isinstance(vip, dict):
-        errors.add("vip", "missing (expected a mapping with address, virtual_router_id)")
-        return
-    address = vip.get("address")
-    if address is None:
-        errors.add("vip:address", "missing (expected an IPv4 address)")
-        return
-    ip = _ipv4(errors, "vip:address", address)
-    if ip is None:
-        return
-    if ip in addresses:
-        errors.add("vip:address", f"{ip} is also a controller's address; it must be unused")
-    interface = vip.get("interface")
-    if interface is not None and not (isinstance(interface, str) and _IFACE_RE.match(interface)):
-        errors.add("vip:interface", f"{interface!r}; valid: an interface name, or null")
-    subnet = vip.get("subnet")
-    if subnet is not None:
-        net = _network(errors, "vip:subnet", subnet)
-        if net is not None:
-            if ip not in net:
-                errors.add("vip:address", f"{ip} is outside vip:subnet {net}")
-            for index, addr in enumerate(addresses):
-                if addr not in net:
-                    errors.add(
-                        f"controllers:{index}:address", f"{addr} is outside vip:subnet {net}"
-                    )
-    elif addresses:
-        # Without an explicit subnet, the VIP must share the controllers' /24.
-        nets = {ipaddress.IPv4Network(f"{a}/24", strict=False) for a in addresses}
-        if not any(ip in n for n in nets):
+    for (high, high_id, _), (low, low_id, _) in itertools.pairwise(ordered):
+        if high - low >= abs(weight):
             errors.add(
-                "vip:address",
-                f"{ip} is outside the controllers' subnet ({', '.join(map(str, sorted(nets)))}); "
-                "set vip:subnet if the segment is larger than /24",
+                "loadbalancer:keepalived:check_weight",
+                f"weight {weight} cannot overcome the priority gap {high - low} between "
+                f"{high_id} ({high}) and {low_id} ({low}); valid: |weight| > {high - low}, "
+                "or weight 0 (FAULT on a failed check)",
             )
 
 
-def _check_kubernetes(errors, cfg, table, addresses):
-    k8s = cfg.get("kubernetes") or {}
+def _check_kubernetes(errors, cfg, table, addresses, vip):
+    k8s = _section(cfg, "kubernetes")
     version = k8s.get("version")
     supported = (table or {}).get("supported") or {}
     low, high = supported.get("min", "?"), supported.get("max", "?")
-    parsed = parse_version(version)
+    parsed = parse_version(version) if isinstance(version, str) else None
     if version is None:
-        errors.add("kubernetes:version", f"missing; valid: {low}.x - {high}.x, e.g. 1.18.6")
+        if isinstance(cfg.get("kubernetes"), dict):
+            errors.add("kubernetes:version", f"missing; valid: {low}.x - {high}.x, e.g. 1.18.6")
     elif parsed is None:
-        errors.add("kubernetes:version", f"{version!r} is not X.Y.Z; valid: {low}.x - {high}.x")
+        errors.add(
+            "kubernetes:version",
+            f"{version!r} is not X.Y.Z (numbers without leading zeros); valid: {low}.x - {high}.x",
+        )
     elif table and not (parse_minor(low) or (0, 0)) <= parsed[:2] <= (parse_minor(high) or (0, 0)):
         errors.add("kubernetes:version", f"{version} is unsupported; valid: {low}.x - {high}.x")
     nets = {}
     for key in ("service_cidr", "cluster_cidr"):
         value = k8s.get(key)
         if value is None:
-            errors.add(f"kubernetes:{key}", "missing (expected a CIDR)")
+            if isinstance(cfg.get("kubernetes"), dict):
+                errors.add(f"kubernetes:{key}", "missing (expected a CIDR)")
         else:
             nets[key] = _network(errors, f"kubernetes:{key}", value)
     service, pods = nets.get("service_cidr"), nets.get("cluster_cidr")
@@ -565,20 +901,19 @@ def _check_kubernetes(errors, cfg, table, addresses):
         for index, addr in enumerate(addresses):
             if net and addr in net:
                 errors.add(f"kubernetes:{key}", f"{net} contains controllers:{index} ({addr})")
-    ports = str(k8s.get("node_port_range", ""))
-    match = re.match(r"^(\d+)-(\d+)$", ports)
-    if not match or not 1 <= int(match[1]) < int(match[2]) <= 65535:
-        errors.add("kubernetes:node_port_range", f"{ports!r}; valid: LOW-HIGH within 1-65535")
-    url = k8s.get("release_url")
-    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
-        errors.add("kubernetes:release_url", f"{url!r}; valid: an http(s) URL")
+        if net and vip is not None and vip in net:
+            errors.add(f"kubernetes:{key}", f"{net} contains vip:address ({vip})")
+    if isinstance(cfg.get("kubernetes"), dict):
+        ports = k8s.get("node_port_range")
+        match = re.match(r"^(\d+)-(\d+)$", ports) if isinstance(ports, str) else None
+        if not match or not 1 <= int(match[1]) < int(match[2]) <= 65535:
+            errors.add("kubernetes:node_port_range", f"{ports!r}; valid: LOW-HIGH within 1-65535")
+    return service
 
 
 def _check_etcd(errors, cfg):
-    etcd = cfg.get("etcd") or {}
-    managed = etcd.get("managed")
-    if not isinstance(managed, bool):
-        errors.add("etcd:managed", f"{managed!r}; valid: true, false")
+    etcd = _section(cfg, "etcd")
+    managed = etcd.get("managed") is True
     servers = etcd.get("servers")
     if servers is not None and not isinstance(servers, list):
         errors.add("etcd:servers", f"expected a list of URLs, got {type(servers).__name__}")
@@ -586,132 +921,144 @@ def _check_etcd(errors, cfg):
     for index, url in enumerate(servers or []):
         if not isinstance(url, str) or not re.match(r"^https://[^\s/]+:\d+$", url):
             errors.add(f"etcd:servers:{index}", f"{url!r}; valid: https://HOST:PORT")
-    if managed is True:
-        if not isinstance(etcd.get("version"), str) or parse_version(etcd["version"]) is None:
-            errors.add("etcd:version", f"{etcd.get('version')!r}; required when etcd:managed is "
-                       "true: X.Y.Z as a string, e.g. '3.4.23'")  # fmt: skip
-        url = etcd.get("release_url")
-        if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
-            errors.add("etcd:release_url", f"{url!r}; required when etcd:managed is true: "
-                       "an http(s) URL")  # fmt: skip
+    version, url = etcd.get("version"), etcd.get("release_url")
+    required = "required when etcd:managed is true: " if managed else "valid: null, or "
+    if (managed or version is not None) and not (
+        isinstance(version, str) and parse_version(version)
+    ):
+        shown = "missing" if version is None else repr(version)
+        errors.add("etcd:version", f"{shown}; {required}X.Y.Z as a string, e.g. '3.4.23'")
+    if (managed or url is not None) and not _ok(_url, url):
+        shown = "missing" if url is None else repr(url)
+        errors.add("etcd:release_url", f"{shown}; {required}an http(s) URL")
 
 
-def _check_loadbalancer_ports(errors, cfg):
-    haproxy = (cfg.get("loadbalancer") or {}).get("haproxy") or {}
-    ports = [
-        ("controlplane:apiserver_port", (cfg.get("controlplane") or {}).get("apiserver_port")),
+# The kubelet's port: not the formula's to set, but a controller may run one.
+_KUBELET_PORT = 10250
+
+
+def _check_ports(errors, cfg):
+    """Every port a controller binds differs: the control plane, etcd, the kubelet, haproxy."""
+    cp, etcd = _section(cfg, "controlplane"), _section(cfg, "etcd")
+    haproxy = _section(cfg, "loadbalancer:haproxy")
+    bound = [
+        ("controlplane:apiserver_port", cp.get("apiserver_port")),
+        ("controlplane:controller_manager_port", cp.get("controller_manager_port")),
+        ("controlplane:scheduler_port", cp.get("scheduler_port")),
+        ("etcd:client_port", etcd.get("client_port")),
+        ("etcd:peer_port", etcd.get("peer_port")),
+        (None, _KUBELET_PORT),
         ("loadbalancer:haproxy:http_port", haproxy.get("http_port")),
         ("loadbalancer:haproxy:tls_port", haproxy.get("tls_port")),
     ]
+    taken = {port for _, port in bound if _ok(_port, port)}
     used = {}
-    for key, port in ports:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            errors.add(key, f"{port!r}; valid: 1-65535")
-        elif port in used:
-            free = next(p for p in range(8443, 65536) if p not in used)
+    for key, port in bound:
+        if not _ok(_port, port):
+            continue  # the schema reports it
+        if port in used:
+            free = next(p for p in range(8443, 65536) if p not in taken)
             errors.add(
                 key,
-                f"{port} collides with {used[port]} (the apiservers bind 0.0.0.0, haproxy "
-                f"binds the VIP and 127.0.0.1); valid: a free port, e.g. {free}",
+                f"{port} collides with {used[port]} (each port a controller binds must "
+                f"differ: the control plane and etcd bind 0.0.0.0, haproxy the VIP and "
+                f"127.0.0.1); valid: a free port, e.g. {free}",
             )
         else:
-            used[port] = key
-    check = haproxy.get("check")
-    if check not in ("readyz", "tls"):
-        errors.add("loadbalancer:haproxy:check", f"{check!r}; valid: readyz, tls")
-    for key in ("inter", "timeout_connect", "timeout_client", "timeout_server"):
-        value = haproxy.get(key)
-        if not _DURATION_RE.match(str(value)):
-            errors.add(f"loadbalancer:haproxy:{key}", f"{value!r}; valid: a duration like 2s")
-
-
-def _positive(errors, key, value, allow_none=False, integer=False):
-    kinds = int if integer else (int, float)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        what = "an integer" if integer else "a number"
-        errors.add(key, f"{value!r}; valid: {what} > 0" + (", or null" if allow_none else ""))
-
-
-def _string_list(errors, key, value):
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        errors.add(key, f"{value!r}; valid: a list of names")
-        return []
-    return value
+            used[port] = key or f"the kubelet's port {_KUBELET_PORT}"
 
 
 def _check_settings(errors, cfg, ids):
-    """The component settings that defaults fill: still the operator's to break."""
-    cp = cfg.get("controlplane") or {}
+    """The component settings whose rules span more than one value."""
+    cp = _section(cfg, "controlplane")
     extra = cp.get("extra_args")
-    if not isinstance(extra, dict):
+    if isinstance(cfg.get("controlplane"), dict) and not isinstance(extra, dict):
         errors.add("controlplane:extra_args", f"expected a mapping, got {type(extra).__name__}")
-    else:
-        for component, flags in extra.items():
-            key = f"controlplane:extra_args:{component}"
-            if component not in COMPONENT_BINARIES:
-                errors.add(key, f"unknown component; valid: {', '.join(COMPONENT_BINARIES)}")
-            elif not isinstance(flags, dict):
-                errors.add(key, "expected a mapping of flag -> value (null removes the flag)")
-            else:
-                for flag, value in flags.items():
-                    if value is not None and (
-                        not isinstance(value, str | int | float | bool)
-                        or re.search(r"\s", str(value))
-                    ):
-                        errors.add(f"{key}:{flag}", f"{value!r}; valid: one word, or null")
-    binaries = _string_list(errors, "controlplane:binaries", cp.get("binaries"))
-    missing = [b for b in COMPONENT_BINARIES if binaries and b not in binaries]
-    if missing:
-        errors.add("controlplane:binaries", f"must include {', '.join(missing)}")
-    _positive(errors, "controlplane:ready_timeout", cp.get("ready_timeout"))
-    rbac = cfg.get("rbac") or {}
-    _positive(errors, "rbac:ready_timeout", rbac.get("ready_timeout"))
-    apply_from = rbac.get("apply_from")
+    for component, flags in (extra if isinstance(extra, dict) else {}).items():
+        key = f"controlplane:extra_args:{component}"
+        if component not in COMPONENT_BINARIES:
+            _unknown(errors, key, component, list(COMPONENT_BINARIES))
+        elif not isinstance(flags, dict):
+            errors.add(key, "expected a mapping of flag -> value (null removes the flag)")
+        else:
+            for flag, value in flags.items():
+                if not isinstance(flag, str) or not re.match(r"^-{0,2}[A-Za-z0-9][\w.-]*$", flag):
+                    errors.add(f"{key}:{flag}", "not a flag name; valid: e.g. v or --v")
+                elif value is not None and (
+                    not isinstance(value, str | int | float | bool) or re.search(r"\s", str(value))
+                ):
+                    errors.add(f"{key}:{flag}", f"{value!r}; valid: one word, or null")
+    binaries = cp.get("binaries")
+    if isinstance(cfg.get("controlplane"), dict):
+        if _names(binaries):
+            errors.add("controlplane:binaries", _names(binaries))
+        else:
+            missing = [b for b in COMPONENT_BINARIES if b not in binaries]
+            if missing:
+                errors.add("controlplane:binaries", f"must include {', '.join(missing)}")
+    apply_from = _section(cfg, "rbac").get("apply_from")
     if apply_from is not None and apply_from not in ids:
-        errors.add("rbac:apply_from", f"{apply_from!r}; valid: null or one of {ids}")
-    role, binding = rbac.get("cluster_role"), rbac.get("cluster_role_binding")
-    if not isinstance(role, dict) or not isinstance(role.get("name"), str):
-        errors.add("rbac:cluster_role", "expected a mapping with name and rules")
-    elif not isinstance(role.get("rules"), list) or not role["rules"]:
-        errors.add("rbac:cluster_role:rules", "expected a non-empty list of rules")
-    if not isinstance(binding, dict) or not all(
-        isinstance(binding.get(k), str) for k in ("name", "user")
-    ):
-        errors.add("rbac:cluster_role_binding", "expected a mapping with name and user")
-    ka = (cfg.get("loadbalancer") or {}).get("keepalived") or {}
-    _positive(errors, "loadbalancer:keepalived:check_interval", ka.get("check_interval"))
-    for key in ("check_fall", "check_rise"):
-        _positive(errors, f"loadbalancer:keepalived:{key}", ka.get(key), True, True)
-    haproxy = (cfg.get("loadbalancer") or {}).get("haproxy") or {}
-    for key in ("selinux_booleans", "selinux_pkgs"):
-        if haproxy.get(key) != []:
-            _string_list(errors, f"loadbalancer:haproxy:{key}", haproxy.get(key))
-    sysctl = ((cfg.get("loadbalancer") or {}).get("sysctl") or {}).get("config")
-    if not isinstance(sysctl, str) or not sysctl.startswith("/"):
-        errors.add("loadbalancer:sysctl:config", f"{sysctl!r}; valid: an absolute path")
+        listed = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        errors.add("rbac:apply_from", f"{apply_from!r}; valid: null or one of {listed}")
 
 
-def _check_secrets(errors, cfg):
-    secrets = cfg.get("secrets")
-    if not isinstance(secrets, dict):
-        errors.add("secrets", "expected a mapping of file name -> content")
+def _check_tofs(errors, cfg):
+    tofs = cfg.get("tofs")
+    if tofs is None:
         return
-    unknown = sorted(set(secrets) - set(SECRET_KEYS))
-    if unknown:
-        errors.add("secrets", f"unknown keys {unknown}; valid: {', '.join(SECRET_KEYS)}")
+    if not isinstance(tofs, dict):
+        errors.add("tofs", f"expected a mapping with source_files, files_switch, got {_kind(tofs)}")
+        return
+    for key in tofs:
+        if key not in ("source_files", "files_switch"):
+            _unknown(errors, f"tofs:{key}", key, ["source_files", "files_switch"])
+    sources = tofs.get("source_files")
+    if sources is not None and not isinstance(sources, dict):
+        errors.add(
+            "tofs:source_files", "expected a mapping of template name -> list of salt:// URLs"
+        )
+    for name, urls in (sources if isinstance(sources, dict) else {}).items():
+        if not isinstance(urls, list):
+            errors.add(f"tofs:source_files:{name}", f"{urls!r}; valid: a list of salt:// URLs")
+            continue
+        for index, url in enumerate(urls):
+            if not isinstance(url, str) or not re.match(r"^salt://[^\s]+$", url):
+                errors.add(f"tofs:source_files:{name}:{index}", f"{url!r}; valid: a salt:// URL")
+    switch = tofs.get("files_switch")
+    if switch is not None and (
+        not isinstance(switch, list)
+        or not all(isinstance(g, str) and re.match(r"^[A-Za-z0-9_.:-]+$", g) for g in switch)
+    ):
+        errors.add(
+            "tofs:files_switch", f"{switch!r}; valid: a list of grain names, e.g. [id, os_family]"
+        )
+
+
+def _check_secrets(errors, cfg, addresses, vip, service):
+    secrets = cfg.get("secrets")
+    if secrets is None:
+        secrets = {}
+    if not isinstance(secrets, dict):
+        # never echo a secret
+        errors.add("secrets", f"expected a mapping, got {type(secrets).__name__}")
+        return
+    for name in secrets:
+        if name not in SECRET_KEYS:
+            _unknown(errors, f"secrets:{name}", name, list(SECRET_KEYS))
     missing = [name for name in SECRET_FILES if not secrets.get(name)]
     if missing:
         errors.add("secrets", f"missing {', '.join(missing)} (see README, 'Secrets')")
+    texts = {}
     for name in SECRET_FILES:
         value = secrets.get(name)
         if not value:
             continue
-        if name.endswith(".pem") and "-----BEGIN " not in str(value):
+        if not isinstance(value, str):
+            errors.add(f"secrets:{name}", f"expected the file's text, got {type(value).__name__}")
+        elif name.endswith(".pem") and "-----BEGIN " not in value:
             errors.add(f"secrets:{name}", "is not PEM (no '-----BEGIN' line)")
-        if name.endswith(".kubeconfig") and "clusters" not in str(value):
-            errors.add(f"secrets:{name}", "is not a kubeconfig (no 'clusters')")
+        else:
+            texts[name] = value
     key = secrets.get("encryption_key")
     if not key:
         errors.add("secrets:encryption_key", "missing (base64 of 32 random bytes)")
@@ -722,35 +1069,192 @@ def _check_secrets(errors, cfg):
             size = None
         if size not in (16, 24, 32):
             errors.add("secrets:encryption_key", "valid: base64 of 16, 24 or 32 bytes (aescbc)")
+    _check_pki(errors, texts, addresses, vip, service)
 
 
-MAPPINGS = (
-    "vip",
+# --------------------------------------------------------------------------
+# PKI coherence (cryptography, a dependency of Salt itself)
+# --------------------------------------------------------------------------
+
+_PAIRS = {
+    "ca-key.pem": "ca.pem",
+    "kubernetes-key.pem": "kubernetes.pem",
+    "service-account-key.pem": "service-account.pem",
+}
+_API_NAMES = (
     "kubernetes",
-    "etcd",
-    "secrets",
-    "controlplane",
-    "rbac",
-    "loadbalancer",
-    "loadbalancer:keepalived",
-    "loadbalancer:haproxy",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
 )
 
 
-def _check_shape(errors, cfg):
-    """Sections that must be mappings; the other checks rely on it."""
-    for path in MAPPINGS:
-        node = cfg
-        for part in path.split(":"):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None and not isinstance(node, dict):
-            shown = "" if path == "secrets" else f" {node!r}"  # never echo a secret
-            errors.add(path, f"expected a mapping, got {type(node).__name__}{shown}")
-    controllers = cfg.get("controllers")
-    if controllers is not None and not isinstance(controllers, list):
-        errors.add(
-            "controllers", f"expected a list of {{id, address}}, got {type(controllers).__name__}"
+def _load_cert(data):
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError:
+        return None
+
+
+def _load_key(data):
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+
+
+def _spki(public_key):
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _cert_problems(cert, ca, what):
+    """What is wrong with a certificate on its own and against the CA: its dates, its signer."""
+    problems = []
+    now = datetime.datetime.now(datetime.UTC)
+    if cert.not_valid_after_utc < now:
+        problems.append(f"{what} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    if cert.not_valid_before_utc > now:
+        problems.append(
+            f"{what} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
         )
+    if ca is not None and cert is not ca:
+        if cert.issuer != ca.subject:
+            problems.append(
+                f"{what} is not signed by secrets:ca.pem: its issuer is "
+                f"{cert.issuer.rfc4514_string()}, ca.pem is {ca.subject.rfc4514_string()}"
+            )
+        else:
+            try:
+                cert.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, InvalidSignature):
+                problems.append(
+                    f"{what} is not signed by secrets:ca.pem: its issuer has ca.pem's name, "
+                    "but its signature does not verify with ca.pem's key"
+                )
+    return problems
+
+
+def _sans(cert):
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(n) for n in names.get_values_for_type(x509.IPAddress)} | set(
+        names.get_values_for_type(x509.DNSName)
+    )
+
+
+def _b64_pem(value):
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _check_kubeconfig(errors, name, text, ca):
+    key = f"secrets:{name}"
+    try:
+        doc = salt.utils.yaml.safe_load(text)
+    except Exception:  # any YAML error; its message could quote the secret
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("clusters"), list):
+        errors.add(key, "is not a kubeconfig (no 'clusters')")
+        return
+    if x509 is None:
+        return
+    for entry in doc["clusters"]:
+        data = _get(entry, "cluster:certificate-authority-data")
+        if data is None:
+            continue
+        cert = _load_cert(_b64_pem(data))
+        if cert is None:
+            errors.add(key, "its certificate-authority-data is not a PEM certificate")
+        elif ca is not None and cert != ca:
+            errors.add(key, "its certificate-authority-data is not secrets:ca.pem")
+    for entry in doc.get("users") if isinstance(doc.get("users"), list) else []:
+        user = _get(entry, "name")
+        cert_data, key_data = (
+            _get(entry, "user:client-certificate-data"),
+            _get(entry, "user:client-key-data"),
+        )
+        if cert_data is None and key_data is None:
+            continue
+        cert = _load_cert(_b64_pem(cert_data)) if cert_data is not None else None
+        private = _load_key(_b64_pem(key_data)) if key_data is not None else None
+        if cert_data is not None and cert is None:
+            errors.add(key, f"user {user}: its client-certificate-data is not a PEM certificate")
+        if key_data is not None and private is None:
+            errors.add(key, f"user {user}: its client-key-data is not a PEM private key")
+        if (
+            cert is not None
+            and private is not None
+            and _spki(cert.public_key()) != _spki(private.public_key())
+        ):
+            errors.add(key, f"user {user}: its client key is not the key of its certificate")
+        if cert is not None:
+            for problem in _cert_problems(cert, ca, "its client certificate"):
+                errors.add(key, f"user {user}: {problem}")
+
+
+def _check_pki(errors, texts, addresses, vip, service):
+    """
+    The certificates, keys and kubeconfigs agree: each parses, each
+    certificate matches its key, is valid now and is signed by ca.pem, and the
+    apiserver's covers every name its clients use. Errors name files, never
+    their content.
+    """
+    if x509 is None:
+        for name in SECRET_FILES:
+            if name.endswith(".kubeconfig") and name in texts:
+                _check_kubeconfig(errors, name, texts[name], None)
+        return
+    certs, keys = {}, {}
+    for name, text in texts.items():
+        if name in _PAIRS:
+            keys[name] = _load_key(text.encode())
+        elif name.endswith(".pem"):
+            certs[name] = _load_cert(text.encode())
+    ca = certs.get("ca.pem")
+    for name in SECRET_FILES:
+        if name not in texts:
+            continue
+        key = f"secrets:{name}"
+        if name.endswith(".kubeconfig"):
+            _check_kubeconfig(errors, name, texts[name], ca)
+        elif name in _PAIRS:
+            private, cert = keys[name], certs.get(_PAIRS[name])
+            if private is None:
+                errors.add(key, "is not an unencrypted PEM private key that parses")
+            elif cert is not None and _spki(cert.public_key()) != _spki(private.public_key()):
+                errors.add(
+                    key, f"is not the key of secrets:{_PAIRS[name]} (their public keys differ)"
+                )
+        elif certs[name] is None:
+            errors.add(
+                key, "is not a PEM certificate that parses (PEM armour around something else)"
+            )
+        else:
+            for problem in _cert_problems(certs[name], ca, "the certificate"):
+                errors.add(key, problem)
+            if name == "kubernetes.pem":
+                wanted = [
+                    *([str(vip)] if vip is not None else []),
+                    *map(str, addresses),
+                    "127.0.0.1",
+                    *([str(service[1])] if service is not None else []),
+                    *_API_NAMES,
+                ]
+                have = _sans(certs[name])
+                lacking = [n for n in dict.fromkeys(wanted) if n not in have]
+                if lacking:
+                    errors.add(
+                        key,
+                        f"the apiserver certificate's subject alternative names lack "
+                        f"{', '.join(lacking)} (it needs the VIP, every controller address, "
+                        "127.0.0.1, the first service IP and the kubernetes.default names)",
+                    )
 
 
 def validate_config(cfg, table=None, minion_id=None):
@@ -758,35 +1262,58 @@ def validate_config(cfg, table=None, minion_id=None):
     Validate a merged configuration: every error at once, each naming the
     pillar key and what is valid; an empty list when valid. ``table`` is the
     version table (the supported range); ``minion_id``, when given, must be
-    one of the controllers.
+    one of the controllers. An error never quotes a secret.
     """
     errors = _Errors()
     if not isinstance(cfg, dict):
         errors.add("", "must be a mapping")
         return list(errors)
-    _check_shape(errors, cfg)
-    if errors:
-        # The remaining checks read inside these sections: report the shape first.
-        return list(errors)
-    name = cfg.get("cluster")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        errors.add("cluster", f"{name!r}; valid: a DNS label naming the cluster, e.g. hardway")
-    if cfg.get("profile") not in PROFILES:
-        errors.add("profile", f"{cfg.get('profile')!r} is invalid; valid: {', '.join(PROFILES)}")
-    _typed(errors, cfg, "cluster_name", str, required=True)
+    _walk(errors, cfg, SCHEMA, "", quiet_absent=cfg.get("profile") not in PROFILES)
     addresses = _check_controllers(errors, cfg)
-    if minion_id is not None and addresses:
-        ids = [c.get("id") for c in cfg["controllers"] if isinstance(c, dict)]
-        if minion_id not in ids:
-            errors.add("controllers", f"this minion ({minion_id}) is not listed; listed: {ids}")
-    _check_vip(errors, cfg, addresses)
+    ids = controller_ids(cfg)
+    if minion_id is not None and addresses and minion_id not in ids:
+        errors.add("controllers", f"this minion ({minion_id}) is not listed; listed: {ids}")
+    vip = _check_vip(errors, cfg, addresses)
     _check_vrrp(errors, cfg)
-    _check_kubernetes(errors, cfg, table, addresses)
+    service = _check_kubernetes(errors, cfg, table, addresses, vip)
     _check_etcd(errors, cfg)
-    _check_loadbalancer_ports(errors, cfg)
-    _check_settings(errors, cfg, controller_ids(cfg))
-    _check_secrets(errors, cfg)
+    _check_ports(errors, cfg)
+    _check_settings(errors, cfg, ids)
+    _check_tofs(errors, cfg)
+    _check_secrets(errors, cfg, addresses, vip, service)
     return list(errors)
+
+
+# Keys whose values are never shown by k8s_cluster.config (besides every
+# value under secrets): a password put where it does not belong.
+_SECRET_LOOKING = re.compile(r"pass|secret|private|credential", re.IGNORECASE)
+
+
+def redact(cfg):
+    """
+    A copy of a configuration for display: every value under ``secrets``, and
+    the value of every key that looks like a password anywhere else
+    (``auth_pass``, ``password``, ...), replaced by ``<secret>``.
+    """
+
+    def walk(node, hide=False):
+        if isinstance(node, dict):
+            return {
+                k: walk(v, hide or bool(_SECRET_LOOKING.search(str(k)))) for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v, hide) for v in node]
+        return "<secret>" if hide and node is not None else copy.deepcopy(node)
+
+    if not isinstance(cfg, dict):
+        return copy.deepcopy(cfg)
+    result = walk({k: v for k, v in cfg.items() if k != "secrets"})
+    if "secrets" in cfg:
+        secrets = cfg["secrets"]
+        result["secrets"] = (
+            {name: "<secret>" for name in secrets} if isinstance(secrets, dict) else "<secret>"
+        )
+    return result
 
 
 def preflight(cfg, minion_id, ip4_interfaces):

@@ -143,7 +143,11 @@ def cluster_pillar(cluster):
 
 def cluster_config(cluster, os_family="Debian"):
     """The merged configuration of a cluster, built as k8s_cluster.config does."""
-    pillar = cluster_pillar(cluster)
+    return merged_config(cluster_pillar(cluster), os_family)
+
+
+def merged_config(pillar, os_family="Debian"):
+    """The parameter layers with ``pillar`` (a k8s_control_plane mapping) merged over them."""
     defaults, os_layers, _ = parameter_layers(os_family, None)
     profile = rules().profile_of(pillar, defaults)
     _, _, profile_layers = parameter_layers(os_family, profile)

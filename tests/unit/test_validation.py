@@ -155,7 +155,7 @@ def test_pillar_clusters_are_valid(configs, table, rules, cluster, minion_id):
         ("hardway", {"kubernetes:version": "1.34.0"}),
         ("hardway", {"kubernetes:version": "v1.18.6"}),
         # an explicit subnet larger than /24
-        ("hardway", {"vip:subnet": "10.240.0.0/16", "vip:address": "10.240.7.10"}),
+        ("hardway", {"vip:subnet": "10.240.0.0/16"}),
         ("hardway", {"vip:interface": None}),
         (
             "hardway",
@@ -177,6 +177,8 @@ def test_valid_variants(table, rules, cluster, changes):
 # --------------------------------------------------------------------------
 
 B64_10 = base64.b64encode(b"0123456789").decode()
+_TABLE = versions_table()
+SUPPORTED = f"{_TABLE['supported']['min']}.x - {_TABLE['supported']['max']}.x"
 
 CASES = [
     # -- required keys ------------------------------------------------------
@@ -191,7 +193,7 @@ CASES = [
         "hardway",
         {"kubernetes:version": None},
         "kubernetes:version",
-        ["1.18.x - 1.34.x"],
+        [SUPPORTED],
     ),
     (
         "missing-controller-address",
@@ -220,8 +222,8 @@ CASES = [
         "controller-unknown-key",
         "hardway",
         {"controllers:2:prio": 5},
-        "controllers:2",
-        ["valid: id, address, priority"],
+        "controllers:2:prio",
+        ["unknown key; did you mean priority? valid: id, address, priority"],
     ),
     ("address-int", "hardway", {"controllers:0:address": 12345}, "controllers:0:address", ["IPv4"]),
     ("vip-address-int", "hardway", {"vip:address": 168820746}, "vip:address", ["IPv4"]),
@@ -326,7 +328,7 @@ CASES = [
         "etcd:servers:1",
         ["https://HOST:PORT"],
     ),
-    ("cluster-name-int", "hardway", {"cluster_name": 42}, "cluster_name", ["expected str"]),
+    ("cluster-name-int", "hardway", {"cluster_name": 42}, "cluster_name", ["one word"]),
     # -- addresses ----------------------------------------------------------
     (
         "bad-ipv4-octet",
@@ -467,28 +469,28 @@ CASES = [
         "hardway",
         {"kubernetes:version": "1.17.0"},
         "kubernetes:version",
-        ["unsupported", "1.18.x - 1.34.x"],
+        ["unsupported", SUPPORTED],
     ),
     (
         "version-1.99",
         "hardway",
         {"kubernetes:version": "1.99.1"},
         "kubernetes:version",
-        ["unsupported", "1.18.x - 1.34.x"],
+        ["unsupported", SUPPORTED],
     ),
     (
         "version-malformed",
         "hardway",
         {"kubernetes:version": "1.18"},
         "kubernetes:version",
-        ["X.Y.Z", "1.18.x - 1.34.x"],
+        ["X.Y.Z", SUPPORTED],
     ),
     (
         "version-float",
         "hardway",
         {"kubernetes:version": 1.18},
         "kubernetes:version",
-        ["X.Y.Z", "1.18.x - 1.34.x"],
+        ["X.Y.Z", SUPPORTED],
     ),
     (
         "cidrs-overlap",
@@ -580,7 +582,7 @@ CASES = [
         "example",
         {"loadbalancer:haproxy:inter": "half a second"},
         "loadbalancer:haproxy:inter",
-        ["a duration like 2s"],
+        ["a haproxy duration > 0", "e.g. 2s or 500ms"],
     ),
     # -- etcd ---------------------------------------------------------------
     (
@@ -609,8 +611,8 @@ CASES = [
         "secrets-unknown-key",
         "hardway",
         {"secrets:ca.crt": "x"},
-        "secrets",
-        ["unknown keys ['ca.crt']", "ca.pem, ca-key.pem"],
+        "secrets:ca.crt",
+        ["unknown key; valid: ca.pem, ca-key.pem"],
     ),
     (
         "secret-not-pem",
@@ -805,8 +807,13 @@ CP, LB, XA = "controlplane", "loadbalancer", "controlplane:extra_args"
         (f"{CP}:binaries", ["kubectl"], f"{CP}:binaries", "must include kube-apiserver"),
         (f"{CP}:ready_timeout", "3m", f"{CP}:ready_timeout", "a number > 0"),
         ("rbac:apply_from", "k8s-controller-9", "rbac:apply_from", "one of ['k8s-controller-1'"),
-        ("rbac:cluster_role", None, "rbac:cluster_role", "name and rules"),
-        ("rbac:cluster_role_binding", {"name": "x"}, "rbac:cluster_role_binding", "name and user"),
+        ("rbac:cluster_role", None, "rbac:cluster_role", "missing (expected a mapping with name"),
+        (
+            "rbac:cluster_role_binding",
+            {"name": "x"},
+            "rbac:cluster_role_binding:user",
+            "expected a string, got nothing",
+        ),
         (f"{LB}:haproxy:selinux_booleans", "x", f"{LB}:haproxy:selinux_booleans", "list of names"),
         (
             f"{LB}:keepalived:check_fall",
@@ -836,3 +843,57 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(table, rules):
     cfg["secrets"] = "-----BEGIN PRIVATE KEY-----\nSECRETSTUFF"
     errors = rules.validate_config(cfg, table, "k8s-controller-1")
     assert errors == [f"{PREFIX}secrets: expected a mapping, got str"]
+
+
+# --------------------------------------------------------------------------
+# No early returns; secrets never shown
+# --------------------------------------------------------------------------
+
+
+def test_a_bad_vip_hides_no_other_vip_error(table, rules):
+    cfg = cluster_config("hardway")
+    cfg["vip"].update(
+        {"address": "10.240.0.300", "interface": "enp0s8 ", "subnet": "10.240.0.10/24"}
+    )
+    keys = [e.split(": ")[0].removeprefix(PREFIX) for e in rules.validate_config(cfg, table)]
+    assert keys == ["vip:interface", "vip:address", "vip:subnet"]
+
+
+def test_a_bad_priority_base_hides_no_duplicate_priority(table, rules):
+    cfg = cluster_config("hardway")
+    set_path(cfg, "loadbalancer:keepalived:priority_base", "high")
+    set_path(cfg, "controllers:0:priority", 50)
+    set_path(cfg, "controllers:1:priority", 50)
+    keys = [e.split(": ")[0].removeprefix(PREFIX) for e in rules.validate_config(cfg, table)]
+    assert keys == ["loadbalancer:keepalived:priority_base", "controllers:1:priority"]
+
+
+@pytest.mark.parametrize("section", ["vip", "kubernetes", "etcd", "controlplane", "loadbalancer"])
+def test_a_section_of_the_wrong_type_leaves_the_others_checked(table, rules, section):
+    cfg = set_path(cluster_config("hardway"), section, "oops")
+    set_path(cfg, "cluster", "Hard_Way")
+    set_path(cfg, "rbac:apply_from", "nobody")
+    keys = [e.split(": ")[0].removeprefix(PREFIX) for e in rules.validate_config(cfg, table)]
+    assert {section, "cluster", "rbac:apply_from"} <= set(keys), keys
+
+
+def test_config_never_shows_a_secret_looking_value(modules):
+    pillar = cluster_pillar("hardway")
+    pillar["loadbalancer"] = {"keepalived": {"auth_pass": "hunter2"}, "haproxy": {"password": "x1"}}
+    pillar["secrets"]["vrrp_auth_pass"] = "k8spass"
+    mod = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
+    shown = mod.config()
+    assert shown["loadbalancer"]["keepalived"]["auth_pass"] == "<secret>"
+    assert shown["loadbalancer"]["haproxy"]["password"] == "<secret>"
+    assert set(shown["secrets"].values()) == {"<secret>"}
+    text = repr(shown)
+    for value in ("hunter2", "x1", "k8spass", *pillar["secrets"].values()):
+        assert repr(value)[1:-1] not in text
+    # the names and every other value stay
+    assert shown["etcd"]["initial_cluster_token"] == "etcd-cluster-0"
+    assert "vrrp_auth_pass" in shown["secrets"]
+    # and the validation refuses the seed-style password without showing it
+    errors = mod.validate()["errors"]
+    assert errors[0].startswith(f"{PREFIX}loadbalancer:keepalived:auth_pass: unknown key; ")
+    assert "secrets:vrrp_auth_pass" in errors[0]
+    assert not any("hunter2" in e or "k8spass" in e for e in errors)
