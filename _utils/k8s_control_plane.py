@@ -400,8 +400,25 @@ def _section(cfg, path):
     return node if isinstance(node, dict) else {}
 
 
+def _type(value):
+    """The YAML kind of a value (Salt's pillar holds OrderedDicts: a mapping is a dict)."""
+    for kind, name in ((bool, "bool"), (dict, "dict"), (list, "list"), (str, "str")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _plain(value):
+    """A value as YAML wrote it, for messages (no OrderedDict(...) noise)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _kind(value):
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+    return "nothing" if value is None else f"{_type(value)} {_plain(value)!r}"
 
 
 # Leaf checks: each returns None for a valid value, else what is wrong and
@@ -721,9 +738,7 @@ def _check_controllers(errors, cfg):
         errors.add("controllers", "missing (expected a list of {id, address})")
         return []
     if not isinstance(controllers, list):
-        errors.add(
-            "controllers", f"expected a list of {{id, address}}, got {type(controllers).__name__}"
-        )
+        errors.add("controllers", f"expected a list of {{id, address}}, got {_type(controllers)}")
         return []
     if not controllers:
         errors.add("controllers", "empty (expected a list of {id, address}, one per controller)")
@@ -916,7 +931,7 @@ def _check_etcd(errors, cfg):
     managed = etcd.get("managed") is True
     servers = etcd.get("servers")
     if servers is not None and not isinstance(servers, list):
-        errors.add("etcd:servers", f"expected a list of URLs, got {type(servers).__name__}")
+        errors.add("etcd:servers", f"expected a list of URLs, got {_type(servers)}")
         servers = []
     for index, url in enumerate(servers or []):
         if not isinstance(url, str) or not re.match(r"^https://[^\s/]+:\d+$", url):
@@ -973,7 +988,7 @@ def _check_settings(errors, cfg, ids):
     cp = _section(cfg, "controlplane")
     extra = cp.get("extra_args")
     if isinstance(cfg.get("controlplane"), dict) and not isinstance(extra, dict):
-        errors.add("controlplane:extra_args", f"expected a mapping, got {type(extra).__name__}")
+        errors.add("controlplane:extra_args", f"expected a mapping, got {_type(extra)}")
     for component, flags in (extra if isinstance(extra, dict) else {}).items():
         key = f"controlplane:extra_args:{component}"
         if component not in COMPONENT_BINARIES:
@@ -1040,7 +1055,7 @@ def _check_secrets(errors, cfg, addresses, vip, service):
         secrets = {}
     if not isinstance(secrets, dict):
         # never echo a secret
-        errors.add("secrets", f"expected a mapping, got {type(secrets).__name__}")
+        errors.add("secrets", f"expected a mapping, got {_type(secrets)}")
         return
     for name in secrets:
         if name not in SECRET_KEYS:
@@ -1054,7 +1069,7 @@ def _check_secrets(errors, cfg, addresses, vip, service):
         if not value:
             continue
         if not isinstance(value, str):
-            errors.add(f"secrets:{name}", f"expected the file's text, got {type(value).__name__}")
+            errors.add(f"secrets:{name}", f"expected the file's text, got {_type(value)}")
         elif name.endswith(".pem") and "-----BEGIN " not in value:
             errors.add(f"secrets:{name}", "is not PEM (no '-----BEGIN' line)")
         else:
@@ -1268,6 +1283,7 @@ def validate_config(cfg, table=None, minion_id=None):
     if not isinstance(cfg, dict):
         errors.add("", "must be a mapping")
         return list(errors)
+    cfg = _plain(cfg)  # Salt's pillar holds OrderedDicts; messages show plain YAML
     _walk(errors, cfg, SCHEMA, "", quiet_absent=cfg.get("profile") not in PROFILES)
     addresses = _check_controllers(errors, cfg)
     ids = controller_ids(cfg)

@@ -9,6 +9,7 @@ import ast
 import logging
 
 import pytest
+import yaml
 from salt.exceptions import CommandExecutionError
 
 from tests.support.cluster import (
@@ -380,3 +381,102 @@ def test_modules_that_shell_out_to_nothing_always_load(modules, name):
 def test_states_need_their_execution_module(state_modules, name, needs):
     assert state_modules(name).__virtual__()[0] is False
     assert state_modules(name, __salt__={needs: None}).__virtual__() == name
+
+
+# --------------------------------------------------------------------------
+# The schema of every key
+# --------------------------------------------------------------------------
+
+# Keys only the pillar sets (no default in a parameter file). The entries of
+# controllers ({id, address, priority}) and of secrets (SECRET_KEYS) have
+# rules of their own.
+PILLAR_ONLY = {"tofs"}
+
+
+def _parameter_keys(rules):
+    """Every key path the parameter files set, down to the schema's leaves."""
+    found = set()
+
+    def walk(node, spec, path):
+        for key, value in node.items():
+            where = f"{path}{key}"
+            found.add(where)
+            if isinstance(value, dict) and isinstance(spec.get(key), dict):
+                walk(value, spec[key], f"{where}:")
+
+    for path in sorted((REPO / "salt" / "k8s_control_plane").glob("*/parameters/**/*.yaml")):
+        if path.name == "versions.yaml":
+            continue
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        walk(doc["k8s_control_plane"], rules.SCHEMA, "")
+    return found
+
+
+def _schema_keys(spec, path=""):
+    for key, value in spec.items():
+        yield f"{path}{key}"
+        if isinstance(value, dict):
+            yield from _schema_keys(value, f"{path}{key}:")
+
+
+def test_the_schema_has_every_parameter_and_nothing_else(rules):
+    parameters, schema = _parameter_keys(rules), set(_schema_keys(rules.SCHEMA))
+    assert parameters - schema == set(), "parameters without a check in SCHEMA"
+    assert schema - parameters == PILLAR_ONLY, "checks of keys no parameter file sets"
+
+
+@pytest.mark.parametrize("value", ["2s", "500ms", "100us", "1m", "1h", "1d", "35", 500])
+def test_haproxy_durations(rules, value):
+    assert rules._duration(value) is None
+
+
+@pytest.mark.parametrize("value", ["2 seconds", "2 s", "2S", "0", "0s", "1.5s", "-1s", True, None])
+def test_not_haproxy_durations(rules, value):
+    assert "valid: a haproxy duration > 0" in rules._duration(value)
+
+
+@pytest.mark.parametrize(("value", "ok"), [(1, True), (250, True), (0, False), ("2", False)])
+def test_counts(rules, value, ok):
+    assert (rules._count(value) is None) is ok
+
+
+def test_a_leading_zero_is_no_version(rules):
+    assert rules.parse_version("1.18.06") is None
+    assert rules.parse_version("01.18.6") is None
+    assert rules.parse_version("1.0.0") == (1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "expected"),
+    [
+        ("loadbalncer", "loadbalncer", "did you mean loadbalancer? valid: cluster, "),
+        ("vip:intreface", "vip:intreface", "did you mean interface? valid: address, "),
+        ("loadbalancer:keepalived:advert_intt", "x", "did you mean advert_int? valid: pkg, "),
+        ("kubernetes:servce_cidr", "x", "did you mean service_cidr?"),
+        ("rbac:cluster_role:rulez", "x", "did you mean rules? valid: name, annotations"),
+        ("etcd:zzz", "x", "unknown key; valid: managed, servers"),
+    ],
+)
+def test_unknown_keys_at_any_level(rules, path, key, expected):
+    cfg = set_path(cluster_config("hardway"), path, key)
+    errors = rules.validate_config(cfg, versions_table())
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"k8s_control_plane:{path}: unknown key; ")
+    assert expected in errors[0]
+    assert f"'{key}'" not in errors[0]  # the value is not repeated
+
+
+def test_redact(rules):
+    cfg = {
+        "secrets": {"ca.pem": "PEM", "vrrp_auth_pass": "pw"},
+        "loadbalancer": {"keepalived": {"auth_pass": "pw", "check_weight": 2}},
+        "x": [{"password": "pw", "user": "u"}],
+        "empty_password": None,
+    }
+    assert rules.redact(cfg) == {
+        "secrets": {"ca.pem": "<secret>", "vrrp_auth_pass": "<secret>"},
+        "loadbalancer": {"keepalived": {"auth_pass": "<secret>", "check_weight": 2}},
+        "x": [{"password": "<secret>", "user": "u"}],
+        "empty_password": None,
+    }
+    assert rules.redact({"secrets": "PEM"}) == {"secrets": "<secret>"}
