@@ -32,7 +32,13 @@ from tests.doubles import build
 from tests.doubles.kube_double import COMPONENTS
 from tests.doubles.kube_double.__main__ import main as kube_double_main
 from tests.doubles.kube_double.cli import parse_flags
-from tests.doubles.kube_double.flags import flags_for
+from tests.doubles.kube_double.flags import (
+    ADMISSION_PLUGINS,
+    DEPRECATED,
+    deprecation,
+    exists_in,
+    flags_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ETCD = "/usr/bin/etcd"
@@ -596,6 +602,10 @@ def test_flag_table_has_every_seed_flag_in_1_18(component):
         ("kube-scheduler", "port", 23),
         ("kube-scheduler", "policy-config-file", 22),
         ("kube-apiserver", "logtostderr", 25),
+        ("kube-apiserver", "cloud-provider", 32),
+        ("kube-apiserver", "cloud-config", 32),
+        ("kube-controller-manager", "experimental-cluster-signing-duration", 24),
+        ("kube-controller-manager", "pod-eviction-timeout", 26),
     ],
 )
 def test_flag_table_removals(component, flag, last_minor):
@@ -604,7 +614,7 @@ def test_flag_table_removals(component, flag, last_minor):
 
 
 def test_flag_table_keeps_current_flags():
-    for minor in (18, 24, 34):
+    for minor in (18, 24, 34, 37):
         api = flags_for("kube-apiserver", minor)
         assert {
             "service-account-issuer",
@@ -668,7 +678,7 @@ def test_main_takes_the_version_stamp_in_either_form(capsys):
     assert "kube-scheduler (test double of Kubernetes v1.25.2)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("version", ["1.17.9", "1.35.0", "2.0.0"])
+@pytest.mark.parametrize("version", ["1.17.9", "1.38.0", "2.0.0"])
 def test_unsupported_versions_exit_1(version):
     out = check("kube-apiserver", version, ["--version"])
     assert out.returncode == 1
@@ -691,6 +701,86 @@ def test_flag_syntax_errors_like_cobra(args, message):
     out = check("kube-apiserver", "1.18.6", args)
     assert out.returncode == 1
     assert message in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("plugin", "last_minor"),
+    [
+        ("DenyEscalatingExec", 20),
+        ("DenyExecOnPrivileged", 20),
+        ("PodSecurityPolicy", 24),
+        ("SecurityContextDeny", 29),
+        ("PersistentVolumeLabel", 30),
+    ],
+)
+def test_admission_plugin_removals(plugin, last_minor):
+    since, removed = ADMISSION_PLUGINS[plugin]
+    assert exists_in(since, removed, last_minor)
+    assert not exists_in(since, removed, last_minor + 1)
+
+
+@pytest.mark.parametrize(
+    ("component", "flag", "minor", "message"),
+    [
+        ("kube-apiserver", "apiserver-count", 23, None),
+        (
+            "kube-apiserver",
+            "apiserver-count",
+            24,
+            "apiserver-count is deprecated and will be removed in a future version.",
+        ),
+        ("kube-apiserver", "apiserver-count", 37, "apiserver-count is deprecated and will be "
+         "removed in a future version."),
+        ("kube-apiserver", "kubelet-https", 18, None),
+        ("kube-apiserver", "insecure-port", 21, "This flag has no effect now and will be removed "
+         "in v1.24."),
+        ("kube-controller-manager", "address", 18, "see --bind-address instead."),
+        ("kube-scheduler", "address", 18, None),
+        ("kube-scheduler", "logtostderr", 23, DEPRECATED["kube-scheduler"]["logtostderr"][0][2]),
+        ("kube-scheduler", "logtostderr", 22, None),
+    ],
+)  # fmt: skip
+def test_deprecation_messages(component, flag, minor, message):
+    assert deprecation(component, flag, minor) == message
+
+
+def test_deprecated_flags_print_pflags_warning(pki, tmp_path):
+    flags = apiserver_flags(pki, tmp_path, "1.24.0", "https://127.0.0.1:1")
+    out = check("kube-apiserver", "1.24.0", flags)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines()[0] == (
+        "Flag --apiserver-count has been deprecated, apiserver-count is deprecated and will be "
+        "removed in a future version."
+    )
+    old = check("kube-apiserver", "1.23.0", apiserver_flags(pki, tmp_path, "1.23.0", "https://x:1"))
+    assert "Flag --apiserver-count" not in old.stderr
+
+
+def test_cloud_provider_removed_from_the_apiserver_in_1_33(pki, tmp_path):
+    for version, status in (("1.32.4", 0), ("1.33.0", 1)):
+        flags = apiserver_flags(pki, tmp_path, version, "https://127.0.0.1:1")
+        out = check("kube-apiserver", version, {**flags, "cloud-provider": "external"})
+        assert out.returncode == status, out.stderr
+    assert "Error: unknown flag: --cloud-provider" in out.stderr.splitlines()
+
+
+def test_authorization_config_needs_no_authorization_mode(pki, tmp_path):
+    authz = tmp_path / "authz.yaml"
+    authz.write_text(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\n"
+        "authorizers:\n  - {type: Node, name: node}\n  - {type: RBAC, name: rbac}\n"
+    )
+    flags = apiserver_flags(pki, tmp_path, "1.32.0", "https://127.0.0.1:1")
+    out = check("kube-apiserver", "1.32.0", {**flags, "authorization-config": str(authz)})
+    assert out.returncode == 1
+    assert "--authorization-config can not be specified when --authorization-mode" in out.stderr
+    flags = {**flags, "authorization-config": str(authz), "authorization-mode": None}
+    assert check("kube-apiserver", "1.32.0", flags).returncode == 0
+    out = check("kube-apiserver", "1.29.0", {**flags, "apiserver-count": None})
+    assert out.returncode == 1
+    assert "StructuredAuthorizationConfiguration feature flag" in out.stderr
+    gated = {**flags, "feature-gates": "StructuredAuthorizationConfiguration=true"}
+    assert check("kube-apiserver", "1.29.0", gated).returncode == 0
 
 
 def test_kubelet_https_accepted_in_1_18_and_rejected_in_1_22(pki, tmp_path):

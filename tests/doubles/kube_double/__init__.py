@@ -32,7 +32,7 @@ import sys
 import threading
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-SUPPORTED_MINORS = (18, 34)
+SUPPORTED_MINORS = (18, 37)  # releases 1.18 (2020-03-25) to 1.37 (2026-08-26)
 MARK = "test double"
 
 

@@ -227,8 +227,27 @@ class ApiServer(Component):
                 errors.append(
                     f"service-account-issuer {issuer!r} contained a ':' but was not a valid URL"
                 )
+        # Structured authorization (KEP-3221): alpha 1.29 behind the feature gate
+        # StructuredAuthorizationConfiguration, beta (on) 1.30, GA 1.32; exclusive with the legacy
+        # flags, and then the only authorization error reported
+        # (pkg/kubeapiserver/options/authorization.go, Validate).
+        authz_config = opts.get("authorization-config")
+        legacy = "authorization-mode" in opts or any(
+            flag.startswith("authorization-webhook-") for flag in opts
+        )
+        gated = (opts.get("feature-gates") or {}).get("StructuredAuthorizationConfiguration")
+        if authz_config and minor < 30 and gated != "true":
+            errors.append(
+                "--authorization-config cannot be used without enabling "
+                "StructuredAuthorizationConfiguration feature flag"
+            )
+        elif authz_config and legacy:
+            errors.append(
+                "--authorization-config can not be specified when --authorization-mode or "
+                "--authorization-webhook-* flags are defined"
+            )
         self.modes = opts.get("authorization-mode") or ["AlwaysAllow"]
-        for mode in dict.fromkeys(self.modes):
+        for mode in dict.fromkeys([] if authz_config else self.modes):
             if mode not in AUTHORIZATION_MODES:
                 errors.append(f'authorization-mode "{mode}" is not a valid mode')
             elif self.modes.count(mode) > 1:
@@ -259,7 +278,12 @@ class ApiServer(Component):
             errors.append("--service-cluster-ip-range must not contain more than two entries")
         if errors:
             raise Fatal(aggregate(errors))
-        self.checker().check_all()
+        checker = self.checker()
+        checker.check_all()
+        if authz_config:
+            doc = checker.load_yaml("authorization-config", authz_config)
+            authorizers = (doc or {}).get("authorizers") if isinstance(doc, dict) else None
+            self.modes = [a.get("type") for a in authorizers or [] if isinstance(a, dict)]
         self.prefix = "/" + (opts.get("etcd-prefix") or "/registry").strip("/")
         self.anonymous = opts.get("anonymous-auth", True)
         if self.anonymous and "AlwaysAllow" in self.modes:

@@ -16,7 +16,7 @@ import re
 import sys
 
 from . import MARK, SUPPORTED_MINORS, Fatal, Log
-from .flags import FLAGS, flags_for
+from .flags import FLAGS, deprecation, flags_for
 
 
 class FlagError(Exception):
@@ -93,8 +93,12 @@ def convert(type_: str, text: str):
     return text
 
 
-def parse_flags(args: list[str], table: dict) -> tuple[dict, list[str]]:
-    """Parse ``args`` like pflag. Returns ({name: value}, positional args)."""
+def parse_flags(args: list[str], table: dict, on_set=None) -> tuple[dict, list[str]]:
+    """Parse ``args`` like pflag. Returns ({name: value}, positional args).
+
+    ``on_set(name)`` is called after each flag is set, where pflag prints a deprecated flag's
+    warning.
+    """
     values: dict = {}
     positional: list[str] = []
     i = 0
@@ -146,6 +150,8 @@ def parse_flags(args: list[str], table: dict) -> tuple[dict, list[str]]:
             values.setdefault(name, {}).update(value)
         else:
             values[name] = value
+        if on_set is not None:
+            on_set(name)
     return values, positional
 
 
@@ -200,8 +206,14 @@ def run(component: str, version: str, args: list[str]) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     table = flags_for(component, minor)
+
+    def warn_deprecated(name: str) -> None:  # pflag's FlagSet.Set, on the command's stderr
+        message = deprecation(component, name, minor)
+        if message:
+            print(f"Flag --{name} has been deprecated, {message}", file=sys.stderr)
+
     try:
-        opts, positional = parse_flags(args, table)
+        opts, positional = parse_flags(args, table, warn_deprecated)
     except FlagError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         unknown = re.fullmatch(r"unknown flag: --(.+)", str(exc))
