@@ -505,7 +505,7 @@ def _one_of(*options):
     def check(value):
         if any(type(value) is type(o) and value == o for o in options):
             return None
-        return f"{value!r}; valid: {', '.join(map(str, options))}"
+        return f"{value!r} is invalid; valid: {', '.join(map(str, options))}"
 
     return check
 
