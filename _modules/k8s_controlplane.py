@@ -7,6 +7,8 @@ version, from the table in
 
 import logging
 
+from salt.exceptions import CommandExecutionError
+
 log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_controlplane"
@@ -58,7 +60,10 @@ def flags(component, address=None):
 def apis():
     """
     Return the API versions the pillar's Kubernetes version takes for the
-    scheduler configuration and the RBAC objects.
+    scheduler configuration and the RBAC objects, the apiVersion and kind of
+    the encryption configuration (``encryption_config``,
+    ``encryption_config_kind``), and the kubelet API subresources the
+    apiserver's kubelet client must be granted (``kubelet_api_resources``).
 
     CLI Example:
 
@@ -70,5 +75,12 @@ def apis():
     version = cfg["kubernetes"]["version"]
     table = __salt__["k8s_cluster.versions"]()
     result = __utils__["k8s_control_plane.api_versions"](table, version)
+    minor = __utils__["k8s_control_plane.parse_minor"](version)
+    row = __utils__["k8s_objects.row_at"](table.get("encryption_config_api"), minor)
+    if row is None:
+        raise CommandExecutionError(f"no encryption config API for Kubernetes {version}")
+    result.update(encryption_config=row["api"], encryption_config_kind=row["kind"])
+    row = __utils__["k8s_objects.row_at"](table.get("kubelet_api_resources"), minor)
+    result["kubelet_api_resources"] = list((row or {}).get("resources") or [])
     log.debug("k8s_controlplane: API versions at %s: %s", version, result)
     return result

@@ -1,7 +1,9 @@
 """
 The seed's kubelet RBAC objects as manifests, with the API version the
-cluster's Kubernetes version serves (the rule: ``_utils/k8s_objects.py``,
-``rbac_manifests``).
+cluster's Kubernetes version serves and the kubelet API subresources it
+needs (k8s_controlplane.apis, from the version table's
+``kubelet_api_resources``; the rule:
+``_utils/k8s_objects.py``, ``rbac_manifests``).
 """
 
 import logging
@@ -27,6 +29,8 @@ def manifests():
         salt k8s-controller-1 k8s_rbac.manifests --out=yaml
     """
     cfg = __salt__["k8s_cluster.config"]()
-    api_version = __salt__["k8s_controlplane.apis"]()["rbac"]
-    log.debug("k8s_rbac: manifests at %s", api_version)
-    return __utils__["k8s_objects.rbac_manifests"](cfg["rbac"], api_version)
+    apis = __salt__["k8s_controlplane.apis"]()
+    api_version = apis["rbac"]
+    resources = apis.get("kubelet_api_resources") or []
+    log.debug("k8s_rbac: manifests at %s, kubelet API %s", api_version, resources)
+    return __utils__["k8s_objects.rbac_manifests"](cfg["rbac"], api_version, resources)

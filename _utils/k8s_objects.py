@@ -1,7 +1,8 @@
 """
-The pure rules about Kubernetes objects: the seed's kubelet RBAC manifests,
-the API path of a cluster-scoped object, and the diff that decides whether an
-object must be created or replaced.
+The pure rules about Kubernetes objects: the seed's kubelet RBAC manifests
+(with the kubelet API subresources a Kubernetes minor needs), the row of a
+per-minor table that applies, the API path of a cluster-scoped object, and
+the diff that decides whether an object must be created or replaced.
 
 A synced custom utils module, like k8s_control_plane.py (read its docstring
 for why): k8s_rbac builds the manifests, k8s_api and the k8s_object state
@@ -15,8 +16,54 @@ OWNED_FIELDS = ("rules", "roleRef", "subjects", "aggregationRule")
 PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
 
 
-def rbac_manifests(rbac, api_version):
-    """[ClusterRole, ClusterRoleBinding] from the rbac settings, at ``api_version``."""
+def _since(row):
+    major, minor = str(row["since"]).lstrip("v").split(".")[:2]
+    return (int(major), int(minor))
+
+
+def row_at(rows, minor):
+    """
+    The row of a per-minor table (rows with a ``since: "X.Y"``, any order)
+    that applies at ``minor`` ((major, minor)): the one with the highest
+    ``since`` not above it; None when every row starts later.
+    """
+    chosen = None
+    for row in rows or []:
+        if _since(row) <= tuple(minor) and (chosen is None or _since(row) >= _since(chosen)):
+            chosen = row
+    return chosen
+
+
+def kubelet_rules(rules, resources):
+    """
+    ``rules`` made to grant ``resources`` (kubelet API subresources of
+    nodes, core group): unchanged when a core-group rule with verbs ``*``
+    already names each; otherwise the missing ones are appended to the first
+    such rule that holds ``nodes/proxy`` (the seed's rule), or to a new rule.
+    The input is not changed.
+    """
+    rules = [dict(rule) for rule in rules or []]
+
+    def full(rule):
+        return "" in (rule.get("apiGroups") or []) and "*" in (rule.get("verbs") or [])
+
+    granted = {res for rule in rules if full(rule) for res in rule.get("resources") or []}
+    missing = [res for res in resources or [] if res not in granted]
+    if not missing:
+        return rules
+    for rule in rules:
+        if full(rule) and "nodes/proxy" in (rule.get("resources") or []):
+            rule["resources"] = [*rule["resources"], *missing]
+            return rules
+    return [*rules, {"apiGroups": [""], "resources": missing, "verbs": ["*"]}]
+
+
+def rbac_manifests(rbac, api_version, kubelet_resources=()):
+    """
+    [ClusterRole, ClusterRoleBinding] from the rbac settings, at
+    ``api_version``; the role's rules also grant ``kubelet_resources``
+    (``kubelet_rules``).
+    """
     role = rbac["cluster_role"]
     binding = rbac["cluster_role_binding"]
     group = api_version.split("/")[0]
@@ -28,7 +75,7 @@ def rbac_manifests(rbac, api_version):
             "labels": dict(role.get("labels") or {}),
             "name": role["name"],
         },
-        "rules": role["rules"],
+        "rules": kubelet_rules(role["rules"], kubelet_resources),
     }
     cluster_role_binding = {
         "apiVersion": api_version,

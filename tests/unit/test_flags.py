@@ -94,7 +94,7 @@ def test_1_18_keeps_kubelet_https_and_address(table, rules, seed_cfg, version):
     assert not any(f.startswith("--bind-address") for f in manager)
 
 
-@pytest.mark.parametrize("version", ["1.19.0", "1.19.16", "1.20.15", "1.22.0", "1.34.2"])
+@pytest.mark.parametrize("version", ["1.19.0", "1.19.16", "1.20.15", "1.22.0", "1.34.2", "1.37.1"])
 def test_1_19_drops_kubelet_https_and_binds_the_controller_manager(table, rules, seed_cfg, version):
     seed = seed_exec_start("10.240.0.11")
     apiserver = _flags(rules, table, seed_cfg, "kube-apiserver", version)
@@ -110,13 +110,15 @@ def test_1_19_apiserver_is_the_seed_without_kubelet_https(table, rules, seed_cfg
     assert _flags(rules, table, seed_cfg, "kube-apiserver", "1.19.16") == expected
 
 
-@pytest.mark.parametrize("version", ["1.20.0", "1.21.14", "1.25.16", "1.34.2"])
+@pytest.mark.parametrize("version", ["1.20.0", "1.21.14", "1.23.17", "1.25.16", "1.34.2", "1.37.1"])
 def test_1_20_adds_service_account_issuer_and_signing_key(table, rules, seed_cfg, version):
     seed = seed_exec_start("10.240.0.11")["kube-apiserver"]
     expected = []
     for flag in seed:
         if flag == "--kubelet-https=true":
             continue
+        if flag == "--apiserver-count=3" and int(version.split(".")[1]) >= 24:
+            continue  # deprecated in 1.24 (#108062), a no-op with the lease reconciler
         if flag.startswith("--service-account-key-file="):
             expected.append("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             expected.append(flag)
@@ -139,8 +141,10 @@ def test_context_values_reach_the_flags(table, rules):
     cfg = cluster_config("example")
     set_path(cfg, "controlplane:pki_dir", "/srv/pki")
     set_path(cfg, "controlplane:verbosity", 4)
-    flags = _flags(rules, table, cfg, "kube-apiserver", "1.34.2")
+    flags = _flags(rules, table, cfg, "kube-apiserver", "1.23.17")
     assert "--apiserver-count=3" in flags
+    assert "--apiserver-count=3" not in _flags(rules, table, cfg, "kube-apiserver", "1.24.0")
+    flags = _flags(rules, table, cfg, "kube-apiserver", "1.34.2")
     assert "--service-cluster-ip-range=10.96.0.0/16" in flags
     assert "--client-ca-file=/srv/pki/ca.pem" in flags
     assert "--v=4" in flags
@@ -223,6 +227,15 @@ def test_flags_reads_extra_args_from_the_config(modules, table, seed_cfg):
     assert mod.apis() == {
         "scheduler_config": "kubescheduler.config.k8s.io/v1alpha1",
         "rbac": "rbac.authorization.k8s.io/v1",
+        "encryption_config": "apiserver.config.k8s.io/v1",
+        "encryption_config_kind": "EncryptionConfiguration",
+        "kubelet_api_resources": [
+            "nodes/proxy",
+            "nodes/stats",
+            "nodes/log",
+            "nodes/spec",
+            "nodes/metrics",
+        ],
     }
 
 
@@ -250,8 +263,12 @@ SCHEDULER = "kubescheduler.config.k8s.io/"
         ("1.23.0", "v1beta3"),
         ("1.24.17", "v1beta3"),
         ("1.25.0", "v1"),
+        ("1.27.16", "v1"),
+        ("1.28.15", "v1"),
+        ("1.29.0", "v1"),
         ("1.30.4", "v1"),
         ("1.34.2", "v1"),
+        ("1.37.1", "v1"),
     ],
 )
 def test_api_versions(table, rules, version, scheduler_api):
@@ -272,3 +289,65 @@ def test_api_versions_below_the_table(table, rules):
         CommandExecutionError, match=r"no scheduler config API for Kubernetes 1\.17"
     ):
         rules.api_versions(table, "1.17.0")
+
+
+# --------------------------------------------------------------------------
+# The encryption config and the kubelet API subresources per version
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1.18.6", "1.24.17", "1.29.0", "1.33.1", "1.37.1"])
+def test_encryption_config_is_the_documented_form(modules, table, seed_cfg, version):
+    set_path(seed_cfg, "kubernetes:version", version)
+    mod = modules(
+        "k8s_controlplane",
+        __salt__={"k8s_cluster.config": lambda: seed_cfg, "k8s_cluster.versions": lambda: table},
+    )
+    apis = mod.apis()
+    assert (apis["encryption_config"], apis["encryption_config_kind"]) == (
+        "apiserver.config.k8s.io/v1",
+        "EncryptionConfiguration",
+    )
+
+
+def test_row_at_picks_the_newest_row_not_above_the_minor(objects, table):
+    rows = table["kubelet_api_resources"]
+    assert objects.row_at(rows, (1, 17)) is None
+    assert objects.row_at(rows, (1, 18))["since"] == "1.18"
+    assert objects.row_at(rows, (1, 32))["since"] == "1.18"
+    assert objects.row_at(rows, (1, 33))["since"] == "1.33"
+    assert objects.row_at(list(reversed(rows)), (1, 37))["since"] == "1.33"
+
+
+SEED_RESOURCES = ["nodes/proxy", "nodes/stats", "nodes/log", "nodes/spec", "nodes/metrics"]
+FINE_GRAINED = ["nodes/pods", "nodes/healthz", "nodes/configz"]
+
+
+@pytest.mark.parametrize(
+    ("version", "resources"),
+    [
+        ("1.18.6", SEED_RESOURCES),
+        ("1.32.9", SEED_RESOURCES),
+        ("1.33.0", SEED_RESOURCES + FINE_GRAINED),
+        ("1.37.1", SEED_RESOURCES + FINE_GRAINED),
+    ],
+)
+def test_kubelet_rbac_rules_per_version(modules, table, seed_cfg, version, resources):
+    set_path(seed_cfg, "kubernetes:version", version)
+    salt = {"k8s_cluster.config": lambda: seed_cfg, "k8s_cluster.versions": lambda: table}
+    salt["k8s_controlplane.apis"] = modules("k8s_controlplane", __salt__=salt).apis
+    role, binding = modules("k8s_rbac", __salt__=salt).manifests()
+    assert role["rules"] == [{"apiGroups": [""], "resources": resources, "verbs": ["*"]}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert seed_cfg["rbac"]["cluster_role"]["rules"][0]["resources"] == SEED_RESOURCES
+
+
+def test_kubelet_rules_keep_covering_rules_and_add_a_rule_when_none_fits(objects):
+    covering = [{"apiGroups": [""], "resources": ["nodes/proxy", *FINE_GRAINED], "verbs": ["*"]}]
+    assert objects.kubelet_rules(covering, FINE_GRAINED) == covering
+    narrow = [{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}]
+    assert objects.kubelet_rules(narrow, ["nodes/stats"]) == [
+        *narrow,
+        {"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["*"]},
+    ]
+    assert objects.kubelet_rules([], []) == []

@@ -4,7 +4,8 @@ Seed step "Configure the Kubernetes API Server" (the `mv` of certificates,
 keys, kubeconfigs and the encryption config to /var/lib/kubernetes): each
 file from this cluster's pillar, root-only, keys and credentials 0600. The
 contents never enter the state data (contents_pillar, template lookups) and
-no diff is printed.
+no diff is printed. The encryption config's apiVersion and kind come from
+the version table (k8s_controlplane.apis).
 """
 
 
@@ -15,6 +16,7 @@ def run():
         return {"include": [validated]}
     cfg = __salt__["k8s_cluster.config"]()
     pki_dir = cfg["controlplane"]["pki_dir"]
+    apis = __salt__["k8s_controlplane.apis"]()
     sid = f"{root}-controlplane-pki"
     states = {
         "include": [validated],
@@ -52,6 +54,12 @@ def run():
                 )
             },
             {"template": "jinja"},
+            {
+                "context": {
+                    "api_version": apis["encryption_config"],
+                    "kind": apis["encryption_config_kind"],
+                }
+            },
             {"user": "root"},
             {"group": "root"},
             {"mode": "0600"},

@@ -1,0 +1,322 @@
+"""
+The contract between the formula's version table
+(salt/k8s_control_plane/controlplane/parameters/versions.yaml) and the kube control plane test
+doubles (tests/doubles/kube_double/flags.py), two tables written from separate readings of
+upstream: for every supported minor, each component's flags as k8s_controlplane.flags builds
+them (the utils' build_flags), with the files they point at rendered from the formula's own
+templates (encryption config, scheduler config at the table's API version) and the cluster's
+PKI, run through the double stamped with that minor in validate-only mode. The double must
+accept them, print exactly the deprecation warnings the table declares, and pretend the same
+supported range. Negative controls prove the contract can fail.
+"""
+
+import contextlib
+import io
+import os
+
+import jinja2
+import pytest
+
+from tests.doubles.kube_double import SUPPORTED_MINORS
+from tests.doubles.kube_double.__main__ import main as kube_double_main
+from tests.support.cluster import REPO, cluster_config, set_path, versions_table
+
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+TEMPLATES = REPO / "salt" / "k8s_control_plane" / "controlplane" / "files" / "default"
+ADDRESS = "10.240.0.11"
+
+
+def _minor(text):
+    major, minor = str(text).split(".")[:2]
+    return int(major), int(minor)
+
+
+TABLE = versions_table()
+LOW, HIGH = _minor(TABLE["supported"]["min"]), _minor(TABLE["supported"]["max"])
+MINORS = list(range(LOW[1], HIGH[1] + 1))
+
+
+def run_double(component, version, flags):
+    """(exit status, stderr) of the double as ``component`` v``version``, validate-only."""
+    err = io.StringIO()
+    old = os.environ.get("KUBE_DOUBLE_VALIDATE_ONLY")
+    os.environ["KUBE_DOUBLE_VALIDATE_ONLY"] = "1"
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = kube_double_main(["x", component, "--version-stamp", version, *flags])
+    finally:
+        if old is None:
+            os.environ.pop("KUBE_DOUBLE_VALIDATE_ONLY", None)
+        else:
+            os.environ["KUBE_DOUBLE_VALIDATE_ONLY"] = old
+    return status, err.getvalue()
+
+
+def render(name, **context):
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False)
+    return env.get_template(name).render(source=f"test of {name}", **context)
+
+
+@pytest.fixture(scope="module")
+def cluster_at(tmp_path_factory):
+    """cluster_at(version) -> (k8s_controlplane module loader args): the hardway cluster at
+    ``version``, its PKI and rendered config files under a temporary directory."""
+    made = {}
+
+    def make(version, extra_args=None, table=None):
+        cfg = cluster_config("hardway")
+        root = tmp_path_factory.mktemp(f"v{version}")
+        for key, sub in (("pki_dir", "pki"), ("config_dir", "config")):
+            set_path(cfg, f"controlplane:{key}", str(root / sub))
+            (root / sub).mkdir()
+        set_path(cfg, "controlplane:audit_log_path", str(root / "log" / "audit.log"))
+        set_path(cfg, "kubernetes:version", version)
+        set_path(cfg, "controlplane:extra_args", extra_args or {})
+        for name, text in cfg["secrets"].items():
+            if name != "encryption_key" and "." in name:
+                (root / "pki" / name).write_text(text)
+        made[version] = (cfg, table or TABLE, root)
+        return made[version]
+
+    return make
+
+
+def controlplane(modules, cfg, table):
+    return modules(
+        "k8s_controlplane",
+        __salt__={
+            "k8s_cluster.config": lambda: cfg,
+            "k8s_cluster.controller": lambda: {"id": "k8s-controller-1", "address": ADDRESS},
+            "k8s_cluster.versions": lambda: table,
+        },
+    )
+
+
+def write_files(mod, cfg, root):
+    """The encryption and scheduler configs as the formula renders them, at the pillar's minor."""
+    apis = mod.apis()
+    key = cfg["secrets"]["encryption_key"]
+    (root / "pki" / "encryption-config.yaml").write_text(
+        render(
+            "encryption-config.yaml.jinja",
+            api_version=apis["encryption_config"],
+            kind=apis["encryption_config_kind"],
+            salt={"pillar.get": lambda _path: key},
+        )
+    )
+    (root / "config" / "kube-scheduler.yaml").write_text(
+        render(
+            "kube-scheduler.yaml.jinja",
+            api_version=apis["scheduler_config"],
+            pki_dir=cfg["controlplane"]["pki_dir"],
+        )
+    )
+    return apis
+
+
+def declared_warnings(table, component, minor, flags):
+    """The deprecation lines the table declares for the flags written at ``minor``."""
+    written = {f.split("=", 1)[0].lstrip("-") for f in flags}
+    lines = []
+    for entry in table["flags"][component]:
+        deprecated = entry.get("deprecated")
+        if entry["flag"] in written and deprecated and _minor(deprecated["since"]) <= minor:
+            lines.append(deprecated["warning"])
+    return sorted(lines)
+
+
+def printed_warnings(stderr):
+    return sorted(line for line in stderr.splitlines() if line.startswith("Flag --"))
+
+
+# --------------------------------------------------------------------------
+# The contract
+# --------------------------------------------------------------------------
+
+
+def test_the_double_pretends_the_tables_supported_range():
+    assert (LOW[0], HIGH[0]) == (1, 1)
+    assert (LOW[1], HIGH[1]) == SUPPORTED_MINORS
+    assert MINORS[0] == 18 and MINORS[-1] == 37
+
+
+@pytest.mark.parametrize("minor", MINORS)
+def test_every_components_flags_pass_the_double(modules, cluster_at, minor):
+    version = f"1.{minor}.0"
+    cfg, table, root = cluster_at(version)
+    mod = controlplane(modules, cfg, table)
+    write_files(mod, cfg, root)
+    for component in COMPONENTS:
+        flags = mod.flags(component)
+        status, stderr = run_double(component, version, flags)
+        assert "unknown flag" not in stderr, f"{component} {version}: {stderr}"
+        assert status == 0, f"{component} {version}: {flags}\n{stderr}"
+        assert printed_warnings(stderr) == declared_warnings(table, component, (1, minor), flags)
+
+
+def test_the_contract_counts():
+    """20 minors x 3 components: the runs the parametrized contract test makes."""
+    assert len(MINORS) * len(COMPONENTS) == 60
+
+
+# --------------------------------------------------------------------------
+# The table's own annotations
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_table_never_writes_a_flag_at_or_after_its_removal(component):
+    for entry in TABLE["flags"][component]:
+        if "removed" in entry:
+            assert "until" in entry, entry["flag"]
+            assert _minor(entry["until"]) <= _minor(entry["removed"]), entry["flag"]
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_required_flags_are_written_from_their_minor(rules, component):
+    cfg = cluster_config("hardway")
+    ctx = rules.flag_context(cfg, ADDRESS)
+    for entry in TABLE["flags"][component]:
+        since = (entry.get("required") or {}).get("since")
+        for minor in MINORS if since else ():
+            if (1, minor) >= _minor(since):
+                flags = rules.build_flags(TABLE, component, f"1.{minor}.0", ctx)
+                assert any(f.startswith(f"--{entry['flag']}=") for f in flags), (entry, minor)
+
+
+def test_apiserver_count_only_before_1_24(rules):
+    ctx = rules.flag_context(cluster_config("hardway"), ADDRESS)
+    for minor in MINORS:
+        flags = rules.build_flags(TABLE, "kube-apiserver", f"1.{minor}.0", ctx)
+        assert ("--apiserver-count=3" in flags) == (minor < 24), minor
+
+
+# --------------------------------------------------------------------------
+# Negative controls: the contract can fail
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("component", "version", "flag", "value"),
+    [
+        ("kube-apiserver", "1.22.0", "kubelet-https", "true"),  # #101178
+        ("kube-controller-manager", "1.24.0", "address", "0.0.0.0"),  # CHANGELOG-1.24
+        ("kube-apiserver", "1.33.0", "cloud-provider", "external"),  # #130162
+        ("kube-apiserver", "1.33.0", "cloud-config", "/etc/kubernetes/cloud.conf"),
+        ("kube-apiserver", "1.26.0", "logtostderr", "true"),  # #112120
+    ],
+)
+def test_a_removed_flag_fails_the_contract(modules, cluster_at, component, version, flag, value):
+    cfg, table, root = cluster_at(version, extra_args={component: {flag: value}})
+    mod = controlplane(modules, cfg, table)
+    write_files(mod, cfg, root)
+    status, stderr = run_double(component, version, mod.flags(component))
+    assert status == 1
+    assert stderr.splitlines()[0] == f"Error: unknown flag: --{flag}"
+
+
+def test_a_table_writing_a_removed_flag_fails_the_contract(modules, cluster_at):
+    """The table as it would be had kubelet-https been kept until 1.23."""
+    table = {**TABLE, "flags": {**TABLE["flags"]}}
+    table["flags"]["kube-apiserver"] = [
+        {**e, "until": "1.23"} if e["flag"] == "kubelet-https" else e
+        for e in TABLE["flags"]["kube-apiserver"]
+    ]
+    cfg, _, root = cluster_at("1.22.5", table=table)
+    mod = controlplane(modules, cfg, table)
+    write_files(mod, cfg, root)
+    status, stderr = run_double("kube-apiserver", "1.22.5", mod.flags("kube-apiserver"))
+    assert (status, stderr.splitlines()[0]) == (1, "Error: unknown flag: --kubelet-https")
+
+
+def test_a_removed_scheduler_config_api_fails_the_contract(modules, cluster_at):
+    """v1beta3 is gone in 1.29 (#119994): a table still writing it fails."""
+    table = {
+        **TABLE,
+        "scheduler_config_api": [
+            *TABLE["scheduler_config_api"][:-1],
+            {"since": "1.25", "api": "kubescheduler.config.k8s.io/v1beta3"},
+        ],
+    }
+    cfg, _, root = cluster_at("1.29.1", table=table)
+    mod = controlplane(modules, cfg, table)
+    write_files(mod, cfg, root)
+    status, stderr = run_double("kube-scheduler", "1.29.1", mod.flags("kube-scheduler"))
+    assert status == 1
+    assert "is registered for version" in stderr
+    assert "kubescheduler.config.k8s.io/v1beta3" in stderr
+
+
+@pytest.mark.parametrize(
+    ("plugin", "last_minor"),
+    [("DenyEscalatingExec", 20), ("SecurityContextDeny", 29), ("PersistentVolumeLabel", 30)],
+)
+def test_removed_admission_plugins_fail_the_contract(modules, cluster_at, plugin, last_minor):
+    for minor, ok in ((last_minor, True), (last_minor + 1, False)):
+        version = f"1.{minor}.2"
+        plugins = f"NamespaceLifecycle,NodeRestriction,{plugin}"
+        extra = {"kube-apiserver": {"enable-admission-plugins": plugins}}
+        cfg, table, root = cluster_at(version, extra_args=extra)
+        mod = controlplane(modules, cfg, table)
+        write_files(mod, cfg, root)
+        status, stderr = run_double("kube-apiserver", version, mod.flags("kube-apiserver"))
+        assert (status == 0) == ok, (version, stderr)
+        if not ok:
+            unknown = f'plugin "{plugin}" is unknown'
+            assert unknown in stderr.replace('\\"', '"'), stderr
+
+
+def test_a_missing_deprecation_declaration_fails_the_contract(modules, cluster_at):
+    """The double prints the 1.18 controller-manager's --address warning; a table without the
+    declaration disagrees with it."""
+    table = {**TABLE, "flags": {**TABLE["flags"]}}
+    table["flags"]["kube-controller-manager"] = [
+        {k: v for k, v in e.items() if k != "deprecated"}
+        for e in TABLE["flags"]["kube-controller-manager"]
+    ]
+    cfg, _, root = cluster_at("1.18.6", table=table)
+    mod = controlplane(modules, cfg, table)
+    write_files(mod, cfg, root)
+    flags = mod.flags("kube-controller-manager")
+    status, stderr = run_double("kube-controller-manager", "1.18.6", flags)
+    assert status == 0
+    assert printed_warnings(stderr) == [
+        "Flag --address has been deprecated, see --bind-address instead."
+    ]
+    assert declared_warnings(table, "kube-controller-manager", (1, 18), flags) == []
+
+
+# --------------------------------------------------------------------------
+# Structured authorization: not offered; the double refuses the combination
+# --------------------------------------------------------------------------
+
+AUTHZ = """\
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthorizationConfiguration
+authorizers:
+  - type: Node
+    name: node
+  - type: RBAC
+    name: rbac
+"""
+
+
+def test_authorization_config_is_exclusive_with_authorization_mode(modules, cluster_at):
+    version = "1.32.3"
+    cfg, table, root = cluster_at(version)
+    authz = root / "authz.yaml"
+    authz.write_text(AUTHZ)
+    extra = {"kube-apiserver": {"authorization-config": str(authz)}}
+    set_path(cfg, "controlplane:extra_args", extra)
+    mod = controlplane(modules, cfg, table)
+    write_files(mod, cfg, root)
+    assert "--authorization-mode=Node,RBAC" in mod.flags("kube-apiserver")
+    status, stderr = run_double("kube-apiserver", version, mod.flags("kube-apiserver"))
+    assert status == 1
+    assert (
+        "--authorization-config can not be specified when --authorization-mode or "
+        "--authorization-webhook-* flags are defined"
+    ) in stderr
+    set_path(cfg, "controlplane:extra_args:kube-apiserver:authorization-mode", None)
+    status, stderr = run_double("kube-apiserver", version, mod.flags("kube-apiserver"))
+    assert status == 0, stderr
