@@ -8,6 +8,7 @@ one machine-readable summary of the seed's verification steps.
 import csv
 import io
 import logging
+import os
 import re
 import socket
 import ssl
@@ -122,13 +123,28 @@ _VERSION_RE = re.compile(r"\bv(\d+\.\d+\.\d+)\b")
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
+def _binary_version(path):
+    """``path --version`` -> '1.36.2'; None when it is missing or does not answer."""
+    if not os.path.exists(path):
+        return None
+    try:
+        run = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = _VERSION_RE.search(run.stdout) if run.returncode == 0 else None
+    return match.group(1) if match else None
+
+
 def versions():
     """
     Return the version of each control plane binary installed on this
     controller (``<bin_dir>/<component> --version``; None when it is not
     installed or does not answer) and the version the local apiserver serves
-    (``/version``; None when it does not answer). The upgrade orchestration
-    checks Kubernetes' version-skew policy against these.
+    (``/version`` on 127.0.0.1; None when none is installed or it does not
+    answer). The upgrade orchestration checks Kubernetes' version-skew policy
+    against these.
 
     CLI Example:
 
@@ -138,19 +154,12 @@ def versions():
     """
     cfg = _cfg()
     bin_dir = cfg["controlplane"]["bin_dir"]
-    installed = {}
-    for component in COMPONENTS:
-        run = __salt__["cmd.run_all"](
-            [f"{bin_dir}/{component}", "--version"], python_shell=False, ignore_retcode=True
-        )
-        match = _VERSION_RE.search(run.get("stdout") or "") if run.get("retcode") == 0 else None
-        installed[component] = match.group(1) if match else None
-    address = __salt__["k8s_cluster.controller"]()["address"]
-    port = cfg["controlplane"]["apiserver_port"]
-    answer = _get(f"https://{address}:{port}/version", _ca_file(cfg), timeout=3.0)
+    installed = {c: _binary_version(f"{bin_dir}/{c}") for c in COMPONENTS}
     serving = None
-    if answer["ok"]:
-        match = _VERSION_RE.search(answer["body"] or "")
+    if installed["kube-apiserver"]:
+        port = cfg["controlplane"]["apiserver_port"]
+        answer = _get(f"https://127.0.0.1:{port}/version", _ca_file(cfg), timeout=3.0)
+        match = _VERSION_RE.search(answer["body"] or "") if answer["ok"] else None
         serving = match.group(1) if match else None
     result = {"installed": installed, "serving": serving}
     log.debug("k8s_health: versions %s", result)

@@ -14,7 +14,6 @@ import logging
 import salt.key
 import salt.pillar
 import salt.utils.minions
-from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +64,3 @@ def cluster(name=None, command="orch.control_plane"):
     ids = __utils__[rules + "controllers_of"](chosen, clusters[chosen])
     log.debug("k8s_orchestration: cluster %s, controllers %s", chosen, ids)
     return {"cluster": chosen, "controllers": ids}
-
-
-def skew(target, running):
-    """
-    Return the version-skew errors of an upgrade to ``target`` given each
-    controller's running versions (``k8s_health.versions`` of each); an empty
-    list means the upgrade may go on.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run salt.cmd k8s_orchestration.skew 1.37.1 \
-            '{"k8s-controller-1": {"kube-apiserver": "1.36.2"}}'
-    """
-    if not isinstance(running, dict):
-        raise CommandExecutionError("running: expected {controller: {component: version}}")
-    errors = __utils__["k8s_orchestration.skew_errors"](target, running)
-    log.debug("k8s_orchestration: skew to %s: %d error(s)", target, len(errors))
-    return errors

@@ -20,9 +20,8 @@ COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 def __virtual__():
-    # Runs on the master, in an orchestration; asks the controllers with saltutil.cmd.
-    if "k8s_orchestration.skew" not in __salt__:
-        return (False, "k8s_upgrade needs the k8s_orchestration module (on the master)")
+    # Runs on the master, in an orchestration: asks the controllers with
+    # saltutil.cmd; the skew rule is _utils/k8s_orchestration.py.
     return __virtualname__
 
 
@@ -88,7 +87,7 @@ def skew_checked(name, tgt, tgt_type="list", version=None):
     for minion, report in reports.items():
         if report.get("serving"):
             running[minion]["kube-apiserver"] = report["serving"]
-    errors = __salt__["k8s_orchestration.skew"](target, running)
+    errors = __utils__["k8s_orchestration.skew_errors"](target, running)
     log.debug("k8s_upgrade.skew_checked: to %s, %d error(s)", target, len(errors))
     if errors:
         ret["result"] = False

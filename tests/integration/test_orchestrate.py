@@ -85,3 +85,22 @@ def test_beside_unrelated_formulas_named_etcd_and_haproxy(salt_cli, synced):
     assert by_sls["haproxy"] == {"haproxy-formula-test-nop"}
     ours = {i for s, ids in by_sls.items() if s.startswith("k8s_control_plane") for i in ids}
     assert all(i.startswith("k8s_control_plane-") for i in ours), ours
+
+
+def test_upgrade_test_mode_predicts_the_steps(salt_run_cli):
+    """orch.upgrade on the real master: the steps its compile promises, in order, nothing failed."""
+    from tests.support.orchestration import REPO, cluster_pillar, load
+
+    ret = salt_run_cli.run("state.orchestrate", "orch.upgrade", "test=True")
+    assert ret.returncode == 0, ret.stdout
+    results = next(iter(ret.data["data"].values()))
+    ran = [r["__id__"] for r in _ordered(results)]
+    ids = ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"]
+    compiled = load(
+        {m: cluster_pillar("hardway", ids) for m in ids},
+        orch=REPO / "salt" / "orch" / "upgrade.sls",
+    )
+    assert ran == step_ids(compiled.run())
+    assert all(r["result"] is not False for r in results.values()), results
+    skew = next(r for r in results.values() if r["__id__"] == "upgrade-skew")
+    assert "respects the skew policy" in skew["comment"]

@@ -155,10 +155,8 @@ def upgrade_states(state_modules):
         logic = rules()
         return state_modules(
             "k8s_upgrade",
-            __salt__={
-                "saltutil.cmd": controllers,
-                "k8s_orchestration.skew": logic.skew_errors,
-            },
+            __salt__={"saltutil.cmd": controllers},
+            __utils__={"k8s_orchestration.skew_errors": logic.skew_errors},
             __opts__={"test": test},
         )
 
