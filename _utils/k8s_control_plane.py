@@ -1258,7 +1258,7 @@ def _check_pki(errors, texts, addresses, vip, service):
                     *([str(vip)] if vip is not None else []),
                     *map(str, addresses),
                     "127.0.0.1",
-                    *([str(service[1])] if service is not None else []),
+                    *([str(service[1])] if service and service.num_addresses > 1 else []),
                     *_API_NAMES,
                 ]
                 have = _sans(certs[name])
