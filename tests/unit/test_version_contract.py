@@ -154,6 +154,16 @@ def test_every_components_flags_pass_the_double(modules, cluster_at, minor):
         assert printed_warnings(stderr) == declared_warnings(table, component, (1, minor), flags)
 
 
+@pytest.mark.parametrize("version", ["1.17.9", "1.38.0"])
+def test_versions_outside_the_table_fail_validation_naming_the_range(rules, version):
+    cfg = cluster_config("hardway")
+    set_path(cfg, "kubernetes:version", version)
+    errors = rules.validate_config(cfg, TABLE)
+    assert (
+        f"k8s_control_plane:kubernetes:version: {version} is unsupported; valid: 1.18.x - 1.37.x"
+    ) in errors
+
+
 def test_the_contract_counts():
     """20 minors x 3 components: the runs the parametrized contract test makes."""
     assert len(MINORS) * len(COMPONENTS) == 60
