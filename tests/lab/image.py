@@ -1,5 +1,10 @@
-"""The controllers' image: Debian bookworm (debootstrap minbase) with systemd, keepalived,
-haproxy and salt in /opt/salt, cached in /var/cache/k8s-salt-lab/image-<recipe hash>.
+"""The controllers' image: Debian bookworm (debootstrap minbase) with systemd and salt in
+/opt/salt, cached in /var/cache/k8s-salt-lab/image-<recipe hash>.
+
+keepalived and haproxy are NOT installed: the formula installs them (pkg.installed) and its
+clean states purge them, as on a real host. The containers reach no package source, so the
+image carries them, with the Debian packages they need that the image lacks, in a local apt
+repository (/opt/lab-apt: the .debs and a Packages index), the image's only apt source.
 
 The hash is computed from image_recipe() only: change what goes into the image there (or bump
 RECIPE_VERSION) and the next `up` builds a new image; anything else reuses the cached one.
@@ -34,7 +39,7 @@ from .containers import container_image, running_containers
 SUITE = "bookworm"
 IMAGE_PYTHON = (3, 11)  # bookworm's python3: the salt wheels are built for it
 SALT_VERSION = "3008.4"
-RECIPE_VERSION = 1  # bump to force a rebuild for a change the recipe data below does not show
+RECIPE_VERSION = 2  # bump to force a rebuild for a change the recipe data below does not show
 IMAGE_PACKAGES = (
     "systemd",
     "systemd-sysv",
@@ -44,8 +49,6 @@ IMAGE_PACKAGES = (
     "python3",
     "python3-venv",
     "python3-yaml",
-    "keepalived",
-    "haproxy",
     "curl",
     "openssl",
     "procps",
@@ -59,6 +62,9 @@ IMAGE_UNITS = (
     "systemd-networkd-wait-online.service",
     "salt-minion.service",
 )
+# Not installed: offered by the image's local apt repository, with their dependency closure.
+REPO_PACKAGES = ("keepalived", "haproxy")
+REPO_DIR = "opt/lab-apt"
 HOST_PACKAGES = ("systemd-container", "debootstrap", "iproute2", "openssl", "util-linux")
 
 
@@ -173,9 +179,12 @@ random_reauth_delay: 0
 enable_fqdns_grains: false
 log_level_logfile: info
 """,
-        # Containers have no way out: apt must find nothing to fetch (pkg states find the
-        # packages already installed, and a refresh finds no source to fail on).
-        "etc/apt/sources.list": "# lab image: no package sources (the lab has no way out)\n",
+        # Containers have no way out: the only package source is the image's own repository
+        # (REPO_PACKAGES and what they need), so a refresh and an install stay offline.
+        "etc/apt/sources.list": f"""\
+# lab image: the local repository only (the lab has no way out)
+deb [trusted=yes] file:/{REPO_DIR} ./
+""",
     }
 
 
@@ -184,6 +193,7 @@ def image_recipe() -> dict:
         "version": RECIPE_VERSION,
         "suite": SUITE,
         "packages": IMAGE_PACKAGES,
+        "repository": REPO_PACKAGES,
         "python": IMAGE_PYTHON,
         "salt": SALT_VERSION,
         "files": image_files(),
@@ -228,6 +238,72 @@ def chroot(root: Path, cmd: str, timeout: int = 900) -> None:
     run(["chroot", root, "/bin/sh", "-ec", cmd], env=env, timeout=timeout)
 
 
+def download_closure(root: Path, mirror: str, dest: Path) -> list[Path]:
+    """The .debs `apt-get install REPO_PACKAGES` needs on the image at `root`, into `dest`.
+
+    Debian computes the closure: the host's apt (its own configuration) resolves the install
+    against the image's dpkg status instead of the host's, from the one archive and suite the
+    image was debootstrapped from (so nothing the image holds gets upgraded by the install),
+    and only downloads. Its lists, states and caches stay in a scratch directory: the host's
+    own apt state is left alone.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix=".apt-", dir=CACHE_DIR))
+    (dest / "partial").mkdir(parents=True, exist_ok=True)
+    (scratch / "lists" / "partial").mkdir(parents=True)
+    keyring = Path("/usr/share/keyrings/debian-archive-keyring.gpg")  # debootstrap's default
+    signed = f"[signed-by={keyring}] " if keyring.exists() else ""
+    (scratch / "sources.list").write_text(f"deb {signed}{mirror} {SUITE} main\n")
+    options = [
+        f"Dir::Etc::sourcelist={scratch}/sources.list",
+        "Dir::Etc::sourceparts=-",
+        f"Dir::State::lists={scratch}/lists",
+        f"Dir::State::status={root}/var/lib/dpkg/status",
+        f"Dir::State::extended_states={scratch}/extended_states",
+        f"Dir::Cache::archives={dest}",
+        "Dir::Cache::pkgcache=",
+        "Dir::Cache::srcpkgcache=",
+        "Debug::NoLocking=true",
+    ]
+    apt = ["apt-get", "-q", *(arg for o in options for arg in ("-o", o))]
+    try:
+        run([*apt, "update"], env=apt_env(), timeout=900)
+        run([*apt, "install", "--download-only", "-y", *REPO_PACKAGES], env=apt_env(), timeout=900)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(dest / "partial", ignore_errors=True)
+    debs = sorted(dest.glob("*.deb"))
+    names = {run(["dpkg-deb", "-f", d, "Package"]).stdout.strip() for d in debs}
+    if not set(REPO_PACKAGES) <= names:
+        raise LabError(f"apt downloaded {sorted(names)}, not all of {REPO_PACKAGES}")
+    return debs
+
+
+def packages_index(repo: Path) -> str:
+    """A flat repository's Packages file for the .debs in `repo` (what dpkg-scanpackages writes:
+    the control fields, then Filename, Size and checksums)."""
+    stanzas = []
+    for deb in sorted(repo.glob("*.deb")):
+        control = run(["dpkg-deb", "-f", deb]).stdout.rstrip("\n")
+        data = deb.read_bytes()
+        stanzas.append(
+            f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+            f"MD5sum: {hashlib.md5(data).hexdigest()}\n"
+            f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
+        )
+    return "\n".join(stanzas)
+
+
+def build_repository(root: Path, mirror: str) -> list[str]:
+    """/opt/lab-apt in the image: REPO_PACKAGES and their closure, with a Packages index."""
+    repo = root / REPO_DIR
+    debs = download_closure(root, mirror, repo)
+    for path in (repo, *debs):  # apt downloads as its own user, whose id the image may not know
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    write_file(repo / "Packages", packages_index(repo))
+    return [d.name for d in debs]
+
+
 def build_image(dest: Path) -> None:
     """debootstrap the recipe into a temporary directory, then rename it into place."""
     mirror = debian_mirror()
@@ -261,13 +337,22 @@ def build_image(dest: Path) -> None:
         for rel, text in image_files().items():
             write_file(tmp / rel, text)
         chroot(tmp, f"systemctl enable {' '.join(IMAGE_UNITS)}")
+        offered = build_repository(tmp, mirror)
+        say(f"/{REPO_DIR}: {len(offered)} packages for {', '.join(REPO_PACKAGES)} (not installed)")
+        # the repository offers what it must and the image does not hold it yet
+        chroot(tmp, "apt-get update -q >/dev/null")
+        chroot(
+            tmp,
+            f"apt-get install -s -q {' '.join(REPO_PACKAGES)} | grep -q '^Inst '"
+            f" && ! dpkg-query -W {' '.join(REPO_PACKAGES)} >/dev/null 2>&1",
+        )
         # facts.md: an empty machine-id (systemd then takes the one nspawn passes), no hostname
         # (then -M NAME sets it).
         (tmp / "etc" / "machine-id").write_text("")
         (tmp / "etc" / "hostname").unlink(missing_ok=True)
         for sub in ("var/lib/apt/lists", "var/cache/apt"):
             for p in (tmp / sub).glob("*"):
-                if p.is_file() and p.name != "lock":
+                if (p.is_symlink() or p.is_file()) and p.name != "lock":
                     p.unlink()
                 elif p.is_dir() and p.name not in ("partial", "archives"):
                     shutil.rmtree(p)

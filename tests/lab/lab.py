@@ -2,9 +2,11 @@
 
 What `up` builds (every step idempotent; on a running lab it reuses what runs and converges):
 
-* a Debian bookworm image (debootstrap minbase + systemd, keepalived, haproxy, salt in
-  /opt/salt), cached outside the repository in /var/cache/k8s-salt-lab/image-<recipe hash>,
-  rebuilt only when the recipe changes (built in a temporary directory, renamed into place);
+* a Debian bookworm image (debootstrap minbase + systemd, salt in /opt/salt), cached outside
+  the repository in /var/cache/k8s-salt-lab/image-<recipe hash>, rebuilt only when the recipe
+  changes (built in a temporary directory, renamed into place). keepalived and haproxy are not
+  installed: the image's only apt source is its own repository /opt/lab-apt (them and the
+  Debian packages they need), so the formula installs them offline and its clean purges them;
 * a network namespace `k8slab` holding the bridge `k8sbr0` (10.240.0.1/24). The lab's
   salt-master and binary mirror listen there; the root namespace never gets an address or
   route in the lab subnet, and nothing in the namespace has a way out of it;
