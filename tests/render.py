@@ -9,6 +9,11 @@ them, the API objects under OUT/<minion id>/_api/.
 Secrets are replaced by a redaction marker unless --with-secrets is given.
 When the cluster has no secrets file (pillar/<cluster>-secrets.sls), a
 throwaway PKI is generated so that the pillar validates.
+
+It refuses safely: every controller is validated before anything under OUT
+is written or removed (an invalid pillar exits 1 with every error, and OUT is
+untouched); nothing is written outside OUT; a YAML fault in the cluster file
+(a duplicate key, a tab) is one line, ``render: pillar/<file>:<line>: <problem>``.
 """
 
 import argparse
