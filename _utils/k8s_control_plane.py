@@ -1017,6 +1017,53 @@ def _check_settings(errors, cfg, ids):
         errors.add("rbac:apply_from", f"{apply_from!r}; valid: null or one of {listed}")
 
 
+def _check_extra_args_versions(errors, cfg, table):
+    """
+    extra_args against the version: a flag the table records as removed at
+    or before the cluster's minor, and structured authorization, which the
+    apiserver refuses next to --authorization-mode (the formula writes
+    Node,RBAC) or --authorization-webhook-* and which needs 1.29.
+    """
+    extra = _section(cfg, "controlplane").get("extra_args")
+    minor = parse_version(_section(cfg, "kubernetes").get("version"))
+    if not isinstance(extra, dict) or minor is None:
+        return
+    version = ".".join(map(str, minor))
+    for component, flags in extra.items():
+        if not isinstance(flags, dict):
+            continue
+        key = f"controlplane:extra_args:{component}"
+        written = {e.get("flag"): e for e in ((table or {}).get("flags") or {}).get(component, [])}
+        for flag, value in flags.items():
+            entry = written.get(str(flag).lstrip("-")) or {}
+            removed = entry.get("removed")
+            if value is not None and removed and minor[:2] >= _minor(removed, "removed"):
+                errors.add(
+                    f"{key}:{flag}",
+                    f"removed in Kubernetes {removed}; this cluster runs {version}; "
+                    "valid: remove it",
+                )
+        auth = flags.get("authorization-config", flags.get("--authorization-config"))
+        if component != "kube-apiserver" or auth is None:
+            continue
+        akey = f"{key}:authorization-config"
+        mode = flags.get("authorization-mode", flags.get("--authorization-mode", "Node,RBAC"))
+        webhooks = [f for f, v in flags.items() if "authorization-webhook" in str(f) and v]
+        if mode is not None or webhooks:
+            errors.add(
+                akey,
+                "cannot be combined with --authorization-mode (the formula writes Node,RBAC) "
+                "or --authorization-webhook-*; valid: also set authorization-mode: null and "
+                "remove any authorization-webhook-* flags, or remove authorization-config",
+            )
+        if minor[:2] < (1, 29):
+            errors.add(
+                akey,
+                f"needs Kubernetes 1.29 or later (1.29 also needs feature-gates "
+                f"StructuredAuthorizationConfiguration=true); this cluster runs {version}",
+            )
+
+
 def _check_tofs(errors, cfg):
     tofs = cfg.get("tofs")
     if tofs is None:
@@ -1295,6 +1342,7 @@ def validate_config(cfg, table=None, minion_id=None):
     _check_etcd(errors, cfg)
     _check_ports(errors, cfg)
     _check_settings(errors, cfg, ids)
+    _check_extra_args_versions(errors, cfg, table)
     _check_tofs(errors, cfg)
     _check_secrets(errors, cfg, addresses, vip, service)
     return list(errors)

@@ -162,6 +162,21 @@ def test_pillar_clusters_are_valid(configs, table, rules, cluster, minion_id):
             {"etcd:managed": True, "etcd:version": "3.4.23", "etcd:release_url": "https://e.io"},
         ),
         ("hardway", {"loadbalancer:haproxy:check": "readyz"}),
+        # structured authorization where the apiserver takes it, instead of the mode
+        (
+            "hardway",
+            {
+                "kubernetes:version": "1.32.1",
+                "controlplane:extra_args": {
+                    "kube-apiserver": {
+                        "authorization-config": "/etc/kubernetes/authz.yaml",
+                        "authorization-mode": None,
+                    }
+                },
+            },
+        ),
+        # a removed flag taken out by hand (null) is no error
+        ("hardway", {"controlplane:extra_args": {"kube-apiserver": {"kubelet-https": None}}}),
     ],
     ids=lambda value: value if isinstance(value, str) else ",".join(value),
 )
