@@ -96,9 +96,13 @@ def run():
         ]
         if component == "kube-scheduler":
             watch.append({"file": f"{sid}-file-managed-kube-scheduler.yaml"})
-        states[f"{sid}-service-running-{component}"] = {
-            "service.running": [{"name": component}, {"enable": True}, {"watch": watch}]
-        }
+        running = [{"name": component}, {"enable": True}, {"watch": watch}]
+        if component != "kube-apiserver":
+            # Kubernetes' skew policy: a controller-manager or scheduler never
+            # runs newer than its apiserver, so on an upgrade they restart
+            # only once the new apiserver (127.0.0.1 in their kubeconfigs) is ready.
+            running.append({"require": [{"k8s_health": f"{sid}-k8s_health-ready"}]})
+        states[f"{sid}-service-running-{component}"] = {"service.running": running}
     # A restarted apiserver is ready before this controller is done, so that
     # the orchestration's one-at-a-time rollout keeps the others serving.
     states[f"{sid}-k8s_health-ready"] = {
