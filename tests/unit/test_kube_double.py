@@ -1322,3 +1322,24 @@ def test_scheduler_serves_healthz(pki, tmp_path, procs, version, api):
     else:
         assert (status, body.splitlines()[-1]) == (200, "livez check passed")
     assert proc.stop() == 0
+
+
+def test_discovery_for_kubectl(pki, apiserver):
+    """The legacy discovery kubectl reads before a GET: the RBAC group at the minor's versions."""
+    port, admin = apiserver.port, pki.admin
+    status, versions, _ = json_call(port, "GET", "/api", pki, cert=admin)
+    assert (status, versions["versions"]) == (200, ["v1"])
+    status, groups, _ = json_call(port, "GET", "/apis", pki, cert=admin)
+    (rbac,) = groups["groups"]
+    assert [v["version"] for v in rbac["versions"]] == ["v1", "v1beta1"]  # 1.18 serves both
+    status, resources, _ = json_call(port, "GET", f"{RBAC}/v1", pki, cert=admin)
+    assert status == 200
+    kinds = {r["name"]: (r["kind"], r["namespaced"]) for r in resources["resources"]}
+    assert kinds == {
+        "clusterroles": ("ClusterRole", False),
+        "clusterrolebindings": ("ClusterRoleBinding", False),
+    }
+    status, _, _ = call(port, "GET", f"{RBAC}/v2", pki, cert=admin)
+    assert status == 404
+    status, _, _ = call(port, "GET", "/apis", pki)  # anonymous: not public
+    assert status in (401, 403)

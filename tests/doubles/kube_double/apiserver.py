@@ -397,6 +397,9 @@ class ApiServer(Component):
             return req.reply_text(code, body)
         if path in ("/version", "/version/") and verb == "get":
             return req.reply_json(200, self.version_info())
+        discovery = self.discovery(path.rstrip("/")) if verb == "get" else None
+        if discovery is not None:
+            return req.reply_json(200, discovery)
         if target is None or target[0] not in rbac_versions(self.minor):
             return req.reply_text(404, "404 page not found\n")
         version, resource, name = target
@@ -420,6 +423,47 @@ class ApiServer(Component):
             return self.rbac_delete(ctx, name)
         message = f"{MARK}: {verb} of {resource} is not implemented (the project does not use it)"
         raise ApiError(405, "MethodNotAllowed", message, {})
+
+    def discovery(self, path: str) -> dict | None:
+        """
+        The legacy discovery documents kubectl reads before it GETs an object
+        (the lab reads the RBAC objects back with the real kubectl): the core
+        group with no resources, the RBAC group at this minor's versions and
+        its two cluster-scoped resources. Served as application/json, so a
+        kubectl that asks for aggregated discovery (1.26+) falls back to these.
+        """
+        versions = rbac_versions(self.minor)
+        verbs = ["create", "delete", "get", "update"]
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if path == "/api/v1":
+            return {"kind": "APIResourceList", "groupVersion": "v1", "resources": []}
+        if path == "/apis":
+            group = {
+                "name": RBAC_GROUP,
+                "versions": [{"groupVersion": f"{RBAC_GROUP}/{v}", "version": v} for v in versions],
+                "preferredVersion": {"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"},
+            }
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}
+        match = re.fullmatch(rf"/apis/{re.escape(RBAC_GROUP)}/(\w+)", path)
+        if match and match.group(1) in versions:
+            resources = [
+                {
+                    "name": plural,
+                    "singularName": kind.lower(),
+                    "namespaced": False,
+                    "kind": kind,
+                    "verbs": verbs,
+                }
+                for plural, kind in RBAC_KINDS.items()
+            ]
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": f"{RBAC_GROUP}/{match.group(1)}",
+                "resources": resources,
+            }
+        return None
 
     def version_info(self) -> dict:
         return {
