@@ -646,6 +646,7 @@ SCHEMA = {
             "group": _word,
             "ca_file": _path,
             "stats_socket": _path,
+            "state_dir": _path,
             "selinux_booleans": _names,
             "selinux_pkgs": _names,
             "maxconn": _count,

@@ -132,11 +132,7 @@ METADATA = ("auto-installed", "files of auto-installed packages")
 SCRIPT_FILES = {"/etc/hosts.allow": "libwrap0", "/etc/hosts.deny": "libwrap0"}
 # Differences the salt/ clean states should remove (reported to the formula's owner): while
 # listed here they are reported as warnings, not failures. Remove an entry once salt/ fixes it.
-SALT_TODO = {
-    "/var/lib/haproxy": "haproxy's chroot dir: dpkg's purge leaves it because the unit's "
-    "BindReadOnlyPaths=/dev/log:/var/lib/haproxy/dev/log made a mount point file in it; "
-    "loadbalancer/haproxy/clean.sls should remove it (file.absent, after the pkg.purged)",
-}
+SALT_TODO: dict[str, str] = {}
 
 
 def differences(before: dict, after: dict) -> list[tuple[str, str, str]]:

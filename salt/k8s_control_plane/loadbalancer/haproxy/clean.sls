@@ -18,3 +18,9 @@
     - name: {{ h.pkg }}
     - require:
       - file: {{ tplroot }}-loadbalancer-haproxy-clean-file-absent
+
+{{ tplroot }}-loadbalancer-haproxy-clean-file-absent-state_dir:
+  file.absent:
+    - name: {{ h.state_dir }}
+    - require:
+      - pkg: {{ tplroot }}-loadbalancer-haproxy-clean-pkg-purged
