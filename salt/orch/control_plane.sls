@@ -8,7 +8,8 @@ stops the run, naming the step (its state ID) and the minions that failed.
 
 1. sync custom modules and states to the master and the controllers (while
    this file compiles, so that test mode has them too)
-2. validate the cluster pillar on every controller
+2. validate the cluster pillar on every controller; refuse a version change
+   that breaks Kubernetes' skew policy (one minor at a time, no downgrade)
 3. load balancer on all controllers; then exactly one VIP holder
 4. etcd (when etcd:managed) and the control plane on all controllers
 5. wait (bounded polling) until every apiserver is ready, directly and via the VIP
@@ -94,8 +95,19 @@ def run():
     steps = {}
 
     steps["orch-validate"] = {"salt.state": on_all(None, sls=[f"{root}.cluster.validate"])}
+    # A version change that breaks the skew policy is refused before any change
+    # (a fresh cluster has nothing installed and passes); orch.upgrade is the
+    # way to change the minor of a running cluster with the VIP in mind.
+    steps["orch-skew"] = {
+        "k8s_upgrade.skew_checked": [
+            {"name": name},
+            {"tgt": tgt},
+            {"tgt_type": "list"},
+            {"require": [{"salt": "orch-validate"}]},
+        ]
+    }
     steps["orch-loadbalancer"] = {
-        "salt.state": on_all({"salt": "orch-validate"}, sls=[f"{root}.loadbalancer"])
+        "salt.state": on_all({"k8s_upgrade": "orch-skew"}, sls=[f"{root}.loadbalancer"])
     }
     steps["orch-vip-single-holder"] = {
         "k8s_cluster.vip_single_holder": [

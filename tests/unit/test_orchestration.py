@@ -91,7 +91,7 @@ def test_the_steps_form_one_chain_in_the_designed_order():
     position = {step: order.index(step) for step in order}
     # Validation first; the load balancer and one VIP holder before the control
     # plane; every apiserver ready before the RBAC; the verification last.
-    assert order[0] == "orch-validate"
+    assert order[:2] == ["orch-validate", "orch-skew"]
     assert position["orch-loadbalancer"] < position["orch-vip-single-holder"]
     assert position["orch-vip-single-holder"] < position["orch-controlplane"]
     assert position["orch-etcd"] < position["orch-controlplane"] < position["orch-wait-ready"]
