@@ -26,17 +26,12 @@ from tests.doubles.kube_double.checks import Checker
 from tests.doubles.kube_double.flags import SCHEDULER_CONFIG_VERSIONS, exists_in
 from tests.render import render_minion
 
+from .test_render import GOLDEN_FILES
+
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 MINION = "k8s-controller-1"  # applies the RBAC objects
-FILES = (
-    "etc/systemd/system/kube-apiserver.service",
-    "etc/systemd/system/kube-controller-manager.service",
-    "etc/systemd/system/kube-scheduler.service",
-    "etc/kubernetes/config/kube-scheduler.yaml",
-    "var/lib/kubernetes/encryption-config.yaml",
-    "_api/ClusterRole-system_kube-apiserver-to-kubelet.yaml",
-    "_api/ClusterRoleBinding-system_kube-apiserver.yaml",
-)
+# The version-dependent files of test_render's golden list (the load balancer's are not).
+FILES = GOLDEN_FILES[2:]
 # version -> golden folder (1.18.6 is the hardway cluster itself, test_render's golden).
 VERSIONS = {
     "1.18.6": "hardway",
