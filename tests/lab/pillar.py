@@ -71,12 +71,14 @@ def ensure_pillar(secrets_: dict) -> None:
 
 def set_overrides(data: dict | None) -> None:
     """
-    Pillar merged over everything else (bench/ switches profiles with it); `up`
-    resets it, so the lab runs the seed's pillar unchanged. Refresh the
-    minions' pillar after a change.
+    Pillar merged over everything else (bench/ switches profiles with it, the lab tests set a
+    version or an invalid case's keys and secrets); `up` resets it, so the lab runs the seed's
+    pillar unchanged. Written root-only: it may hold secrets. Refresh the minions' pillar after
+    a change (the orchestrations do it themselves).
     """
     write_file(
         PILLAR_DIR / "overrides.sls",
-        "# Temporary overrides (bench/); emptied by every `up`.\n"
+        "# Temporary overrides (bench/, tests/lab); emptied by every `up`.\n"
         + yaml.safe_dump({"k8s_control_plane": data or {}}, sort_keys=False),
+        0o600,
     )
