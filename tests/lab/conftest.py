@@ -28,7 +28,8 @@ MEASURED: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def measured():
-    """Measured durations (seconds) by name; printed in pytest's summary and written to the log."""
+    """Measured durations (seconds; counts where the name ends with "(count)") by name; printed
+    in pytest's summary and written to the log."""
     yield MEASURED
     if MEASURED:
         lab.LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -38,8 +39,11 @@ def measured():
 def pytest_terminal_summary(terminalreporter):
     if MEASURED:
         terminalreporter.section("lab measurements")
-        for name, seconds in MEASURED.items():
-            terminalreporter.write_line(f"{name:45} {seconds:7.2f} s")
+        for name, value in MEASURED.items():
+            if name.endswith("(count)"):  # a count, not a duration
+                terminalreporter.write_line(f"{name:45} {value:7d}")
+            else:
+                terminalreporter.write_line(f"{name:45} {value:7.2f} s")
 
 
 @pytest.fixture(scope="module")
