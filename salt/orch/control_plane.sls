@@ -123,8 +123,13 @@ def run():
     }
     # One controller at a time, each waiting for its own apiserver to be ready
     # (controlplane.services): a rollout never restarts every apiserver at once.
+    # failhard: a controller whose state fails stops the batch there, so the
+    # next controller is not touched (without it the batch goes on and only the
+    # step's result is False at the end).
     steps["orch-controlplane"] = {
-        "salt.state": on_all({"salt": "orch-etcd"}, sls=[f"{root}.controlplane"], batch="1")
+        "salt.state": on_all(
+            {"salt": "orch-etcd"}, sls=[f"{root}.controlplane"], batch="1", failhard=True
+        )
     }
     steps["orch-wait-ready"] = {
         "k8s_cluster.apiservers_ready": [

@@ -141,3 +141,38 @@ def test_a_listed_controller_that_does_not_answer_is_named():
         SaltRenderError, match="lists k8s-controller-3 in k8s_control_plane:controllers"
     ):
         load(pillars).run()
+
+
+def test_the_batched_control_plane_step_stops_at_the_first_failed_controller():
+    """
+    orch-controlplane applies one controller at a time; with failhard a
+    controller whose state fails ends the batch there, so the next controller
+    keeps its running control plane. The step's own arguments are handed to
+    Salt's salt.state (the orchestration's view of a minion call) to show that
+    the failhard reaches the batched call.
+    """
+    import salt.states.saltmod as saltmod
+
+    step = fields(compile_steps()["orch-controlplane"])
+    assert step["batch"] == "1"
+    assert step["failhard"] is True
+    sent = {}
+
+    class Sent(Exception):
+        """Stops salt.state once the minion call is made: only its arguments matter here."""
+
+    def cmd(tgt, fun, **kwargs):
+        sent.update(kwargs, tgt=tgt, fun=fun)
+        raise Sent
+
+    args = {k: v for k, v in step.items() if k != "require"}
+    dunders = {
+        "__salt__": {"saltutil.cmd": cmd},
+        "__opts__": {"__role": "master", "file_client": "remote", "test": False},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in dunders.items():
+            patch.setattr(saltmod, name, value, raising=False)
+        with pytest.raises(Sent):
+            saltmod.state("orch-controlplane", **args)
+    assert (sent["fun"], sent["batch"], sent.get("failhard")) == ("state.sls", "1", True)
