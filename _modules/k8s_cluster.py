@@ -70,19 +70,17 @@ def _read_layer(layer, value=None):
     return [(path, _read_yaml(path)) for path in paths]
 
 
-def config(os_family=None, with_secrets=False):
+def config(os_family=None):
     """
     Return the merged configuration of this minion's cluster (defaults, OS
     family, profile, pillar). ``secrets`` lists only the names of the secrets
     present, never their values; a password-looking key anywhere else
-    (``auth_pass``, ``password``, ...) shows ``<secret>``.
+    (``auth_pass``, ``password``, ...) shows ``<secret>``. No public function
+    of this module returns a secret value: the validation reads them through
+    the private ``_config``.
 
     os_family
         Override the ``os_family`` grain (used by ``make render``).
-
-    with_secrets
-        Include the secret values (for validation inside this module; never
-        print them).
 
     CLI Example:
 
@@ -90,6 +88,23 @@ def config(os_family=None, with_secrets=False):
 
         salt k8s-controller-1 k8s_cluster.config
     """
+    return __utils__["k8s_control_plane.redact"](_merged(os_family))
+
+
+def _config(os_family=None, with_secrets=False):
+    """
+    The merged configuration for this module's own use. Private (the loader
+    does not expose it, so no CLI call reaches it): ``with_secrets`` returns
+    the secret values, for the validation; never print them.
+    """
+    merged = _merged(os_family)
+    # Every value under secrets, and any password-looking key elsewhere (a
+    # seed-style loadbalancer:keepalived:auth_pass the validation refuses).
+    return copy.deepcopy(merged) if with_secrets else __utils__["k8s_control_plane.redact"](merged)
+
+
+def _merged(os_family):
+    """The merged configuration, secrets included, cached in __context__ (do not modify)."""
     os_family = os_family or __grains__.get("os_family", "Debian")
     pillar_data = __pillar__.get(PILLAR_KEY) or {}
     if not isinstance(pillar_data, dict):
@@ -98,7 +113,7 @@ def config(os_family=None, with_secrets=False):
     # (__context__ can) never serves the old cluster.
     key = f"k8s_cluster.config.{_root()}.{os_family}.{_digest(pillar_data)}"
     if key in __context__:
-        return _public(__context__[key], with_secrets)
+        return __context__[key]
     defaults = _read_layer("defaults")
     os_layers = _read_layer("os_family", os_family)
     profile = __utils__["k8s_control_plane.profile_of"](pillar_data, defaults)
@@ -113,20 +128,12 @@ def config(os_family=None, with_secrets=False):
         sum(doc is not None for _, doc in [*defaults, *os_layers, *profile_layers]),
     )
     __context__[key] = result
-    return _public(result, with_secrets)
+    return result
 
 
 def _digest(*data):
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _public(cfg, with_secrets):
-    if with_secrets:
-        return copy.deepcopy(cfg)
-    # Every value under secrets, and any password-looking key elsewhere (a
-    # seed-style loadbalancer:keepalived:auth_pass the validation refuses).
-    return __utils__["k8s_control_plane.redact"](cfg)
 
 
 def versions():
@@ -260,7 +267,7 @@ def validate():
         salt 'k8s-controller-*' k8s_cluster.validate
     """
     try:
-        cfg = config(with_secrets=True)
+        cfg = _config(with_secrets=True)
     except CommandExecutionError as exc:
         log.debug("k8s_cluster: validation: invalid, the layers do not merge")
         return {"valid": False, "errors": [str(exc)]}

@@ -289,7 +289,7 @@ def test_a_relocated_root(modules):
         url.replace("salt://f/k/", "salt://k8s_control_plane/")
     )
     mod = modules("k8s_cluster", **dunders)
-    assert mod.config(with_secrets=True) == cluster_config("hardway")
+    assert mod._config(with_secrets=True) == cluster_config("hardway")
     assert mod.versions() == versions_table()
     assert mod.sources("etcd", "etcd.service.jinja")[-1] == (
         "salt://f/k/etcd/files/default/etcd.service.jinja"

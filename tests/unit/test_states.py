@@ -5,6 +5,7 @@ validation (the salt tree read through mocked cp functions).
 """
 
 import copy
+import inspect
 from unittest.mock import MagicMock
 
 import pytest
@@ -284,7 +285,7 @@ def test_validated_matches_validate_config(modules, state_modules):
     set_path(pillar, "kubernetes:node_port_range", "1-0")
     cluster = modules("k8s_cluster", **cluster_dunders(pillar, "prod-cp-1"))
     expected = rules().validate_config(
-        cluster.config(with_secrets=True), cluster.versions(), "prod-cp-1"
+        cluster._config(with_secrets=True), cluster.versions(), "prod-cp-1"
     )
     ret = _validated(modules, state_modules, pillar, "prod-cp-1")
     assert len(expected) == 1
@@ -307,7 +308,30 @@ def test_config_never_returns_secret_values(modules):
     public = cluster.config()
     assert set(public["secrets"]) == set(pillar["secrets"])
     assert set(public["secrets"].values()) == {"<secret>"}
-    assert cluster.config(with_secrets=True)["secrets"] == pillar["secrets"]
+    assert cluster._config(with_secrets=True)["secrets"] == pillar["secrets"]
+
+
+def test_no_public_function_can_be_asked_for_secrets(modules):
+    """
+    Every public function is callable from the CLI (salt '*' k8s_cluster.<fun>
+    ...): none takes a switch that returns the secret values. The validation
+    reads them through the private _config, which the loader does not expose.
+    """
+
+    pillar = cluster_pillar("hardway")
+    cluster = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
+    public = {
+        name: fun
+        for name, fun in vars(cluster).items()
+        if callable(fun) and not name.startswith("_") and inspect.isfunction(fun)
+        if fun.__module__ == cluster.__name__
+    }
+    assert "config" in public and "validate" in public
+    for name, fun in public.items():
+        assert "with_secrets" not in inspect.signature(fun).parameters, name
+    with pytest.raises(TypeError):
+        cluster.config(with_secrets=True)
+    assert cluster.validate()["valid"] is True
 
 
 def test_identity_tells_no_secret(modules):

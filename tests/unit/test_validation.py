@@ -106,7 +106,7 @@ def test_config_reads_the_salt_tree_like_the_fixture(modules, configs, cluster):
     """k8s_cluster.config (cp.list_master/cp.get_file_str mocked) == the fixture's merge."""
     pillar = cluster_pillar(cluster)
     mod = modules("k8s_cluster", **cluster_dunders(pillar, pillar["controllers"][0]["id"]))
-    assert mod.config(with_secrets=True) == configs[cluster]
+    assert mod._config(with_secrets=True) == configs[cluster]
     assert mod.validate() == {"valid": True, "errors": []}
 
 
