@@ -7,6 +7,8 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "k8s_health"
 
+LOOPBACK = "127.0.0.1"
+
 
 def __virtual__():
     if "k8s_health.wait_ready" not in __salt__:
@@ -17,7 +19,8 @@ def __virtual__():
 def ready(name, timeout=None, scope="cluster"):
     """
     Wait until this controller's apiserver answers ``/readyz`` and so does the
-    VIP (k8s_health.wait_ready). In test mode, report whether it is ready now.
+    VIP (k8s_health.wait_ready). In test mode, report whether the apiserver on
+    127.0.0.1 is ready now: a dry run sends nothing off this host.
 
     name
         A label (e.g. ``apiserver``).
@@ -31,14 +34,17 @@ def ready(name, timeout=None, scope="cluster"):
 
     .. code-block:: yaml
 
-        rbac-init-k8s_health-ready:
+        k8s_control_plane-rbac-k8s_health-ready:
           k8s_health.ready:
             - name: apiserver
             - timeout: 180
+            - scope: local
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     if __opts__["test"]:
-        ready_now = __salt__["k8s_health.apiserver"](timeout=2)["ok"]
+        # Loopback only (the apiserver binds every address and its
+        # certificate names 127.0.0.1): a dry run probes no other host.
+        ready_now = __salt__["k8s_health.apiserver"](address=LOOPBACK, timeout=2)["ok"]
         ret["comment"] = (
             "The apiserver is ready" if ready_now else f"Would wait up to {timeout}s for readiness"
         )
