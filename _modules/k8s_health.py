@@ -195,7 +195,7 @@ def vip(timeout=3):
 
 
 def _parse_show_stat(text):
-    """haproxy's ``show stat`` CSV -> [{proxy, server, status, check}]."""
+    """haproxy's ``show stat`` CSV -> [{proxy, server, status, check, sessions}]."""
     lines = text.lstrip("# ").splitlines()
     rows = []
     for row in csv.DictReader(io.StringIO("\n".join(lines))):
@@ -207,15 +207,31 @@ def _parse_show_stat(text):
                 "server": row["svname"],
                 "status": row.get("status", ""),
                 "check": row.get("check_status", ""),
+                "sessions": int(row.get("scur") or 0),
             }
         )
     return rows
 
 
+def _stats(command, socket_path):
+    """Send one command to haproxy's stats socket (level admin); return its answer."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(3)
+            sock.connect(socket_path)
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    except OSError as exc:
+        raise CommandExecutionError(f"haproxy stats socket {socket_path}: {exc}") from exc
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 def haproxy_backends(socket_path=None):
     """
-    Return the status of every haproxy server (UP, DOWN, ...) from the stats
-    socket.
+    Return the status of every haproxy server (UP, DOWN, DRAIN, MAINT, ...)
+    and its current sessions, from the stats socket.
 
     socket_path
         Default: loadbalancer:haproxy:stats_socket
@@ -227,17 +243,73 @@ def haproxy_backends(socket_path=None):
         salt 'k8s-controller-*' k8s_health.haproxy_backends
     """
     socket_path = socket_path or _cfg()["loadbalancer"]["haproxy"]["stats_socket"]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(3)
-            sock.connect(socket_path)
-            sock.sendall(b"show stat\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-    except OSError as exc:
-        raise CommandExecutionError(f"haproxy stats socket {socket_path}: {exc}") from exc
-    return _parse_show_stat(b"".join(chunks).decode("utf-8", "replace"))
+    return _parse_show_stat(_stats("show stat", socket_path))
+
+
+SERVER_STATES = ("ready", "drain", "maint")
+# srv_admin_state bits of `show servers state` (haproxy's include/haproxy/server-t.h):
+# forced, inherited, configured, resolution and hostname maintenance; forced and
+# inherited drain. `show stat` cannot tell: a drained server that fails its check says DOWN.
+_ADMIN_MAINT, _ADMIN_DRAIN = 0x01 | 0x02 | 0x04 | 0x20 | 0x40, 0x08 | 0x10
+
+
+def _admin_states(socket_path):
+    """{(backend, server): 'maint' | 'drain' | 'ready'} from ``show servers state``."""
+    found = {}
+    for line in _stats("show servers state", socket_path).splitlines():
+        fields = line.split()
+        if len(fields) < 7 or line.startswith("#") or not fields[6].isdigit():
+            continue
+        bits = int(fields[6])
+        admin = "maint" if bits & _ADMIN_MAINT else "drain" if bits & _ADMIN_DRAIN else "ready"
+        found[(fields[1], fields[3])] = admin
+    return found
+
+
+def haproxy_server(server, state=None, socket_path=None):
+    """
+    Return controller ``server``'s rows in every backend of this controller's
+    haproxy (status, administrative state and current sessions); with ``state``, first set its
+    administrative state in each of them. ``drain`` sends it no new
+    connection while those open go on; ``ready`` puts it back in rotation
+    (it is UP again once its health check passes). The state lives in the
+    running haproxy only: a restart or reload of haproxy resets it to ready.
+
+    server
+        The controller's id (haproxy's server name).
+
+    state
+        ``ready``, ``drain`` or ``maint``; default: change nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_health.haproxy_server k8s-controller-2 state=drain
+        salt 'k8s-controller-*' k8s_health.haproxy_server k8s-controller-2
+    """
+    if state is not None and state not in SERVER_STATES:
+        raise CommandExecutionError(
+            f"haproxy server state {state!r}: valid values are {', '.join(SERVER_STATES)}"
+        )
+    socket_path = socket_path or _cfg()["loadbalancer"]["haproxy"]["stats_socket"]
+
+    def rows_now():
+        admin = _admin_states(socket_path)
+        rows = [r for r in haproxy_backends(socket_path) if r["server"] == server]
+        return [dict(r, admin=admin.get((r["proxy"], server), "ready")) for r in rows]
+
+    rows = rows_now()
+    if not rows:
+        raise CommandExecutionError(f"haproxy has no server named {server!r}")
+    if state is not None:
+        for proxy in sorted({r["proxy"] for r in rows}):
+            answer = _stats(f"set server {proxy}/{server} state {state}", socket_path).strip()
+            if answer:  # haproxy answers nothing when the command succeeds
+                raise CommandExecutionError(f"haproxy: set server {proxy}/{server}: {answer}")
+        rows = rows_now()
+    log.debug("k8s_health: haproxy server %s%s: %s", server, f" set {state}" if state else "", rows)
+    return rows
 
 
 def _addresses():

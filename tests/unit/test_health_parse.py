@@ -72,21 +72,47 @@ SHOW_STAT = (
 )
 
 EXPECTED = [
-    {"proxy": "k8s-controller", "server": "k8s-controller-1", "status": "UP", "check": "L7OK"},
-    {"proxy": "k8s-controller", "server": "k8s-controller-2", "status": "DOWN", "check": "L4CON"},
-    {"proxy": "k8s-controller", "server": "k8s-controller-3", "status": "MAINT", "check": ""},
-    {"proxy": "k8s-controller-tls", "server": "k8s-controller-1", "status": "UP", "check": "L4OK"},
+    {
+        "proxy": "k8s-controller",
+        "server": "k8s-controller-1",
+        "status": "UP",
+        "check": "L7OK",
+        "sessions": 0,
+    },
+    {
+        "proxy": "k8s-controller",
+        "server": "k8s-controller-2",
+        "status": "DOWN",
+        "check": "L4CON",
+        "sessions": 0,
+    },
+    {
+        "proxy": "k8s-controller",
+        "server": "k8s-controller-3",
+        "status": "MAINT",
+        "check": "",
+        "sessions": 0,
+    },
+    {
+        "proxy": "k8s-controller-tls",
+        "server": "k8s-controller-1",
+        "status": "UP",
+        "check": "L4OK",
+        "sessions": 0,
+    },
     {
         "proxy": "k8s-controller-tls",
         "server": "k8s-controller-2",
         "status": "DOWN",
         "check": "L4CON",
+        "sessions": 0,
     },
     {
         "proxy": "k8s-controller-tls",
         "server": "k8s-controller-3",
         "status": "no check",
         "check": "",
+        "sessions": 0,
     },
 ]
 
@@ -125,6 +151,7 @@ def test_transitional_statuses(k8s_health, status, check):
         "server": "k8s-controller-1",
         "status": status,
         "check": check,
+        "sessions": 0,
     }
 
 
