@@ -1,13 +1,26 @@
 """
-The rolling upgrade's master-side steps (salt/orch/upgrade.sls): the
-version-skew check before anything changes, and moving the VIP away from a
-controller before its apiserver restarts and back afterwards.
+The rolling upgrade's steps (salt/orch/upgrade.sls). On the master: the
+version-skew check before anything changes; draining a controller's
+apiserver from every haproxy before it restarts and putting it back after;
+optionally moving the VIP away from it and back. On a controller:
+``installable``, which refuses a downgrade or a jump of minors in any
+state run (a highstate with a stale pillar after ``orch.upgrade`` was given
+the version on its command line).
 
-The VIP moves by stopping keepalived on its holder: keepalived then sends a
-priority-0 advert and the next controller takes the VIP after its skew time
-(about 0.3 s at advert_int 0.5), instead of the full master-down interval.
-Starting keepalived again gives the controller its VRRP role back (it
-preempts when it has the highest priority).
+Why drain: haproxy sends new connections to a server until its health check
+has failed ``fall`` times; an apiserver stopped in that window costs the
+calls sent to it (measured in the lab: one failed call per restart). A
+server set to ``drain`` gets no new connection while the ones open go on.
+
+Why the VIP does not move by default: keepalived tracks haproxy, which the
+upgrade does not touch, so the holder keeps serving while its own apiserver
+restarts (drained like the others). Moving the VIP cuts the connections in
+flight at that moment (measured in the lab: about one move in two cost a
+call). ``move_vip`` does it for a keepalived check that watches the
+apiserver itself. It moves by stopping keepalived on the holder: keepalived
+then sends a priority-0 advert and the next controller takes the VIP after
+its skew time (about 0.3 s at advert_int 0.5), not the full master-down
+interval; starting keepalived again gives the controller its VRRP role back.
 """
 
 import logging
@@ -36,8 +49,16 @@ def _ask(tgt, tgt_type, fun, timeout=30, kwarg=None):
     }
 
 
-def _holders(tgt, tgt_type):
-    return sorted(m for m, held in _ask(tgt, tgt_type, "k8s_health.holds_vip", 10).items() if held)
+def _expected(tgt, tgt_type):
+    return [m for m in str(tgt).split(",") if m] if tgt_type == "list" else None
+
+
+def _census(tgt, tgt_type):
+    """(VIP holders, controllers that did not answer): a silent controller is not a non-holder."""
+    answers = _ask(tgt, tgt_type, "k8s_health.holds_vip", 10)
+    holders = sorted(m for m, held in answers.items() if held is True)
+    silent = sorted(set(_expected(tgt, tgt_type) or []) - set(answers))
+    return holders, silent
 
 
 def _targets(tgt, tgt_type, version):
@@ -69,7 +90,7 @@ def skew_checked(name, tgt, tgt_type="list", version=None):
             - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    expected = [m for m in str(tgt).split(",") if m] if tgt_type == "list" else None
+    expected = _expected(tgt, tgt_type)
     targets = _targets(tgt, tgt_type, version)
     reports = _ask(tgt, tgt_type, "k8s_health.versions")
     silent = sorted(set(expected or targets) - set(reports) | set(expected or []) - set(targets))
@@ -103,15 +124,22 @@ def skew_checked(name, tgt, tgt_type="list", version=None):
     return ret
 
 
+def _at_target(name, version):
+    """(target version, True when controller ``name`` runs it in every component)."""
+    target = _targets(name, "list", version).get(name)
+    installed = (_ask(name, "list", "k8s_health.versions").get(name) or {}).get("installed")
+    return target, bool(target) and not _pending(installed, target)
+
+
 def _wait_holder(tgt, tgt_type, exclude, timeout, interval, want=None):
-    """Poll until exactly one holder (``want`` when given, never ``exclude``) or the timeout."""
+    """Poll until every controller answers and exactly one holds the VIP (``want`` when
+    given, never ``exclude``), or the timeout; return (holders, silent)."""
     deadline = time.monotonic() + float(timeout)
     while True:
-        holders = _holders(tgt, tgt_type)
-        if len(holders) == 1 and holders[0] != exclude and want in (None, holders[0]):
-            return holders
-        if time.monotonic() >= deadline:
-            return holders
+        holders, silent = _census(tgt, tgt_type)
+        settled = len(holders) == 1 and holders[0] != exclude and want in (None, holders[0])
+        if (settled and not silent) or time.monotonic() >= deadline:
+            return holders, silent
         time.sleep(float(interval))
 
 
@@ -119,7 +147,10 @@ def vip_moved_away(name, tgt, tgt_type="list", version=None, timeout=30, interva
     """
     Before controller ``name`` restarts its apiserver: when it holds the VIP
     and is not at the target version yet, stop its keepalived and wait
-    (bounded) until exactly one other controller holds the VIP.
+    (bounded) until exactly one other controller holds the VIP. Refuses,
+    changing nothing, when a controller does not answer or no other
+    controller runs keepalived; when the VIP has not moved in time, starts
+    keepalived on ``name`` again and fails.
 
     .. code-block:: yaml
 
@@ -129,14 +160,26 @@ def vip_moved_away(name, tgt, tgt_type="list", version=None, timeout=30, interva
             - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    target = _targets(name, "list", version).get(name)
-    installed = (_ask(name, "list", "k8s_health.versions").get(name) or {}).get("installed")
-    if target and not _pending(installed, target):
+    target, done = _at_target(name, version)
+    if done:
         ret["comment"] = f"{name} is at {target} already: the VIP stays where it is"
         return ret
-    holders = _holders(tgt, tgt_type)
+    holders, silent = _census(tgt, tgt_type)
+    if silent:
+        ret["result"] = False
+        ret["comment"] = f"No answer from {', '.join(silent)}: nothing was changed"
+        return ret
     if holders != [name]:
         ret["comment"] = f"{name} does not hold the VIP (holders: {holders or 'none'})"
+        return ret
+    others = [m for m in _expected(tgt, tgt_type) or [] if m != name]
+    running = _ask(",".join(others), "list", "service.status", kwarg={"name": "keepalived"})
+    if others and not any(running.values()):
+        ret["result"] = False
+        ret["comment"] = (
+            f"No other controller runs keepalived ({', '.join(others)}): the VIP would have "
+            "nowhere to go; nothing was changed"
+        )
         return ret
     if __opts__.get("test"):
         ret["result"] = None
@@ -144,12 +187,15 @@ def vip_moved_away(name, tgt, tgt_type="list", version=None, timeout=30, interva
         ret["comment"] = f"Would stop keepalived on {name} and wait for another VIP holder"
         return ret
     _ask(name, "list", "service.stop", kwarg={"name": "keepalived"})
-    holders = _wait_holder(tgt, tgt_type, name, timeout, interval)
-    if len(holders) != 1 or holders[0] == name:
+    holders, silent = _wait_holder(tgt, tgt_type, name, timeout, interval)
+    if len(holders) != 1 or holders[0] == name or silent:
+        _ask(name, "list", "service.start", kwarg={"name": "keepalived"})
         ret["result"] = False
         ret["comment"] = (
             f"keepalived stopped on {name}, but after {timeout}s the holders are "
-            f"{holders or 'none'} (expected exactly one other controller)"
+            f"{holders or 'none'}"
+            + (f" (no answer from {', '.join(silent)})" if silent else "")
+            + f"; expected exactly one other controller. keepalived started on {name} again"
         )
         return ret
     ret["changes"] = {"keepalived": {name: "stopped"}, "vip": {"old": name, "new": holders[0]}}
@@ -161,9 +207,9 @@ def vip_given_back(name, tgt, tgt_type="list", timeout=30, interval=0.2):
     """
     After controller ``name`` is upgraded and ready: start its keepalived
     again when it is stopped (giving it its VRRP role back) and wait
-    (bounded) until exactly one controller holds the VIP: ``name`` itself
-    when its role is MASTER (it preempts), so that the VIP has settled before
-    the next controller starts.
+    (bounded) until every controller answers and exactly one holds the VIP:
+    ``name`` itself when its role is MASTER (it preempts), so that the VIP
+    has settled before the next controller starts.
 
     .. code-block:: yaml
 
@@ -185,11 +231,173 @@ def vip_given_back(name, tgt, tgt_type="list", timeout=30, interval=0.2):
     role = _ask(name, "list", "keepalived_role.role").get(name) or {}
     want = name if role.get("state") == "MASTER" else None
     _ask(name, "list", "service.start", kwarg={"name": "keepalived"})
-    holders = _wait_holder(tgt, tgt_type, None, timeout, interval, want)
-    if len(holders) != 1 or want not in (None, holders[0]):
+    holders, silent = _wait_holder(tgt, tgt_type, None, timeout, interval, want)
+    if len(holders) != 1 or want not in (None, holders[0]) or silent:
         ret["result"] = False
-        ret["comment"] = f"keepalived started on {name}; after {timeout}s the holders are {holders}"
+        ret["comment"] = (
+            f"keepalived started on {name}; after {timeout}s the holders are {holders}"
+            + (f" (no answer from {', '.join(silent)})" if silent else "")
+        )
         return ret
     ret["changes"] = {"keepalived": {name: "started"}, "vip": {"holder": holders[0]}}
     ret["comment"] = f"keepalived runs on {name} again; {holders[0]} holds the VIP"
+    return ret
+
+
+def _servers(name, tgt, tgt_type, state=None):
+    """({controller: its haproxy's rows for server ``name``}, [controllers that did not answer])."""
+    kwarg = {"server": name, **({"state": state} if state else {})}
+    rows = _ask(tgt, tgt_type, "k8s_health.haproxy_server", kwarg=kwarg)
+    return rows, sorted(set(_expected(tgt, tgt_type) or []) - set(rows))
+
+
+def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interval=0.2):
+    """
+    Before controller ``name`` restarts its apiserver: set its server to
+    ``drain`` in every controller's haproxy (no new connection goes to it;
+    the open ones go on) and wait, bounded, until its sessions have ended.
+    Sessions still open at the timeout (long watches) are left to the
+    apiserver's own shutdown and said in the comment. Does nothing when
+    ``name`` is at the target version already; refuses, changing nothing,
+    when a controller does not answer.
+
+    .. code-block:: yaml
+
+        upgrade-k8s-controller-1-drain:
+          k8s_upgrade.backend_drained:
+            - name: k8s-controller-1
+            - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    target, done = _at_target(name, version)
+    if done:
+        ret["comment"] = f"{name} is at {target} already: it stays in haproxy's rotation"
+        return ret
+    rows, silent = _servers(name, tgt, tgt_type)
+    if silent:
+        ret["result"] = False
+        ret["comment"] = f"No answer from {', '.join(silent)}'s haproxy: nothing was changed"
+        return ret
+    todo = sorted(m for m, r in rows.items() if any(row["admin"] == "ready" for row in r))
+    if __opts__.get("test"):
+        ret["result"] = None if todo else True
+        ret["changes"] = {"haproxy": dict.fromkeys(todo, "would drain")} if todo else {}
+        ret["comment"] = f"Would drain {name} from haproxy on {', '.join(todo) or 'none'}"
+        return ret
+    start = time.monotonic()
+    drained, silent = _servers(name, ",".join(todo), "list", state="drain") if todo else ({}, [])
+    if silent:
+        _servers(name, ",".join(drained), "list", state="ready")
+        ret["result"] = False
+        ret["comment"] = (
+            f"Could not drain {name} from haproxy on {', '.join(silent)}; put back in rotation "
+            f"on {', '.join(drained) or 'none'}"
+        )
+        return ret
+    deadline = start + float(timeout)
+    while True:
+        rows, _ = _servers(name, tgt, tgt_type)
+        sessions = sum(row["sessions"] for r in rows.values() for row in r)
+        if not sessions or time.monotonic() >= deadline:
+            break
+        time.sleep(float(interval))
+    seconds = round(time.monotonic() - start, 2)
+    log.debug("k8s_upgrade.backend_drained: %s, %d session(s) after %ss", name, sessions, seconds)
+    if todo:
+        ret["changes"] = {"haproxy": dict.fromkeys(todo, "drain")}
+    ret["comment"] = f"{name} drained from haproxy on {', '.join(sorted(rows))}: " + (
+        f"its sessions ended after {seconds}s"
+        if not sessions
+        else f"{sessions} session(s) still open after {timeout}s, left to the apiserver's shutdown"
+    )
+    return ret
+
+
+def backend_restored(name, tgt, tgt_type="list", version=None, timeout=180, interval=0.2):
+    """
+    After controller ``name``'s apiserver is upgraded and ready: put its
+    server back in every controller's haproxy rotation (``ready``) and wait,
+    bounded, until each haproxy's health check has it UP. In test mode it
+    predicts the restore that ``backend_drained`` makes necessary.
+
+    .. code-block:: yaml
+
+        upgrade-k8s-controller-1-restore:
+          k8s_upgrade.backend_restored:
+            - name: k8s-controller-1
+            - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    rows, silent = _servers(name, tgt, tgt_type)
+    if silent:
+        ret["result"] = False
+        ret["comment"] = f"No answer from {', '.join(silent)}'s haproxy"
+        return ret
+    todo = sorted(m for m, r in rows.items() if any(row["admin"] != "ready" for row in r))
+    if __opts__.get("test"):
+        if not todo and not _at_target(name, version)[1]:
+            todo = sorted(rows)  # the drain step before this one will have drained it
+        ret["result"] = None if todo else True
+        ret["changes"] = {"haproxy": dict.fromkeys(todo, "would set ready")} if todo else {}
+        ret["comment"] = f"Would put {name} back in rotation on {', '.join(todo) or 'none'}"
+        return ret
+    start = time.monotonic()
+    if todo:
+        _, silent = _servers(name, ",".join(todo), "list", state="ready")
+    deadline, down = start + float(timeout), []
+    while not silent:
+        rows, silent = _servers(name, tgt, tgt_type)
+        down = sorted(
+            f"{m}: {row['proxy']} {row['status']}"
+            for m, r in rows.items()
+            for row in r
+            if row["status"] != "UP" or row["admin"] != "ready"
+        )
+        if not down or time.monotonic() >= deadline:
+            break
+        time.sleep(float(interval))
+    if todo:
+        ret["changes"] = {"haproxy": dict.fromkeys(todo, "ready")}
+    if silent or down:
+        ret["result"] = False
+        ret["comment"] = f"{name} not UP in every haproxy after {timeout}s: " + "; ".join(
+            down + [f"{m}: no answer" for m in silent]
+        )
+        return ret
+    seconds = round(time.monotonic() - start, 2)
+    ret["comment"] = f"{name} UP in haproxy on {', '.join(sorted(rows))} after {seconds}s"
+    return ret
+
+
+def installable(name):
+    """
+    On a controller, before its binaries change: refuse to install version
+    ``name`` when the skew policy forbids it over the binaries installed
+    here (a downgrade, or more than one minor ahead). It guards every state
+    run, not only orch.upgrade: a highstate after ``orch.upgrade`` was given
+    a version on its command line, with the pillar still at the old one,
+    fails here naming the version to write in pillar. Read-only.
+
+    .. code-block:: yaml
+
+        k8s_control_plane-controlplane-binaries-k8s_upgrade-installable:
+          k8s_upgrade.installable:
+            - name: 1.37.1
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    target = str(name).lstrip("v")
+    installed = __salt__["k8s_health.versions"]()["installed"]
+    me = __grains__.get("id", "this controller")
+    errors = __utils__["k8s_orchestration.skew_errors"](target, {me: installed})
+    log.debug("k8s_upgrade.installable: %s over %s: %d error(s)", target, installed, len(errors))
+    if errors:
+        ret["result"] = False
+        ret["comment"] = (
+            f"Refused to install {target} (k8s_control_plane:kubernetes:version), nothing was "
+            "changed:\n- " + "\n- ".join(errors) + "\nSet the pillar's version to the one "
+            "installed, or upgrade one minor at a time with orch.upgrade."
+        )
+        return ret
+    found = sorted({v for v in installed.values() if v})
+    ret["comment"] = f"{target} may be installed over {', '.join(found) or 'nothing'}"
     return ret

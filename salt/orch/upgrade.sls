@@ -6,25 +6,39 @@ A rolling upgrade of the control plane that keeps the API up through the VIP.
     salt-run state.orchestrate orch.upgrade
     # or name the version (and the cluster, with several on the master)
     salt-run state.orchestrate orch.upgrade pillar='{"version": "1.37.1", "cluster": "hardway"}'
+    # and move the VIP off each controller while it is upgraded
+    salt-run state.orchestrate orch.upgrade pillar='{"move_vip": true}'
 
 1. validate the cluster pillar on every controller (with the new version)
 2. refuse, before any change, an upgrade that breaks Kubernetes' version-skew
    policy: one minor at a time, no downgrade, apiservers within one minor,
    controller-manager and scheduler never newer than their apiserver
 3. then one controller at a time, the VIP holder last:
-   a. when it holds the VIP, stop its keepalived and wait for exactly one
-      other holder
+   a. drain its apiserver from every controller's haproxy (no new
+      connection goes to it) and wait, bounded, for its sessions to end
    b. apply k8s_control_plane.controlplane on it: the new binaries, the units
       with the new version's flags; its apiserver restarts and is ready
       (/readyz) before its controller-manager and scheduler restart
-   c. wait until its apiserver, the VIP and its haproxy's backends are ready
-   d. start its keepalived again and wait until the VIP has settled
+   c. put it back in every haproxy's rotation and wait until each has it UP
+   d. wait until every apiserver, the VIP and every haproxy backend are ready
 4. the seed's verification on every controller
 
+The VIP stays where it is: keepalived tracks haproxy, which the upgrade does
+not touch, and moving the VIP cuts the connections in flight (see
+_states/k8s_upgrade.py). With pillar='{"move_vip": true}' (for a keepalived
+check that watches the apiserver), the holder's keepalived is also stopped
+before step a (the VIP moves to exactly one other controller, or nothing
+changes) and started after step d (it takes its VRRP role back).
+
+A version given on the command line applies to this run only: the next
+highstate with the old pillar version refuses to downgrade
+(k8s_upgrade.installable); write the version in pillar.
+
 A failure stops the run with the cluster serving (the controllers not yet
-upgraded untouched, the VIP held), naming the controller and why. A re-run
-goes on where it stopped: the controllers already at the version change
-nothing. test=True predicts the steps.
+upgraded untouched), naming the controller and why; the failed controller's
+apiserver stays drained. A re-run goes on where it stopped: the controllers
+already at the version change nothing, and the drained one is put back once
+ready. test=True predicts the steps.
 """
 
 from salt.exceptions import CommandExecutionError, SaltRenderError
@@ -81,26 +95,38 @@ def run():
         "k8s_upgrade.skew_checked", name, {"salt": "upgrade-validate"}, version=version
     )
     previous = {"k8s_upgrade": "upgrade-skew"}
+    move_vip = bool(__pillar__.get("move_vip"))
     holder = _holder(ids)
     for minion in [i for i in ids if i != holder] + [i for i in ids if i == holder]:
         step = f"upgrade-{minion}"
-        steps[f"{step}-vip-away"] = check(
-            "k8s_upgrade.vip_moved_away", minion, previous, version=version
+        if move_vip:
+            steps[f"{step}-vip-away"] = check(
+                "k8s_upgrade.vip_moved_away", minion, previous, version=version
+            )
+            previous = {"k8s_upgrade": f"{step}-vip-away"}
+        steps[f"{step}-drain"] = check(
+            "k8s_upgrade.backend_drained", minion, previous, version=version
         )
         steps[f"{step}-controlplane"] = state(
-            minion, f"{root}.controlplane", {"k8s_upgrade": f"{step}-vip-away"}
+            minion, f"{root}.controlplane", {"k8s_upgrade": f"{step}-drain"}
+        )
+        steps[f"{step}-restore"] = check(
+            "k8s_upgrade.backend_restored",
+            minion,
+            {"salt": f"{step}-controlplane"},
+            version=version,
         )
         steps[f"{step}-ready"] = {
             "k8s_cluster.apiservers_ready": [
                 {"name": minion},
                 {"tgt": minion},
                 {"tgt_type": "list"},
-                {"require": [{"salt": f"{step}-controlplane"}]},
+                {"require": [{"k8s_upgrade": f"{step}-restore"}]},
             ]
         }
-        steps[f"{step}-vip-back"] = check(
-            "k8s_upgrade.vip_given_back", minion, {"k8s_cluster": f"{step}-ready"}
-        )
-        previous = {"k8s_upgrade": f"{step}-vip-back"}
+        previous = {"k8s_cluster": f"{step}-ready"}
+        if move_vip:
+            steps[f"{step}-vip-back"] = check("k8s_upgrade.vip_given_back", minion, previous)
+            previous = {"k8s_upgrade": f"{step}-vip-back"}
     steps["upgrade-verify"] = check("k8s_cluster.verified", name, previous)
     return steps

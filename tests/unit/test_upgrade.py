@@ -81,23 +81,39 @@ def test_one_controller_at_a_time_the_vip_holder_last():
     steps = _upgrade(holder="k8s-controller-1").run()
     order = step_ids(steps)
     assert order[:2] == ["upgrade-validate", "upgrade-skew"]
-    away = [s for s in order if s.endswith("-vip-away")]
-    assert away == [f"upgrade-{m}-vip-away" for m in ("k8s-controller-2", "k8s-controller-3")] + [
-        "upgrade-k8s-controller-1-vip-away"
+    drains = [s for s in order if s.endswith("-drain")]
+    assert drains == [f"upgrade-{m}-drain" for m in ("k8s-controller-2", "k8s-controller-3")] + [
+        "upgrade-k8s-controller-1-drain"
     ]
     assert order[2:6] == [
-        "upgrade-k8s-controller-2-vip-away",
+        "upgrade-k8s-controller-2-drain",
         "upgrade-k8s-controller-2-controlplane",
+        "upgrade-k8s-controller-2-restore",
         "upgrade-k8s-controller-2-ready",
-        "upgrade-k8s-controller-2-vip-back",
     ]
+    assert not [s for s in order if "-vip-" in s]  # the VIP stays by default
     assert order[-1] == "upgrade-verify"
     controlplane = fields(steps["upgrade-k8s-controller-2-controlplane"])
     assert (controlplane["tgt"], controlplane["sls"]) == (
         "k8s-controller-2",
         ["k8s_control_plane.controlplane"],
     )
-    assert "pillar" not in controlplane
+    assert "pillar" not in controlplane  # step_ids: one chain, a failure stops it there
+
+
+def test_move_vip_wraps_each_controller_in_a_vip_move():
+    module = _upgrade(holder="k8s-controller-1")
+    module.__pillar__["move_vip"] = True
+    order = step_ids(module.run())
+    assert order[2:8] == [
+        "upgrade-k8s-controller-2-vip-away",
+        "upgrade-k8s-controller-2-drain",
+        "upgrade-k8s-controller-2-controlplane",
+        "upgrade-k8s-controller-2-restore",
+        "upgrade-k8s-controller-2-ready",
+        "upgrade-k8s-controller-2-vip-back",
+    ]
+    assert order[-2:] == ["upgrade-k8s-controller-1-vip-back", "upgrade-verify"]
 
 
 def test_a_version_on_the_command_line_reaches_every_state_as_pillar():
@@ -116,24 +132,46 @@ def test_only_the_clusters_controllers_are_touched():
 
 
 class Controllers:
-    """Three controllers answering saltutil.cmd: who holds the VIP, versions, keepalived."""
+    """Three controllers answering saltutil.cmd: who holds the VIP, versions, keepalived, and
+    each one's haproxy (the administrative state and sessions of every server)."""
 
     def __init__(self, holder="k8s-controller-1", version="1.36.2", pillar_version="1.37.1"):
         self.holder = holder
         self.keepalived = dict.fromkeys(IDS, True)
         self.installed = {m: dict.fromkeys(ALL, version) for m in IDS}
         self.pillar_version = pillar_version
+        self.admin = {m: dict.fromkeys(IDS, "ready") for m in IDS}  # haproxy on m: server -> admin
+        self.sessions = {m: dict.fromkeys(IDS, 0) for m in IDS}
+        self.status = "UP"
+        self.silent = set()
         self.calls = []
+
+    def _haproxy(self, m, kwarg):
+        server = kwarg["server"]
+        if kwarg.get("state"):
+            self.admin[m][server] = kwarg["state"]
+        return [
+            {
+                "proxy": proxy,
+                "server": server,
+                "status": "DRAIN" if self.admin[m][server] == "drain" else self.status,
+                "admin": self.admin[m][server],
+                "sessions": self.sessions[m][server],
+            }
+            for proxy in ("k8s-controller", "k8s-controller-tls")
+        ]
 
     def __call__(self, tgt, fun, tgt_type="glob", kwarg=None, timeout=None):
         targets = tgt.split(",") if isinstance(tgt, str) else list(tgt)
-        self.calls.append((fun, tuple(targets), dict(kwarg or {})))
+        targets = [m for m in targets if m and m not in self.silent]
+        kwarg = dict(kwarg or {})
+        self.calls.append((fun, tuple(targets), kwarg))
         if fun == "service.stop":
             for m in targets:
                 self.keepalived[m] = False
             if self.holder in targets:
                 # keepalived's priority-0 advert: the next running controller takes the VIP.
-                self.holder = next(m for m in IDS if self.keepalived[m])
+                self.holder = next((m for m in IDS if self.keepalived[m]), None)
         if fun == "service.start":
             for m in targets:
                 self.keepalived[m] = True
@@ -141,6 +179,7 @@ class Controllers:
         answers = {
             "k8s_health.holds_vip": lambda m: m == self.holder,
             "k8s_health.versions": lambda m: {"installed": self.installed[m], "serving": None},
+            "k8s_health.haproxy_server": lambda m: self._haproxy(m, kwarg),
             "k8s_cluster.config": lambda m: {"kubernetes": {"version": self.pillar_version}},
             "service.status": lambda m: self.keepalived[m],
             "keepalived_role.role": lambda m: {"state": "MASTER" if m == IDS[0] else "BACKUP"},
@@ -241,3 +280,145 @@ def test_vip_given_back_waits_for_the_master_to_preempt(upgrade_states):
     }
     again = upgrade_states(controllers).vip_given_back("k8s-controller-1", EVERY)
     assert (again["result"], again["changes"]) == (True, {})
+
+
+def test_vip_move_refused_when_no_other_controller_runs_keepalived(upgrade_states):
+    controllers = Controllers(holder="k8s-controller-1")
+    controllers.keepalived.update({"k8s-controller-2": False, "k8s-controller-3": False})
+    ret = upgrade_states(controllers).vip_moved_away("k8s-controller-1", EVERY)
+    assert (ret["result"], ret["changes"]) == (False, {})
+    assert "the VIP would have nowhere to go; nothing was changed" in ret["comment"]
+    assert not [c for c in controllers.calls if c[0] == "service.stop"]
+
+
+def test_vip_move_refused_when_a_controller_is_silent(upgrade_states):
+    controllers = Controllers(holder="k8s-controller-1")
+    controllers.silent = {"k8s-controller-3"}
+    ret = upgrade_states(controllers).vip_moved_away("k8s-controller-1", EVERY)
+    assert (ret["result"], ret["changes"]) == (False, {})
+    assert ret["comment"] == "No answer from k8s-controller-3: nothing was changed"
+
+
+def test_vip_move_that_does_not_settle_starts_keepalived_again(upgrade_states):
+    class Stuck(Controllers):
+        def __call__(self, tgt, fun, tgt_type="glob", kwarg=None, timeout=None):
+            answers = super().__call__(tgt, fun, tgt_type, kwarg, timeout)
+            if fun == "k8s_health.holds_vip":  # the VIP never shows up anywhere
+                answers = {m: {"ret": False, "retcode": 0} for m in answers}
+            return answers
+
+    controllers = Stuck(holder="k8s-controller-1")
+    states = upgrade_states(controllers)
+    states._census = lambda tgt, tgt_type: (["k8s-controller-1"], [])  # holds it before the stop
+    ret = states.vip_moved_away("k8s-controller-1", EVERY, timeout=0.3, interval=0.05)
+    assert ret["result"] is False
+    assert "keepalived started on k8s-controller-1 again" in ret["comment"]
+    services = [(c[0], c[1]) for c in controllers.calls if c[0].startswith("service.s")]
+    assert services[-2:] == [
+        ("service.stop", ("k8s-controller-1",)),
+        ("service.start", ("k8s-controller-1",)),
+    ]
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_backend_drained_on_every_haproxy(upgrade_states, test):
+    controllers = Controllers()
+    ret = upgrade_states(controllers, test=test).backend_drained("k8s-controller-2", EVERY)
+    admins = {m: controllers.admin[m]["k8s-controller-2"] for m in IDS}
+    if test:
+        assert ret["result"] is None
+        assert ret["changes"] == {"haproxy": dict.fromkeys(IDS, "would drain")}
+        assert set(admins.values()) == {"ready"}
+    else:
+        assert ret["result"] is True, ret
+        assert ret["changes"] == {"haproxy": dict.fromkeys(IDS, "drain")}
+        assert set(admins.values()) == {"drain"}
+        assert "its sessions ended after" in ret["comment"]
+    assert {controllers.admin[m]["k8s-controller-1"] for m in IDS} == {"ready"}
+
+
+def test_backend_drained_waits_for_sessions_then_goes_on(upgrade_states):
+    controllers = Controllers()
+    controllers.sessions["k8s-controller-3"]["k8s-controller-2"] = 4  # a long watch
+    ret = upgrade_states(controllers).backend_drained(
+        "k8s-controller-2", EVERY, timeout=0.3, interval=0.05
+    )
+    assert ret["result"] is True, ret
+    assert "8 session(s) still open after 0.3s, left to the apiserver's shutdown" in ret["comment"]
+    polls = [c for c in controllers.calls if c[0] == "k8s_health.haproxy_server"]
+    assert len(polls) > 3  # it polled until the timeout
+
+
+def test_backend_drain_skipped_at_target_and_refused_when_silent(upgrade_states):
+    controllers = Controllers()
+    controllers.installed["k8s-controller-2"] = dict.fromkeys(ALL, "1.37.1")
+    ret = upgrade_states(controllers).backend_drained("k8s-controller-2", EVERY)
+    assert (ret["result"], ret["changes"]) == (True, {})
+    assert ret["comment"] == "k8s-controller-2 is at 1.37.1 already: it stays in haproxy's rotation"
+    controllers = Controllers()
+    controllers.silent = {"k8s-controller-1"}
+    ret = upgrade_states(controllers).backend_drained("k8s-controller-2", EVERY)
+    assert (ret["result"], ret["changes"]) == (False, {})
+    assert ret["comment"] == "No answer from k8s-controller-1's haproxy: nothing was changed"
+    assert {controllers.admin[m]["k8s-controller-2"] for m in IDS} == {"ready"}
+
+
+def test_backend_restored_waits_until_up_everywhere(upgrade_states):
+    controllers = Controllers()
+    for m in IDS:
+        controllers.admin[m]["k8s-controller-2"] = "drain"
+    ret = upgrade_states(controllers).backend_restored("k8s-controller-2", EVERY)
+    assert ret["result"] is True, ret
+    assert ret["changes"] == {"haproxy": dict.fromkeys(IDS, "ready")}
+    assert {controllers.admin[m]["k8s-controller-2"] for m in IDS} == {"ready"}
+    again = upgrade_states(controllers).backend_restored("k8s-controller-2", EVERY)
+    assert (again["result"], again["changes"]) == (True, {})
+
+
+def test_backend_restored_fails_when_a_haproxy_keeps_it_down(upgrade_states):
+    controllers = Controllers()
+    controllers.admin["k8s-controller-1"]["k8s-controller-2"] = "drain"
+    controllers.status = "DOWN"
+    ret = upgrade_states(controllers).backend_restored(
+        "k8s-controller-2", EVERY, timeout=0.2, interval=0.05
+    )
+    assert ret["result"] is False
+    assert ret["comment"].startswith("k8s-controller-2 not UP in every haproxy after 0.2s: ")
+    assert "k8s-controller-3: k8s-controller-tls DOWN" in ret["comment"]
+
+
+def test_backend_restore_predicted_in_test_mode_for_a_pending_controller(upgrade_states):
+    controllers = Controllers()
+    ret = upgrade_states(controllers, test=True).backend_restored("k8s-controller-2", EVERY)
+    assert ret["result"] is None
+    assert ret["changes"] == {"haproxy": dict.fromkeys(IDS, "would set ready")}
+    controllers.installed["k8s-controller-2"] = dict.fromkeys(ALL, "1.37.1")
+    ret = upgrade_states(controllers, test=True).backend_restored("k8s-controller-2", EVERY)
+    assert (ret["result"], ret["changes"]) == (True, {})
+
+
+@pytest.mark.parametrize(
+    ("installed", "version", "refused"),
+    [
+        (None, "1.37.1", None),  # a fresh controller
+        ("1.36.2", "1.37.1", None),
+        ("1.37.1", "1.37.1", None),
+        ("1.37.1", "1.36.2", "runs 1.37.1, newer than 1.36.2; a downgrade is not supported"),
+        ("1.35.0", "1.37.1", "1.37.1 is more than one minor ahead"),
+    ],
+)
+def test_installable_guards_every_state_run(state_modules, installed, version, refused):
+    states = state_modules(
+        "k8s_upgrade",
+        __salt__={"k8s_health.versions": lambda: {"installed": dict.fromkeys(ALL, installed)}},
+        __utils__={"k8s_orchestration.skew_errors": rules().skew_errors},
+        __grains__={"id": "k8s-controller-1"},
+    )
+    ret = states.installable(version)
+    assert ret["changes"] == {}
+    if refused:
+        assert ret["result"] is False
+        assert ret["comment"].startswith(f"Refused to install {version} ")
+        assert refused in ret["comment"]
+    else:
+        assert ret["result"] is True, ret

@@ -2,7 +2,9 @@
 """
 Seed step "Download and Install the Kubernetes Controller Binaries": each
 binary of the pillar's version from kubernetes:release_url, verified against
-the .sha256 file published beside it, installed to bin_dir.
+the .sha256 file published beside it, installed to bin_dir. Never over
+binaries the version-skew policy forbids replacing with it (a downgrade, a
+jump of minors): k8s_upgrade.installable refuses first.
 """
 
 
@@ -16,6 +18,13 @@ def run():
     version = "v" + str(k8s["version"]).lstrip("v")
     base = f"{k8s['release_url'].rstrip('/')}/{version}/bin/linux/{k8s['arch']}"
     states = {"include": [validated]}
+    guard = f"{root}-controlplane-binaries-k8s_upgrade-installable"
+    states[guard] = {
+        "k8s_upgrade.installable": [
+            {"name": str(k8s["version"]).lstrip("v")},
+            {"require": [{"sls": validated}]},
+        ]
+    }
     for name in cp["binaries"]:
         states[f"{root}-controlplane-binaries-file-managed-{name}"] = {
             "file.managed": [
@@ -26,7 +35,7 @@ def run():
                 {"group": "root"},
                 {"mode": "0755"},
                 {"makedirs": True},
-                {"require": [{"sls": validated}]},
+                {"require": [{"k8s_upgrade": guard}]},
             ]
         }
     return states
