@@ -276,12 +276,10 @@ def validate():
     # Every SLS of a run asks; validate once per pillar and grains.
     key = f"k8s_cluster.validate.{_digest(cfg, minion_id, interfaces)}"
     if key not in __context__:
-        check = __utils__["k8s_control_plane.validate_config"]
-        errors = check(cfg, versions(), minion_id=minion_id)
-        stage = "pillar"
-        if not errors:
-            errors = __utils__["k8s_control_plane.preflight"](cfg, minion_id, interfaces)
-            stage = "preflight"
+        # The preflight runs only on a configuration the validation passed.
+        check = __utils__["k8s_control_plane.validate_minion"]
+        found = check(cfg, versions(), minion_id, interfaces)
+        errors, stage = found["errors"], found["stage"]
         log.debug(
             "k8s_cluster: validation of %s: %s after %s, %d error(s)",
             minion_id,

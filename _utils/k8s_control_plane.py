@@ -537,9 +537,19 @@ def _labels(value):
     return None
 
 
-def _rules(value):
-    if not isinstance(value, list) or not value or not all(isinstance(r, dict) for r in value):
-        return "valid: a non-empty list of rules (mappings of apiGroups, resources, verbs)"
+def _strings(value):
+    """A list of strings (an API group may be "", the core group)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return f"expected a list of strings, got {_kind(value)}"
+    return None
+
+
+def _words(value):
+    """A list of non-empty strings without spaces (resources, verbs, names, URLs)."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _word(v) is None for v in value
+    ):
+        return f"expected a list of names (no spaces), got {_kind(value)}"
     return None
 
 
@@ -558,8 +568,20 @@ def _ok(check, value):
 # Checked by the rules below (they need more than the value itself).
 _RULE = "rule"
 
+# One entry of a ClusterRole's rules (Kubernetes' PolicyRule): every key is
+# optional to the schema; _check_rbac_rules says which ones a rule needs, as
+# the apiserver's validation does.
+_POLICY_RULE = {
+    "apiGroups": _strings,
+    "resources": _words,
+    "resourceNames": _words,
+    "nonResourceURLs": _words,
+    "verbs": _words,
+}
+
 # Every key under k8s_control_plane: a mapping is a section, a function checks
-# a value, _RULE marks a key a rule of its own checks.
+# a value, a list of one mapping is a non-empty list of entries each checked
+# with that mapping (its keys optional), _RULE marks a key a rule of its own checks.
 SCHEMA = {
     "cluster": _dns_label,
     "cluster_name": _word,
@@ -617,7 +639,7 @@ SCHEMA = {
             "name": _string,
             "annotations": _labels,
             "labels": _labels,
-            "rules": _rules,
+            "rules": [_POLICY_RULE],
         },
         "cluster_role_binding": {"name": _string, "user": _string},
     },
@@ -703,7 +725,9 @@ def _walk(errors, node, spec, path, quiet_absent):
         if key not in node and quiet_absent:
             continue  # an unknown profile sets nothing: the profile's error says so
         value = node.get(key)
-        if isinstance(check, dict):
+        if isinstance(check, list):
+            _walk_entries(errors, value, check[0], where)
+        elif isinstance(check, dict):
             if value is None:
                 errors.add(where, f"missing (expected a mapping with {', '.join(check)})")
             elif not isinstance(value, dict):
@@ -714,6 +738,23 @@ def _walk(errors, node, spec, path, quiet_absent):
             message = check(value)
             if message:
                 errors.add(where, message)
+
+
+def _walk_entries(errors, value, spec, where):
+    """A non-empty list of mappings, each entry's keys checked with ``spec`` (all optional)."""
+    if not isinstance(value, list) or not value:
+        errors.add(
+            where,
+            f"expected a non-empty list of mappings with {', '.join(spec)}, got {_kind(value)}",
+        )
+        return
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            errors.add(
+                f"{where}:{index}", f"expected a mapping with {', '.join(spec)}, got {_kind(entry)}"
+            )
+        else:
+            _walk(errors, entry, spec, f"{where}:{index}:", quiet_absent=True)
 
 
 def _ipv4(errors, key, value):
@@ -1016,6 +1057,41 @@ def _check_settings(errors, cfg, ids):
     if apply_from is not None and apply_from not in ids:
         listed = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
         errors.add("rbac:apply_from", f"{apply_from!r}; valid: null or one of {listed}")
+
+
+def _check_rbac_rules(errors, cfg):
+    """
+    What each ClusterRole rule needs, as the apiserver's validation of a
+    PolicyRule says (the schema checked the keys and types): verbs; then either
+    non-resource URLs alone, or API groups and resources.
+    """
+    rules = _get(cfg, "rbac:cluster_role:rules")
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict) or any(
+            key in rule and not _ok(check, rule[key]) for key, check in _POLICY_RULE.items()
+        ):
+            continue  # the schema reported it
+        where = f"rbac:cluster_role:rules:{index}"
+        if not rule.get("verbs"):
+            errors.add(
+                f"{where}:verbs", "missing or empty; valid: a list of verbs, e.g. get, list or *"
+            )
+        if rule.get("nonResourceURLs"):
+            mixed = [k for k in ("apiGroups", "resources", "resourceNames") if rule.get(k)]
+            if mixed:
+                errors.add(
+                    f"{where}:nonResourceURLs",
+                    f"a rule grants non-resource URLs or resources, not both (it also has "
+                    f"{', '.join(mixed)}); valid: one rule for each",
+                )
+            continue
+        for key, example in (("apiGroups", '"" (the core group)'), ("resources", "nodes/proxy")):
+            if not rule.get(key):
+                errors.add(
+                    f"{where}:{key}",
+                    f"missing or empty; valid: a non-empty list, e.g. {example}, "
+                    "or nonResourceURLs instead",
+                )
 
 
 def _check_extra_args_versions(errors, cfg, table):
@@ -1343,6 +1419,7 @@ def validate_config(cfg, table=None, minion_id=None):
     _check_etcd(errors, cfg)
     _check_ports(errors, cfg)
     _check_settings(errors, cfg, ids)
+    _check_rbac_rules(errors, cfg)
     _check_extra_args_versions(errors, cfg, table)
     _check_tofs(errors, cfg)
     _check_secrets(errors, cfg, addresses, vip, service)
@@ -1381,17 +1458,33 @@ def redact(cfg):
     return result
 
 
+def validate_minion(cfg, table, minion_id, ip4_interfaces):
+    """
+    The whole check of one controller, in its two stages: the configuration
+    (validate_config), then, only when that found nothing, this controller's
+    preflight (a malformed configuration would make the preflight report the
+    same fault twice, or about values it cannot read). Returns
+    ``{"stage": "pillar" | "preflight", "errors": [...]}``.
+    """
+    errors = validate_config(cfg, table, minion_id=minion_id)
+    if errors:
+        return {"stage": "pillar", "errors": errors}
+    return {"stage": "preflight", "errors": preflight(cfg, minion_id, ip4_interfaces)}
+
+
 def preflight(cfg, minion_id, ip4_interfaces):
     """
-    What this controller must have before anything is applied (run after
-    validate_config found the configuration well-formed). Returns errors:
-    the controller's address must be configured on it, and vip:interface (when
-    set) must exist and carry that address.
+    What this controller must have before anything is applied (validate_minion
+    runs it only once validate_config found the configuration well-formed; on
+    a malformed one it skips what it cannot read rather than fail). Returns
+    errors: the controller's address must be configured on it, and
+    vip:interface (when set) must exist and carry that address.
     """
     errors = _Errors()
-    ip4_interfaces = ip4_interfaces or {}
-    for index, entry in enumerate(cfg.get("controllers") or []):
-        if entry.get("id") != minion_id:
+    ip4_interfaces = ip4_interfaces if isinstance(ip4_interfaces, dict) else {}
+    controllers = cfg.get("controllers") if isinstance(cfg, dict) else None
+    for index, entry in enumerate(controllers if isinstance(controllers, list) else []):
+        if not isinstance(entry, dict) or entry.get("id") != minion_id:
             continue
         address = str(entry.get("address"))
         carriers = sorted(n for n, addrs in ip4_interfaces.items() if address in (addrs or []))
@@ -1402,7 +1495,7 @@ def preflight(cfg, minion_id, ip4_interfaces):
                 f"{address} is not configured on {minion_id}; its IPv4 addresses: "
                 f"{', '.join(found) or 'none'}",
             )
-        interface = (cfg.get("vip") or {}).get("interface")
+        interface = _section(cfg, "vip").get("interface")
         if interface and interface not in ip4_interfaces:
             errors.add(
                 "vip:interface",

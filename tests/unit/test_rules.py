@@ -389,8 +389,12 @@ def test_states_need_their_execution_module(state_modules, name, needs):
 
 # Keys only the pillar sets (no default in a parameter file). The entries of
 # controllers ({id, address, priority}) and of secrets (SECRET_KEYS) have
-# rules of their own.
-PILLAR_ONLY = {"tofs"}
+# rules of their own. A list's entries are under <key>:*.
+PILLAR_ONLY = {
+    "tofs",
+    "rbac:cluster_role:rules:*:resourceNames",
+    "rbac:cluster_role:rules:*:nonResourceURLs",
+}
 
 
 def _parameter_keys(rules):
@@ -403,6 +407,9 @@ def _parameter_keys(rules):
             found.add(where)
             if isinstance(value, dict) and isinstance(spec.get(key), dict):
                 walk(value, spec[key], f"{where}:")
+            elif isinstance(value, list) and isinstance(spec.get(key), list):
+                for entry in value:
+                    walk(entry, spec[key][0], f"{where}:*:")
 
     for path in sorted((REPO / "salt" / "k8s_control_plane").glob("*/parameters/**/*.yaml")):
         if path.name == "versions.yaml":
@@ -417,6 +424,8 @@ def _schema_keys(spec, path=""):
         yield f"{path}{key}"
         if isinstance(value, dict):
             yield from _schema_keys(value, f"{path}{key}:")
+        elif isinstance(value, list):
+            yield from _schema_keys(value[0], f"{path}{key}:*:")
 
 
 def test_the_schema_has_every_parameter_and_nothing_else(rules):
