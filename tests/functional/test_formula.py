@@ -44,9 +44,35 @@ def _seed_minion(tmp_path, pillar_root_for, file_roots=None, extra=None, pillar_
     )
 
 
-def test_every_state_id_follows_the_one_rule(minion_for):
+def _only_includes():
+    """The formula's SLS whose file is a YAML ``include:`` and nothing else."""
+    found = set()
+    for sls in FORMULA_SLS:
+        rel = sls.replace(".", "/")
+        path = SALT / f"{rel}.sls"
+        path = path if path.exists() else SALT / rel / "init.sls"
+        text = path.read_text(encoding="utf-8")
+        if (
+            not text.startswith("#!")
+            and "{%" not in text
+            and set(yaml.safe_load(text)) == {"include"}
+        ):
+            found.add(sls)
+    return found
+
+
+MANAGED_ETCD = {"etcd": {"managed": True, "version": "3.4.23", "release_url": "http://127.0.0.1"}}
+
+
+def test_every_state_id_follows_the_one_rule(minion_for, tmp_path):
     """<sls, dots as dashes>-<module>-<function>[-<qualifier>]; init dropped as Salt drops it."""
-    minion = minion_for("hardway", "k8s-controller-1")
+    # With etcd managed and an admin kubeconfig present (rbac.clean has nothing
+    # to delete without one), so that every SLS has states of its own to check.
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kubeconfig.write_text("")
+    extra = dict(MANAGED_ETCD, rbac={"kubeconfig": str(kubeconfig)})
+    minion = minion_for("hardway", "k8s-controller-1", extra=extra)
+    assert len(FORMULA_SLS) >= 20, FORMULA_SLS
     seen = {}
     for sls in FORMULA_SLS:
         out = minion.modules["state.show_sls"](sls)
@@ -59,9 +85,12 @@ def test_every_state_id_follows_the_one_rule(minion_for):
             module = next(k for k in data if not k.startswith("__"))
             assert sid[len(prefix) :].startswith(f"{module}-"), f"{sid}: module {module}"
             seen[sid] = data["__sls__"]
-    assert "k8s_control_plane-etcd-service-running" not in seen or seen[
-        "k8s_control_plane-etcd-service-running"
-    ] == ("k8s_control_plane.etcd")
+    # Every SLS was checked: each one's own states were seen, except in the
+    # SLS that only include others (init and clean of a folder).
+    with_states = [sls for sls in FORMULA_SLS if sls not in _only_includes()]
+    assert len(with_states) >= 15, with_states
+    assert sorted(set(seen.values())) == with_states
+    assert seen["k8s_control_plane-etcd-service-running"] == "k8s_control_plane.etcd"
     assert seen["k8s_control_plane-loadbalancer-haproxy-service-running"] == (
         "k8s_control_plane.loadbalancer.haproxy"
     )
@@ -127,7 +156,6 @@ def test_templates_overridable_per_minion_and_by_pillar(tmp_path, pillar_root_fo
 
 
 REQUISITES = ("require", "watch", "onchanges", "require_in", "watch_in", "onchanges_in")
-MANAGED_ETCD = {"etcd": {"managed": True, "version": "3.4.23", "release_url": "http://127.0.0.1"}}
 
 
 @pytest.mark.parametrize("extra", [None, MANAGED_ETCD], ids=["etcd-external", "etcd-managed"])

@@ -17,8 +17,12 @@ import os
 import jinja2
 import pytest
 
+from tests.doubles.kube_double import COMPONENTS as DOUBLE_COMPONENTS
 from tests.doubles.kube_double import SUPPORTED_MINORS
 from tests.doubles.kube_double.__main__ import main as kube_double_main
+from tests.doubles.kube_double.apiserver import RBAC_GROUP, rbac_versions
+from tests.doubles.kube_double.flags import FLAGS as DOUBLE_FLAGS
+from tests.doubles.kube_double.flags import SCHEDULER_CONFIG_VERSIONS
 from tests.support.cluster import REPO, cluster_config, set_path, versions_table
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -164,9 +168,23 @@ def test_versions_outside_the_table_fail_validation_naming_the_range(rules, vers
     ) in errors
 
 
-def test_the_contract_counts():
-    """20 minors x 3 components: the runs the parametrized contract test makes."""
-    assert len(MINORS) * len(COMPONENTS) == 60
+def test_the_contract_covers_what_the_double_knows(rules):
+    """
+    The table against the double's own facts (tests/doubles/kube_double/, written from a
+    separate reading of upstream): the same components, the same minors (20 x 3 runs of the
+    parametrized contract test), and at every minor the table's scheduler config and RBAC API
+    versions are ones the double serves at that minor.
+    """
+    double_minors = list(range(SUPPORTED_MINORS[0], SUPPORTED_MINORS[1] + 1))
+    assert double_minors == MINORS
+    assert set(TABLE["flags"]) == set(DOUBLE_FLAGS) == set(DOUBLE_COMPONENTS) == set(COMPONENTS)
+    assert len(double_minors) * len(DOUBLE_COMPONENTS) == 60
+    for minor in double_minors:
+        apis = rules.api_versions(TABLE, f"1.{minor}.0")
+        since, removed = SCHEDULER_CONFIG_VERSIONS[apis["scheduler_config"]]
+        assert since <= minor and (removed is None or minor < removed), (minor, apis)
+        group, version = apis["rbac"].split("/")
+        assert group == RBAC_GROUP and version in rbac_versions(minor), (minor, apis)
 
 
 # --------------------------------------------------------------------------
