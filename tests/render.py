@@ -18,7 +18,6 @@ untouched); nothing is written outside OUT; a YAML fault in the cluster file
 
 import argparse
 import hashlib
-import os
 import pathlib
 import re
 import shutil
@@ -31,6 +30,7 @@ import yaml
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tests.support import pki
+from tests.support.files import write_file
 from tests.support.minion import REPO, Minion, controller_grains
 
 
@@ -138,8 +138,8 @@ def _write(out, path, text, mode):
     if not _inside(out, target):
         raise SystemExit(f"render: {path} would be written outside {out}; refused")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    os.chmod(target, int(str(mode or "0644"), 8))
+    # Keys, kubeconfigs and the encryption config are 0600 from their first byte.
+    write_file(target, text, int(str(mode or "0644"), 8))
 
 
 def render_minion(minion, out, with_secrets=False):

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.support.files import write_file
+
 API_DNS = (
     "kubernetes",
     "kubernetes.default",
@@ -256,10 +258,9 @@ def secrets_for_cluster_file(path, fault=None):
 
 
 def write_secrets_sls(path, secrets):
-    """Write a secrets pillar file, 0600."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        yaml.dump({"k8s_control_plane": {"secrets": secrets}}, handle, Dumper=_BlockDumper)
+    """Write a secrets pillar file, 0600 from its first byte (an existing file too)."""
+    text = yaml.dump({"k8s_control_plane": {"secrets": secrets}}, Dumper=_BlockDumper)
+    write_file(path, text, 0o600)
 
 
 class _BlockDumper(yaml.SafeDumper):
