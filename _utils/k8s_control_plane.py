@@ -22,6 +22,12 @@ execution modules:
   starting with ``_`` are not packed at all.
 - The file imports nothing from Salt's loader and uses no dunder, so the unit
   tests import it as plain Python (tests/support/cluster.py).
+- It holds the rules the other utils modules share (minor-version parsing,
+  the row of a per-minor table, the component names). Salt's loader gives a
+  utils module no ``__utils__``, so k8s_objects.py and k8s_orchestration.py
+  load this file as plain Python from their own directory (``_sibling``),
+  where ``saltutil.sync_utils`` puts it next to them, as _utils/ holds it
+  for the tests.
 
 A masterless minion or a test harness must list the directory in
 ``utils_dirs`` (module_dirs and states_dirs do not cover it).
@@ -196,6 +202,21 @@ def _minor(version, what="version"):
     return minor
 
 
+def row_at(rows, minor):
+    """
+    The row of a per-minor table (rows with a ``since: "X.Y"``, any order)
+    that applies at ``minor`` ((major, minor)): the one with the highest
+    ``since`` not above it (the later row of two with the same ``since``);
+    None when every row starts later.
+    """
+    chosen = None
+    for row in rows or []:
+        since = _minor(row["since"], "since")
+        if since <= tuple(minor) and (chosen is None or since >= _minor(chosen["since"])):
+            chosen = row
+    return chosen
+
+
 def _whole(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -306,13 +327,11 @@ def _applies(entry, minor):
 
 
 def _pick(rows, minor, what):
-    chosen = None
-    for row in rows:
-        if _minor(row["since"], "since") <= minor:
-            chosen = row["api"]
+    """The ``api`` of row_at(rows, minor); an error naming ``what`` when no row applies."""
+    chosen = row_at(rows, minor)
     if chosen is None:
         raise CommandExecutionError(f"no {what} for Kubernetes {minor[0]}.{minor[1]}")
-    return chosen
+    return chosen["api"]
 
 
 def flag_context(cfg, address):

@@ -10,28 +10,38 @@ share the path and the diff through ``__utils__["k8s_objects.<function>"]``,
 and none of them is a CLI function.
 """
 
+import importlib.util
+import os
+
+
+def _sibling(name):
+    """
+    ``<name>.py`` of this file's directory as plain Python: the shared rules
+    of k8s_control_plane.py (see its docstring), synced next to this file.
+    Loaded afresh with this module, so a re-sync never leaves an old copy.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_k8s_sibling_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_RULES = _sibling("k8s_control_plane")
+
 # Fields of an object that our states own; everything else (status,
 # metadata the server sets) is left to the server.
 OWNED_FIELDS = ("rules", "roleRef", "subjects", "aggregationRule")
 PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
 
 
-def _since(row):
-    major, minor = str(row["since"]).lstrip("v").split(".")[:2]
-    return (int(major), int(minor))
-
-
 def row_at(rows, minor):
     """
-    The row of a per-minor table (rows with a ``since: "X.Y"``, any order)
-    that applies at ``minor`` ((major, minor)): the one with the highest
-    ``since`` not above it; None when every row starts later.
+    The row of a per-minor table that applies at ``minor`` ((major, minor)):
+    k8s_control_plane.row_at, the one implementation, kept here under the
+    name k8s_controlplane calls.
     """
-    chosen = None
-    for row in rows or []:
-        if _since(row) <= tuple(minor) and (chosen is None or _since(row) >= _since(chosen)):
-            chosen = row
-    return chosen
+    return _RULES.row_at(rows, minor)
 
 
 def kubelet_rules(rules, resources):

@@ -8,10 +8,30 @@ execution module k8s_orchestration (master side) and the unit tests share
 these functions, and none of them belongs on the CLI.
 """
 
+import importlib.util
+import os
+
 from salt.exceptions import CommandExecutionError
 
-PILLAR_KEY = "k8s_control_plane"
-COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+def _sibling(name):
+    """
+    ``<name>.py`` of this file's directory as plain Python: the shared rules
+    of k8s_control_plane.py (see its docstring), synced next to this file.
+    Loaded afresh with this module, so a re-sync never leaves an old copy.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_k8s_sibling_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_RULES = _sibling("k8s_control_plane")
+
+PILLAR_KEY = _RULES.PILLAR_KEY
+# The control plane's components, apiserver first (the skew rules rely on it).
+COMPONENTS = _RULES.COMPONENT_BINARIES
 
 
 def clusters_from(pillars):
@@ -85,13 +105,6 @@ def controllers_of(name, members):
     return list(ids)
 
 
-def _minor(version):
-    parts = str(version or "").lstrip("v").split(".")
-    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
-        return None
-    return int(parts[0]), int(parts[1])
-
-
 def skew_errors(target, running):
     """
     Kubernetes' version-skew policy for a rolling upgrade to ``target``,
@@ -106,14 +119,14 @@ def skew_errors(target, running):
       its controller (they talk to it through 127.0.0.1).
     """
     errors = []
-    want = _minor(target)
+    want = _RULES.parse_minor(target)
     if want is None:
         return [f"target version {target!r} is not X.Y.Z"]
     apiservers = {}
     for controller, components in sorted((running or {}).items()):
         for component in COMPONENTS:
             version = (components or {}).get(component)
-            have = _minor(version)
+            have = _RULES.parse_minor(version)
             if version is None:
                 continue
             if have is None:
@@ -134,7 +147,7 @@ def skew_errors(target, running):
                 apiservers[controller] = have
         api = apiservers.get(controller)
         for component in COMPONENTS[1:]:
-            have = _minor((components or {}).get(component))
+            have = _RULES.parse_minor((components or {}).get(component))
             if api and have and have > api:
                 errors.append(
                     f"{controller}: {component} ({have[0]}.{have[1]}) is newer than its "

@@ -15,8 +15,6 @@ Regenerate after an intended change with ``UPDATE_GOLDEN=1`` and review the diff
 """
 
 import importlib.resources
-import os
-import pathlib
 
 import pytest
 import yaml
@@ -25,13 +23,11 @@ from tests.doubles.kube_double.apiserver import ApiError, validate_rbac
 from tests.doubles.kube_double.checks import Checker
 from tests.doubles.kube_double.flags import SCHEDULER_CONFIG_VERSIONS, exists_in
 from tests.render import render_minion
+from tests.support.golden import GOLDEN, VERSIONED_FILES, golden_text
 
-from .test_render import GOLDEN_FILES
-
-GOLDEN = pathlib.Path(__file__).parent / "golden"
 MINION = "k8s-controller-1"  # applies the RBAC objects
-# The version-dependent files of test_render's golden list (the load balancer's are not).
-FILES = GOLDEN_FILES[2:]
+# The version-dependent files of the golden list (the load balancer's are not).
+FILES = VERSIONED_FILES
 # version -> golden folder (1.18.6 is the hardway cluster itself, test_render's golden).
 VERSIONS = {
     "1.18.6": "hardway",
@@ -82,10 +78,7 @@ def test_rendered_files_match_golden(minion_for, rendered, version):
     for name in FILES:
         golden = GOLDEN / VERSIONS[version] / MINION / name
         text = (out / name).read_text()
-        if os.environ.get("UPDATE_GOLDEN"):
-            golden.parent.mkdir(parents=True, exist_ok=True)
-            golden.write_text(text)
-        assert text == golden.read_text(), f"{version}: {name}"
+        assert text == golden_text(golden, text), f"{version}: {name}"
 
 
 @pytest.mark.parametrize("version", list(VERSIONS))
