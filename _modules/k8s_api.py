@@ -98,6 +98,7 @@ def request(method, path, body=None, kubeconfig=DEFAULT_KUBECONFIG, server=None,
         payload = json.loads(raw or b"null")
     except ValueError:
         payload = raw.decode("utf-8", "replace")
+    log.debug("k8s_api: %s %s%s -> %s", method, base, path, status)  # never the bodies
     return {"status": status, "body": payload}
 
 
