@@ -440,6 +440,34 @@ def _kind(value):
     return "nothing" if value is None else f"{_type(value)} {_plain(value)!r}"
 
 
+# Keys whose values are never shown (besides every value under secrets): by
+# k8s_cluster.config (redact) and in the validation's messages (a password
+# put where it does not belong).
+_SECRET_LOOKING = re.compile(r"pass|secret|private|credential", re.IGNORECASE)
+
+
+def _looks_secret(key):
+    return bool(_SECRET_LOOKING.search(str(key)))
+
+
+def _masked(value, hide=False):
+    """``value`` with the value of every secret-looking key, at any depth, as ``<secret>``."""
+    if isinstance(value, dict):
+        return {k: _masked(v, hide or _looks_secret(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, hide) for v in value]
+    return "<secret>" if hide and value is not None else copy.deepcopy(value)
+
+
+def _hidden(message):
+    """A check's message without the value it quotes: what is valid, or what was expected."""
+    if "valid: " in message:
+        return "invalid; its value is not shown; valid: " + message.split("valid: ", 1)[1]
+    if message.startswith("expected ") and ", got " in message:
+        return message.split(", got ", 1)[0] + "; its value is not shown"
+    return "invalid; its value is not shown"
+
+
 # Leaf checks: each returns None for a valid value, else what is wrong and
 # what is valid. ``_nullable`` accepts null too.
 
@@ -744,19 +772,21 @@ def _walk(errors, node, spec, path, quiet_absent):
         if key not in node and quiet_absent:
             continue  # an unknown profile sets nothing: the profile's error says so
         value = node.get(key)
+        # What a message may show of the value: never a secret-looking key's.
+        shown = _masked(value, _looks_secret(key))
         if isinstance(check, list):
             _walk_entries(errors, value, check[0], where)
         elif isinstance(check, dict):
             if value is None:
                 errors.add(where, f"missing (expected a mapping with {', '.join(check)})")
             elif not isinstance(value, dict):
-                errors.add(where, f"expected a mapping, got {_kind(value)}")
+                errors.add(where, f"expected a mapping, got {_kind(shown)}")
             else:
                 _walk(errors, value, check, f"{where}:", quiet_absent)
         elif check is not _RULE:
             message = check(value)
             if message:
-                errors.add(where, message)
+                errors.add(where, message if shown == value else _hidden(message))
 
 
 def _walk_entries(errors, value, spec, where):
@@ -764,13 +794,15 @@ def _walk_entries(errors, value, spec, where):
     if not isinstance(value, list) or not value:
         errors.add(
             where,
-            f"expected a non-empty list of mappings with {', '.join(spec)}, got {_kind(value)}",
+            f"expected a non-empty list of mappings with {', '.join(spec)}, "
+            f"got {_kind(_masked(value))}",
         )
         return
     for index, entry in enumerate(value):
         if not isinstance(entry, dict):
             errors.add(
-                f"{where}:{index}", f"expected a mapping with {', '.join(spec)}, got {_kind(entry)}"
+                f"{where}:{index}",
+                f"expected a mapping with {', '.join(spec)}, got {_kind(_masked(entry))}",
             )
         else:
             _walk(errors, entry, spec, f"{where}:{index}:", quiet_absent=True)
@@ -1445,11 +1477,6 @@ def validate_config(cfg, table=None, minion_id=None):
     return list(errors)
 
 
-# Keys whose values are never shown by k8s_cluster.config (besides every
-# value under secrets): a password put where it does not belong.
-_SECRET_LOOKING = re.compile(r"pass|secret|private|credential", re.IGNORECASE)
-
-
 def redact(cfg):
     """
     A copy of a configuration for display: every value under ``secrets``, and
@@ -1457,18 +1484,9 @@ def redact(cfg):
     (``auth_pass``, ``password``, ...), replaced by ``<secret>``.
     """
 
-    def walk(node, hide=False):
-        if isinstance(node, dict):
-            return {
-                k: walk(v, hide or bool(_SECRET_LOOKING.search(str(k)))) for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [walk(v, hide) for v in node]
-        return "<secret>" if hide and node is not None else copy.deepcopy(node)
-
     if not isinstance(cfg, dict):
         return copy.deepcopy(cfg)
-    result = walk({k: v for k, v in cfg.items() if k != "secrets"})
+    result = _masked({k: v for k, v in cfg.items() if k != "secrets"})
     if "secrets" in cfg:
         secrets = cfg["secrets"]
         result["secrets"] = (
