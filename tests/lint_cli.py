@@ -1,9 +1,11 @@
 """
 Fail when a public function of an execution module lacks a ``CLI Example:``.
 
-Public: a top-level ``def`` of ``_modules/*.py`` whose name does not start
-with ``_`` (``__virtual__`` included). Those are what ``salt '*' mod.func``
-can call, so each documents how. Pure helpers belong in ``_utils/`` or are
+Public: a top-level ``def`` (or ``async def``) of ``_modules/*.py`` whose name
+does not start with ``_``. Those are what ``salt '*' mod.func`` can call, so
+each documents how. Salt's loader exposes no name starting with ``_``, so
+``__virtual__`` and private helpers are not checked; a function nested in
+another is not checked either. Pure helpers belong in ``_utils/`` or are
 private.
 
 Usage: tests/lint_cli.py [FILE.py ...]   (default: every _modules/*.py)

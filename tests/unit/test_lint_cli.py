@@ -1,5 +1,6 @@
 """tests/lint_cli.py: each public function of _modules/ has a CLI Example; the lint can fail."""
 
+import ast
 import subprocess
 import sys
 
@@ -64,3 +65,17 @@ def test_nested_and_private_functions_are_not_public(tmp_path):
         "def _outer():\n    def inner():\n        pass\n    return inner\n", encoding="utf-8"
     )
     assert run(good).returncode == 0
+
+
+def test_the_lint_says_what_it_checks(tmp_path):
+    """Its docstring names the rule it applies: __virtual__ and private names are exempt."""
+    doc = ast.get_docstring(ast.parse(LINT.read_text(encoding="utf-8")))
+    assert "(``__virtual__`` included)" not in doc
+    assert "``__virtual__`` and private helpers are not checked" in doc
+    module = tmp_path / "dunders.py"
+    module.write_text("def __virtual__():\n    return True\n\n\nasync def fetch():\n    pass\n")
+    result = run(module)
+    assert result.returncode == 1
+    assert "dunders:fetch" in result.stdout and "__virtual__" not in result.stdout
+    # The default is every _modules/*.py, as the usage line says.
+    assert f"{len(list((REPO / '_modules').glob('*.py')))} module(s)" in run().stdout
