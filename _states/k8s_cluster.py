@@ -31,7 +31,7 @@ def validated(name):
 
     .. code-block:: yaml
 
-        cluster-validate-k8s_cluster-validated:
+        k8s_control_plane-cluster-validate-k8s_cluster-validated:
           k8s_cluster.validated:
             - name: hardway
     """
@@ -65,7 +65,7 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
 
     .. code-block:: yaml
 
-        orch-vip:
+        orch-vip-single-holder:
           k8s_cluster.vip_single_holder:
             - name: vip
             - tgt: 'I@k8s_control_plane:cluster:hardway'

@@ -37,7 +37,7 @@ def present(name, manifest, kubeconfig=None, server=None):
 
     .. code-block:: yaml
 
-        rbac-kube-apiserver-to-kubelet:
+        k8s_control_plane-rbac-k8s_object-present-ClusterRole:
           k8s_object.present:
             - name: system:kube-apiserver-to-kubelet
             - manifest: {apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole, ...}
@@ -87,7 +87,7 @@ def absent(name, manifest, kubeconfig=None, server=None):
 
     .. code-block:: yaml
 
-        rbac-clean-k8s_object-absent:
+        k8s_control_plane-rbac-clean-k8s_object-absent-ClusterRole:
           k8s_object.absent:
             - name: system:kube-apiserver
             - manifest: {apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRoleBinding,
