@@ -700,6 +700,7 @@ SCHEMA = {
             "priority_base": _integer(1, 254),
             "script_user": _word,
             "check_command": _command,
+            "track_file": _nullable(_path),
             "advert_int": _positive,
             "check_interval": _positive,
             "check_weight": _integer(-253, 253),

@@ -189,6 +189,8 @@ def render_minion(minion, out, with_secrets=False):
                 raise SystemExit(f"render: {path}: {comment}")
             text = pathlib.Path(sfn).read_text()
             origin = source
+        elif chunk.get("contents") is not None:
+            text, origin = str(chunk["contents"]), "(contents in the SLS)"
         else:
             manifest.append(f"{path} {mode} {source} (checked against {chunk.get('source_hash')})")
             continue

@@ -3,7 +3,42 @@
 Seed step "Install Haproxy" / "Setting Haproxy": the package, the cluster CA
 for verifying the apiservers, and haproxy.cfg (checked by `haproxy -c` before
 it replaces the live file). haproxy reloads when its configuration changes.
+
+With loadbalancer:keepalived:track_file (the tuned profile), a drop-in makes
+haproxy's unit write 1 to that file when haproxy stops or dies and 0 once it
+has started: keepalived watches the file and sees haproxy's death at once.
 """
+
+DROP_IN = "k8s_control_plane-track-file.conf"
+
+
+def drop_in_path(cfg):
+    """The drop-in of haproxy's unit that writes the track file (also used by clean)."""
+    unit_dir = cfg["controlplane"]["unit_dir"]
+    return f"{unit_dir}/{cfg['loadbalancer']['haproxy']['service']}.service.d/{DROP_IN}"
+
+
+def _track_file_state(cfg, sid):
+    track = cfg["loadbalancer"]["keepalived"].get("track_file")
+    if not track:
+        return {"file.absent": [{"name": drop_in_path(cfg)}]}
+    contents = (
+        "# Managed by Salt: keepalived's track_file (loadbalancer:keepalived:track_file).\n"
+        "[Service]\n"
+        f"ExecStartPost=/bin/sh -c 'echo 0 > {track}'\n"
+        f"ExecStopPost=/bin/sh -c 'echo 1 > {track}'\n"
+    )
+    return {
+        "file.managed": [
+            {"name": drop_in_path(cfg)},
+            {"contents": contents},
+            {"user": "root"},
+            {"group": "root"},
+            {"mode": "0644"},
+            {"makedirs": True},
+            {"require": [{"pkg": f"{sid}-pkg-installed"}]},
+        ]
+    }
 
 
 def run():
@@ -15,6 +50,8 @@ def run():
     h = cfg["loadbalancer"]["haproxy"]
     sid = f"{root}-loadbalancer-haproxy"
     controllers = [{"id": c["id"], "address": c["address"]} for c in cfg["controllers"]]
+    track_state = _track_file_state(cfg, sid)
+    track_id = f"{sid}-{next(iter(track_state)).replace('.', '-')}-track_file"
     return {
         "include": [validated, f"{root}.loadbalancer.sysctl"],
         f"{sid}-pkg-installed": {
@@ -76,13 +113,21 @@ def run():
             }
             for boolean in h["selinux_booleans"]
         },
+        track_id: track_state,
         f"{sid}-service-running": {
             "service.running": [
                 {"name": h["service"]},
                 {"enable": True},
                 {"reload": True},
                 {"require": [{"sls": f"{root}.loadbalancer.sysctl"}]},
-                {"watch": [{"file": f"{sid}-file-managed"}, {"file": f"{sid}-file-managed-ca"}]},
+                # A changed drop-in: systemd's daemon-reload comes with the reload.
+                {
+                    "watch": [
+                        {"file": f"{sid}-file-managed"},
+                        {"file": f"{sid}-file-managed-ca"},
+                        {"file": track_id},
+                    ]
+                },
             ]
         },
     }
