@@ -245,10 +245,29 @@ def vip_given_back(name, tgt, tgt_type="list", timeout=30, interval=0.2):
 
 
 def _servers(name, tgt, tgt_type, state=None):
-    """({controller: its haproxy's rows for server ``name``}, [controllers that did not answer])."""
+    """
+    ({controller: its haproxy's rows for server ``name``}, [controllers that did
+    not answer or failed], {controller: why its haproxy is not running}). A
+    controller whose haproxy is not running carries no traffic (keepalived has
+    moved the VIP away from it): there is nothing to drain or restore there.
+    """
     kwarg = {"server": name, **({"state": state} if state else {})}
-    rows = _ask(tgt, tgt_type, "k8s_health.haproxy_server", kwarg=kwarg)
-    return rows, sorted(set(_expected(tgt, tgt_type) or []) - set(rows))
+    answers = __salt__["saltutil.cmd"](
+        tgt, "k8s_health.haproxy_server", tgt_type=tgt_type, kwarg=kwarg, timeout=30
+    )
+    rows, stopped = {}, {}
+    for minion, answer in answers.items():
+        ret = answer.get("ret") if isinstance(answer, dict) else None
+        if isinstance(answer, dict) and answer.get("retcode", 0) == 0:
+            rows[minion] = ret
+        elif "haproxy stats socket" in str(ret):
+            stopped[minion] = str(ret).strip().splitlines()[-1][-200:]
+    failed = sorted(set(_expected(tgt, tgt_type) or answers) - set(rows) - set(stopped))
+    return rows, failed, stopped
+
+
+def _not_running(stopped):
+    return "".join(f"; haproxy not running on {m}: nothing to do there" for m in sorted(stopped))
 
 
 def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interval=0.2):
@@ -273,7 +292,7 @@ def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interv
     if done:
         ret["comment"] = f"{name} is at {target} already: it stays in haproxy's rotation"
         return ret
-    rows, silent = _servers(name, tgt, tgt_type)
+    rows, silent, stopped = _servers(name, tgt, tgt_type)
     if silent:
         ret["result"] = False
         ret["comment"] = f"No answer from {', '.join(silent)}'s haproxy: nothing was changed"
@@ -283,9 +302,12 @@ def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interv
         ret["result"] = None if todo else True
         ret["changes"] = {"haproxy": dict.fromkeys(todo, "would drain")} if todo else {}
         ret["comment"] = f"Would drain {name} from haproxy on {', '.join(todo) or 'none'}"
+        ret["comment"] += _not_running(stopped)
         return ret
     start = time.monotonic()
-    drained, silent = _servers(name, ",".join(todo), "list", state="drain") if todo else ({}, [])
+    drained, silent = {}, []
+    if todo:
+        drained, silent, _ = _servers(name, ",".join(todo), "list", state="drain")
     if silent:
         _servers(name, ",".join(drained), "list", state="ready")
         ret["result"] = False
@@ -296,7 +318,7 @@ def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interv
         return ret
     deadline = start + float(timeout)
     while True:
-        rows, _ = _servers(name, tgt, tgt_type)
+        rows = _servers(name, tgt, tgt_type)[0]
         sessions = sum(row["sessions"] for r in rows.values() for row in r)
         if not sessions or time.monotonic() >= deadline:
             break
@@ -305,10 +327,15 @@ def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interv
     log.debug("k8s_upgrade.backend_drained: %s, %d session(s) after %ss", name, sessions, seconds)
     if todo:
         ret["changes"] = {"haproxy": dict.fromkeys(todo, "drain")}
-    ret["comment"] = f"{name} drained from haproxy on {', '.join(sorted(rows))}: " + (
-        f"its sessions ended after {seconds}s"
-        if not sessions
-        else f"{sessions} session(s) still open after {timeout}s, left to the apiserver's shutdown"
+    ret["comment"] = (
+        f"{name} drained from haproxy on {', '.join(sorted(rows))}: "
+        + (
+            f"its sessions ended after {seconds}s"
+            if not sessions
+            else f"{sessions} session(s) still open after {timeout}s, "
+            "left to the apiserver's shutdown"
+        )
+        + _not_running(stopped)
     )
     return ret
 
@@ -328,7 +355,7 @@ def backend_restored(name, tgt, tgt_type="list", version=None, timeout=180, inte
             - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    rows, silent = _servers(name, tgt, tgt_type)
+    rows, silent, stopped = _servers(name, tgt, tgt_type)
     if silent:
         ret["result"] = False
         ret["comment"] = f"No answer from {', '.join(silent)}'s haproxy"
@@ -340,13 +367,14 @@ def backend_restored(name, tgt, tgt_type="list", version=None, timeout=180, inte
         ret["result"] = None if todo else True
         ret["changes"] = {"haproxy": dict.fromkeys(todo, "would set ready")} if todo else {}
         ret["comment"] = f"Would put {name} back in rotation on {', '.join(todo) or 'none'}"
+        ret["comment"] += _not_running(stopped)
         return ret
     start = time.monotonic()
     if todo:
-        _, silent = _servers(name, ",".join(todo), "list", state="ready")
+        silent = _servers(name, ",".join(todo), "list", state="ready")[1]
     deadline, down = start + float(timeout), []
     while not silent:
-        rows, silent = _servers(name, tgt, tgt_type)
+        rows, silent, stopped = _servers(name, tgt, tgt_type)
         down = sorted(
             f"{m}: {row['proxy']} {row['status']}"
             for m, r in rows.items()
@@ -366,6 +394,7 @@ def backend_restored(name, tgt, tgt_type="list", version=None, timeout=180, inte
         return ret
     seconds = round(time.monotonic() - start, 2)
     ret["comment"] = f"{name} UP in haproxy on {', '.join(sorted(rows))} after {seconds}s"
+    ret["comment"] += _not_running(stopped)
     return ret
 
 

@@ -144,6 +144,7 @@ class Controllers:
         self.sessions = {m: dict.fromkeys(IDS, 0) for m in IDS}
         self.status = "UP"
         self.silent = set()
+        self.haproxy_stopped = set()
         self.calls = []
 
     def _haproxy(self, m, kwarg):
@@ -185,6 +186,16 @@ class Controllers:
             "keepalived_role.role": lambda m: {"state": "MASTER" if m == IDS[0] else "BACKUP"},
         }
         answer = answers.get(fun, lambda m: True)
+        if fun == "k8s_health.haproxy_server":
+            stopped = [m for m in targets if m in self.haproxy_stopped]
+            return {m: {"ret": answer(m), "retcode": 0} for m in targets if m not in stopped} | {
+                m: {
+                    "ret": "ERROR: haproxy stats socket /run/haproxy/admin.sock: "
+                    "[Errno 2] No such file or directory",
+                    "retcode": 1,
+                }
+                for m in stopped
+            }
         return {m: {"ret": answer(m), "retcode": 0} for m in targets}
 
 
@@ -422,3 +433,18 @@ def test_installable_guards_every_state_run(state_modules, installed, version, r
         assert refused in ret["comment"]
     else:
         assert ret["result"] is True, ret
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_a_controller_whose_haproxy_is_not_running_is_skipped(upgrade_states, test):
+    controllers = Controllers()
+    controllers.haproxy_stopped = {"k8s-controller-3"}
+    states = upgrade_states(controllers, test=test)
+    drained = states.backend_drained("k8s-controller-2", EVERY)
+    restored = states.backend_restored("k8s-controller-2", EVERY)
+    for ret in (drained, restored):
+        assert ret["result"] is (None if test else True), ret
+        assert set(ret["changes"]["haproxy"]) == {"k8s-controller-1", "k8s-controller-2"}
+        assert ret["comment"].endswith(
+            "; haproxy not running on k8s-controller-3: nothing to do there"
+        )
