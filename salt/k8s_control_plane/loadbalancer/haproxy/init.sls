@@ -114,13 +114,21 @@ def run():
             for boolean in h["selinux_booleans"]
         },
         track_id: track_state,
+        # systemd does not see a new drop-in directory by itself (NeedDaemonReload
+        # stays "no"), so Salt's own check before the reload would miss it.
+        f"{sid}-module-run": {
+            "module.run": [
+                {"service.systemctl_reload": []},
+                {"onchanges": [{"file": track_id}]},
+                {"require_in": [{"service": f"{sid}-service-running"}]},
+            ]
+        },
         f"{sid}-service-running": {
             "service.running": [
                 {"name": h["service"]},
                 {"enable": True},
                 {"reload": True},
                 {"require": [{"sls": f"{root}.loadbalancer.sysctl"}]},
-                # A changed drop-in: systemd's daemon-reload comes with the reload.
                 {
                     "watch": [
                         {"file": f"{sid}-file-managed"},
