@@ -118,3 +118,18 @@ def step_ids(steps=None):
         ordered.append(ready[0])
         del remaining[ready[0]]
     return ordered
+
+
+def steps_reported_after_a_failed_validation(steps=None, test=False):
+    """
+    The steps a run reports when its first step (validation) fails: each later
+    one fails on its requisite, up to and including the first ``failhard`` step,
+    where Salt stops a real run (the later steps are not reported). In test
+    mode Salt does not stop: every step is reported.
+    """
+    steps = steps if steps is not None else compile_steps()
+    ordered = step_ids(steps)
+    for index, sid in enumerate(ordered if not test else []):
+        if fields(steps[sid]).get("failhard"):
+            return ordered[: index + 1]
+    return ordered
