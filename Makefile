@@ -84,7 +84,7 @@ lab-exec: venv
 lab-salt: venv
 	$(PY) tests/lab/labctl.py salt -- "$$CMD"
 
-TRIALS ?= 5
+TRIALS ?= 10
 bench: venv deps
 	$(PY) bench/failover.py --trials $(TRIALS)
 
