@@ -28,7 +28,6 @@ import pathlib
 import platform
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -90,37 +89,9 @@ def settle():
     lab.wait_for_holders([next(iter(lab.controllers()))], 60)
 
 
-class Timeline:
-    """The VIP holders each time they change, polled in a thread; t from `zero`."""
-
-    def __init__(self, interval=0.05):
-        self.interval, self.points, self.zero = interval, [], time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            holders = lab.vip_holders()
-            if not self.points or self.points[-1][1] != holders:
-                self.points.append([time.monotonic(), holders])
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(10)
-        self.points.append([time.monotonic(), lab.vip_holders()])
-
-    def relative(self):
-        return [[round(t - self.zero, 3), holders] for t, holders in self.points]
-
-
 def vip_trial():
     first, second = list(lab.controllers())[:2]
-    with Timeline() as timeline:
+    with lab.HolderTimeline() as timeline:
         time.sleep(0.3)
         timeline.zero = time.monotonic()
         lab.cexec(first, "systemctl stop haproxy", check=True)

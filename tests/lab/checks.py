@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import time
 
 import yaml
@@ -24,6 +25,49 @@ def vip_holders() -> list[str]:
         if re.search(rf"inet {re.escape(addr)}/", out):
             holders.append(name)
     return holders
+
+
+class HolderTimeline:
+    """
+    The VIP holders each time they change, polled in a thread every `interval` seconds while
+    the `with` block runs (and once more at its end): `points` [[monotonic time, holders]],
+    `seen` the holder lists in order, `most` the most holders at one poll. `relative()` gives
+    the times from `zero` (set it when the event under test starts).
+    """
+
+    def __init__(self, interval: float = 0.05):
+        self.interval, self.points, self.zero = interval, [], time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _record(self, holders: list[str]) -> None:
+        if not self.points or self.points[-1][1] != holders:
+            self.points.append([time.monotonic(), holders])
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._record(vip_holders())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> HolderTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self._record(vip_holders())
+
+    @property
+    def seen(self) -> list[list[str]]:
+        return [holders for _, holders in self.points]
+
+    @property
+    def most(self) -> int:
+        return max((len(holders) for holders in self.seen), default=0)
+
+    def relative(self) -> list:
+        return [[round(t - self.zero, 3), holders] for t, holders in self.points]
 
 
 def wait_for_holders(expected: list[str], timeout: float) -> tuple[float, int]:

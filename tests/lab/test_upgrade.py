@@ -28,7 +28,6 @@ written to the lab's log dir (upgrade-*.json, measured.json).
 
 import datetime
 import json
-import threading
 import time
 
 import pytest
@@ -123,30 +122,6 @@ def assert_refused(steps, proc, why: str) -> None:
             assert not step["changes"], step
 
 
-class HolderWatch:
-    """Polls the VIP holders (about every 100 ms) in a thread; records the most at once."""
-
-    def __init__(self):
-        self.most, self.seen, self._stop = 0, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            holders = lab.vip_holders()
-            self.most = max(self.most, len(holders))
-            if not self.seen or self.seen[-1] != holders:
-                self.seen.append(holders)
-            self._stop.wait(0.1)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(30)
-
-
 def step_of(steps, epoch: float) -> str:
     """The orchestration step that ran at a wall-clock time (the master's start_time, UTC)."""
     for step in steps:
@@ -166,7 +141,10 @@ def rolling_upgrade(
 ) -> dict:
     """Run orch.upgrade under the probe and the holder watch; assert the upgrade succeeded.
     Returns the probe's result, each failed call with the step it fell in, and the holders seen."""
-    with ApiProbe("/readyz", interval=0.1, max_seconds=900) as probe, HolderWatch() as watch:
+    with (
+        ApiProbe("/readyz", interval=0.1, max_seconds=900) as probe,
+        lab.HolderTimeline(interval=0.1) as watch,
+    ):
         time.sleep(1)  # the probe's first calls before anything moves
         steps, proc, took = upgrade(version, log=f"upgrade-{label}", move_vip=move_vip)
         time.sleep(1)
