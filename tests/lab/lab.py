@@ -62,6 +62,7 @@ import time
 from pathlib import Path
 
 from .checks import (
+    HolderTimeline,
     kube_api,
     kubectl,
     kubectl_client_version,
@@ -156,6 +157,7 @@ __all__ = [
     "MIRROR_URL",
     "NETNS",
     "TIMINGS",
+    "HolderTimeline",
     "LabError",
     "bring_up",
     "cexec",
