@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import yaml
@@ -175,12 +176,58 @@ exclusive = _Lock.held
 # the cluster as the repository's pillar describes it
 
 
-@functools.cache
+SEED_CONTROLLERS = 3  # the seed's three; `make lab CONTROLLERS=N` sets another count
+MAX_CONTROLLERS = 9
+COUNT_FILE = STATE_DIR / "controllers"  # the running lab's count (removed by `down`)
+
+
+def controller_count() -> int:
+    """The lab's controller count: the one `up` recorded, else the seed's three."""
+    try:
+        return int(COUNT_FILE.read_text())
+    except (OSError, ValueError):
+        return SEED_CONTROLLERS
+
+
+def check_count(count) -> int:
+    """A controller count as an int, or LabError naming the valid values."""
+    try:
+        value = int(count)
+    except (TypeError, ValueError):
+        value = 0
+    if not 1 <= value <= MAX_CONTROLLERS:
+        raise LabError(f"CONTROLLERS={count!r}: the lab takes 1 to {MAX_CONTROLLERS} controllers")
+    return value
+
+
+def set_controller_count(count: int) -> None:
+    write_file(COUNT_FILE, f"{check_count(count)}\n")
+
+
 def cluster() -> dict:
-    """The seed's cluster file (pillar/hardway.sls), read once as data: the lab follows it."""
+    """The lab's cluster: the seed's (pillar/hardway.sls) with the lab's controller count."""
+    return _cluster(controller_count())
+
+
+@functools.cache
+def _cluster(count: int) -> dict:
+    """
+    pillar/hardway.sls read as data, its controllers (and the etcd servers on
+    them) extended or cut to `count` in the seed's pattern: k8s-controller-<n>
+    at the first controller's address + n - 1 (10.240.0.11, .12, ...).
+    """
     data = yaml.safe_load((REPO / "pillar" / "hardway.sls").read_text())["k8s_control_plane"]
+    seed = data["controllers"]
+    if count != len(seed):
+        first = ipaddress.ip_address(seed[0]["address"])
+        stem = seed[0]["id"].rsplit("-", 1)[0]
+        data["controllers"] = [
+            {"id": f"{stem}-{n + 1}", "address": str(first + n)} for n in range(count)
+        ]
+        port = urllib.parse.urlsplit(data["etcd"]["servers"][0]).port
+        data["etcd"]["servers"] = [f"https://{c['address']}:{port}" for c in data["controllers"]]
     for addr in [data["vip"]["address"], *(c["address"] for c in data["controllers"])]:
-        if ipaddress.ip_address(addr) not in LAB_NET:
+        if ipaddress.ip_address(addr) not in LAB_NET or addr == MASTER_IP:
             raise LabError(f"{addr} is outside the lab network {LAB_NET}: the lab refuses it")
     return data
 

@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 from pathlib import Path
 
 from .common import (
@@ -82,11 +83,32 @@ def container_pid(name: str) -> int | None:
     return pid_of(name)
 
 
+_INIT: dict[str, tuple[int, int]] = {}  # name -> (nspawn pid, its PID 1): found once per boot
+
+
+def _is_container_init(pid: int) -> bool:
+    with contextlib.suppress(OSError, AttributeError):
+        status = Path(f"/proc/{pid}/status").read_text()
+        nspid = re.search(r"^NSpid:\s+(.*)$", status, re.MULTILINE).group(1).split()
+        return len(nspid) > 1 and nspid[-1] == "1"
+    return False
+
+
 def container_init(name: str) -> int | None:
     """PID (host view) of the container's PID 1: the descendant of nspawn that is PID 1 inside."""
     nspawn = container_pid(name)
     if nspawn is None:
         return None
+    known = _INIT.get(name)
+    if known and known[0] == nspawn and _is_container_init(known[1]):
+        return known[1]
+    found = _find_init(nspawn)
+    if found:
+        _INIT[name] = (nspawn, found)
+    return found
+
+
+def _find_init(nspawn: int) -> int | None:
     children: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -111,16 +133,21 @@ def running_containers() -> list[str]:
     return []
 
 
-def start_container(name: str, address: str, image: Path) -> bool:
-    """Boot one controller unless it runs; return True when it was started fresh."""
+def start_container(name: str, address: str, image: Path, fresh: bool = True) -> bool:
+    """
+    Boot one controller unless it runs; return True when it was started. `fresh` starts
+    from the image alone (a new host); otherwise the host's disk (its upper dir) is kept,
+    as a host that died and boots again.
+    """
     if container_pid(name):
         return False
     hdir = HOSTS_DIR / name
-    shutil.rmtree(hdir, ignore_errors=True)  # fresh: no upper dir from an earlier life
     layer, upper = hdir / "layer", hdir / "upper"
+    if fresh or not upper.is_dir():
+        shutil.rmtree(hdir, ignore_errors=True)  # no upper dir from an earlier life
     for rel, text in host_layer(name, address).items():
         write_file(layer / rel, text)
-    upper.mkdir(parents=True)
+    upper.mkdir(parents=True, exist_ok=True)
     _make_cgroups(name)
     argv = [
         "systemd-nspawn", "--quiet", "--boot", f"--directory={image}",
@@ -130,6 +157,43 @@ def start_container(name: str, address: str, image: Path) -> bool:
     ]  # fmt: skip
     spawn(name, in_netns(argv), marker=f"--machine={name}", cgroup=_cgroup(name))
     return True
+
+
+def kill_container(name: str) -> list[int]:
+    """
+    Host death: SIGKILL every process of the controller (nspawn, its systemd and all under
+    them) at once, through its cgroups; nothing inside gets to shut down or say goodbye.
+    The host's disk (upper dir) stays for start_container(fresh=False). Returns the pids.
+    """
+    pid1 = container_init(name)
+    peer = None  # the bridge's end of its veth, by ifindex (read without entering it)
+    with contextlib.suppress(OSError, ValueError):
+        peer = int(Path(f"/proc/{pid1}/root/sys/class/net/{IFACE}/iflink").read_text())
+    pids = sorted({p for root in CGROUP_ROOTS for p in cgroup_pids(root / _cgroup(name))})
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    poll(f"{name}'s processes to die", lambda: container_pid(name) is None, 30, 0.05)
+    if peer:
+        # The kernel tears the dead namespace's veth down a little later; nspawn cannot
+        # boot the host again while its bridge end exists ("File exists"): wait, then
+        # remove it.
+        def gone():
+            links = run(in_netns(["ip", "-o", "link"])).stdout.splitlines()
+            return not any(line.startswith(f"{peer}: ") for line in links)
+
+        with contextlib.suppress(LabError):
+            poll(f"{name}'s veth to go", gone, 5, 0.05)
+        if not gone():
+            run(in_netns(["ip", "link", "del", "dev", _link_name(peer)]), check=False)
+    return pids
+
+
+def _link_name(ifindex: int) -> str:
+    for line in run(in_netns(["ip", "-o", "link"])).stdout.splitlines():
+        if line.startswith(f"{ifindex}: "):
+            return line.split(": ")[1].split("@")[0]
+    return ""
 
 
 def container_image(name: str) -> str | None:

@@ -77,6 +77,7 @@ from .common import (
     CACHE_DIR,
     CGROUP_ROOTS,
     HEALTHZ_HOST,
+    HOSTS_DIR,
     IFACE,
     KEEP_ON_DOWN,
     LAB,
@@ -92,6 +93,8 @@ from .common import (
     STATE_DIR,
     TIMINGS,
     LabError,
+    check_count,
+    controller_count,
     controllers,
     exclusive,
     hosts_file,
@@ -100,6 +103,7 @@ from .common import (
     run,
     salt_bin,
     say,
+    set_controller_count,
     timed,
     vip,
 )
@@ -109,6 +113,7 @@ from .containers import (
     container_image,
     container_pid,
     in_container,
+    kill_container,
     remove_cgroup_tree,
     running_containers,
     start_container,
@@ -162,6 +167,7 @@ __all__ = [
     "bring_up",
     "cexec",
     "container_pid",
+    "controller_count",
     "controllers",
     "down",
     "ensure_pki",
@@ -170,6 +176,7 @@ __all__ = [
     "hosts_file",
     "in_container",
     "in_netns",
+    "kill_container",
     "kube_api",
     "kube_version",
     "kubectl",
@@ -186,6 +193,8 @@ __all__ = [
     "print_usage",
     "publish_version",
     "rbac_controller",
+    "restart_container",
+    "retire",
     "root_namespace_leaks",
     "run",
     "salt_bin",
@@ -277,16 +286,34 @@ def unavailable() -> str | None:
     return None
 
 
-def bring_up(orchestration: bool = True) -> int:
-    """`up`: set everything up (or reuse it), run the orchestration, print the seed's checks."""
+def bring_up(orchestration: bool = True, count: int | None = None) -> int:
+    """
+    `up`: set everything up (or reuse it), run the orchestration, print the seed's checks.
+    `count` controllers (1-9, in the seed's pattern); None keeps the running lab's count
+    (the seed's three for a new lab). Controllers beyond a smaller count are removed.
+    """
     with exclusive():
-        return _bring_up(orchestration)
+        return _bring_up(orchestration, count)
 
 
-def _bring_up(orchestration: bool) -> int:
+def retire(names: list[str]) -> None:
+    """Remove controllers from the lab: their containers, processes, cgroups and keys."""
+    for name in names:
+        kill_container(name)
+        stop(name, timeout=30)
+        for root in CGROUP_ROOTS:
+            remove_cgroup_tree(root / LAB / name)
+        shutil.rmtree(HOSTS_DIR / name, ignore_errors=True)
+        salt_cmd(["salt-key", "-y", "-d", name])
+        say(f"{name} removed (the lab has {len(controllers())} controllers)")
+
+
+def _bring_up(orchestration: bool, count: int | None) -> int:
     t0 = time.monotonic()
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, nspawn, cgroups)")
+    if count is not None:
+        set_controller_count(check_count(count))
     with timed("host packages"):
         ensure_host_packages()
     if not (LOG_DIR.exists() and running_containers()):
@@ -301,6 +328,8 @@ def _bring_up(orchestration: bool) -> int:
         ensure_mirror_server()
         ensure_master()
     ctl = controllers()
+    extra = sorted(p.stem for p in RUN_DIR.glob("k8s-*.json") if p.stem not in ctl)
+    retire([n for n in extra if container_pid(n) or (HOSTS_DIR / n).exists()])
     with timed("boot"):
         fresh = [n for n in ctl if not container_pid(n)]
         for name in fresh:  # a fresh container makes a new key: forget an old one of its id
@@ -343,6 +372,17 @@ def _bring_up(orchestration: bool) -> int:
     say("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items()))
     print_usage()
     return rc
+
+
+def restart_container(name: str) -> float:
+    """
+    Boot a killed controller again from its own disk (a host coming back); returns the
+    seconds until systemd reports the boot finished.
+    """
+    start = time.monotonic()
+    start_container(name, controllers()[name], image_dir(), fresh=False)
+    wait_booted(name)
+    return time.monotonic() - start
 
 
 def print_usage() -> None:

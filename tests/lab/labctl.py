@@ -3,6 +3,8 @@
 
 labctl.py up                      build/boot/converge the lab, run the orchestration
 labctl.py up --no-orchestration   stop after the keys are accepted
+labctl.py up --controllers 5      five controllers (1-9, the seed's pattern; default: the
+                                  running lab's count, three for a new lab)
 labctl.py down                    remove the lab (keeps the image cache, the PKI and the logs)
 labctl.py exec HOST -- CMD...     run a shell command on a controller (exit code passed through)
 labctl.py salt -- CMD...          run salt / salt-run / salt-key against the lab's master
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build and converge the lab, then run the orchestration")
     up.add_argument("--no-orchestration", action="store_true", help="stop after keys")
+    up.add_argument("--controllers", type=int, help="controller count (1-9)")
     sub.add_parser("down", help="remove the lab")
     ex = sub.add_parser("exec", help="run a command on a controller")
     ex.add_argument("host")
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return lab.bring_up(orchestration=not args.no_orchestration)
+            return lab.bring_up(not args.no_orchestration, args.controllers)
         if args.command == "down":
             return 1 if lab.down() else 0
         if args.command == "exec":

@@ -12,7 +12,16 @@ import yaml
 
 from tests.support import pki as support_pki  # the project's secrets-file writer
 
-from .common import MIRROR_URL, PILLAR_DIR, PKI_DIR, REPO, say, write_file
+from .common import (
+    MIRROR_URL,
+    PILLAR_DIR,
+    PKI_DIR,
+    SEED_CONTROLLERS,
+    cluster,
+    controller_count,
+    say,
+    write_file,
+)
 from .mirror import etcd_version
 
 # ---------------------------------------------------------------------------------------------
@@ -22,23 +31,22 @@ from .mirror import etcd_version
 def ensure_pki() -> dict:
     """
     The lab's secrets (CA, certificates, keys, kubeconfigs, encryption key) for
-    the seed's cluster, kept in /var/lib/k8s-salt-lab/pki (0700) and made anew
-    only when the cluster file changes (addresses, VIP, service CIDR).
+    the lab's cluster, kept in /var/lib/k8s-salt-lab/pki (0700), one set per
+    cluster shape (addresses, VIP, service CIDR, controller count: the seed's
+    three and a CONTROLLERS=5 lab each keep theirs) and per generator version.
     """
-    cluster_file = REPO / "pillar" / "hardway.sls"
     generator = Path(support_pki.__file__)
-    digest = hashlib.sha256(cluster_file.read_bytes() + generator.read_bytes()).hexdigest()
-    cached = PKI_DIR / "secrets.yaml"
-    stamp = PKI_DIR / ".cluster-sha256"
-    if cached.exists() and stamp.exists() and stamp.read_text() == digest:
-        say(f"pki: {PKI_DIR} (reused)")
+    shape = yaml.safe_dump(cluster(), sort_keys=True).encode()
+    digest = hashlib.sha256(shape + generator.read_bytes()).hexdigest()
+    cached = PKI_DIR / f"secrets-{digest[:16]}.yaml"
+    if cached.exists():
+        say(f"pki: {cached} (reused)")
         return yaml.safe_load(cached.read_text())
-    say(f"pki: creating a CA and certificates in {PKI_DIR}")
+    say(f"pki: creating a CA and certificates in {cached}")
     PKI_DIR.mkdir(parents=True, exist_ok=True)
     os.chmod(PKI_DIR, 0o700)
-    secrets_ = support_pki.secrets_for_cluster_file(cluster_file)
+    secrets_ = support_pki.secrets_for_cluster(cluster())
     write_file(cached, yaml.safe_dump(secrets_), 0o600)
-    stamp.write_text(digest)
     return secrets_
 
 
@@ -66,6 +74,18 @@ def ensure_pillar(secrets_: dict) -> None:
         + yaml.safe_dump(lab_pillar(), sort_keys=False),
     )
     support_pki.write_secrets_sls(PILLAR_DIR / "hardway-secrets.sls", secrets_)  # 0600
+    # Another controller count: this root's hardway.sls (the seed's file with the lab's
+    # controllers) hides the repository's; with the seed's three the repository's serves.
+    generated = PILLAR_DIR / "hardway.sls"
+    if controller_count() == SEED_CONTROLLERS:
+        generated.unlink(missing_ok=True)
+    else:
+        write_file(
+            generated,
+            f"# pillar/hardway.sls with the lab's {controller_count()} controllers (make lab"
+            f" CONTROLLERS={controller_count()}); written by tests/lab/pillar.py.\n"
+            + yaml.safe_dump({"k8s_control_plane": cluster()}, sort_keys=False),
+        )
     set_overrides(None)
 
 
