@@ -143,8 +143,9 @@ def versions():
     controller (``<bin_dir>/<component> --version``; None when it is not
     installed or does not answer) and the version the local apiserver serves
     (``/version`` on 127.0.0.1; None when none is installed or it does not
-    answer). The upgrade orchestration checks Kubernetes' version-skew policy
-    against these.
+    answer), and the version this controller's pillar asks for (``pillar``).
+    The orchestrations check Kubernetes' version-skew policy against these,
+    in one round trip per controller.
 
     CLI Example:
 
@@ -155,13 +156,14 @@ def versions():
     cfg = _cfg()
     bin_dir = cfg["controlplane"]["bin_dir"]
     installed = {c: _binary_version(f"{bin_dir}/{c}") for c in COMPONENTS}
+    wanted = str(cfg["kubernetes"]["version"]).lstrip("v")
     serving = None
     if installed["kube-apiserver"]:
         port = cfg["controlplane"]["apiserver_port"]
         answer = _get(f"https://127.0.0.1:{port}/version", _ca_file(cfg), timeout=3.0)
         match = _VERSION_RE.search(answer["body"] or "") if answer["ok"] else None
         serving = match.group(1) if match else None
-    result = {"installed": installed, "serving": serving}
+    result = {"installed": installed, "serving": serving, "pillar": wanted}
     log.debug("k8s_health: versions %s", result)
     return result
 

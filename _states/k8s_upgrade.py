@@ -61,12 +61,14 @@ def _census(tgt, tgt_type):
     return holders, silent
 
 
-def _targets(tgt, tgt_type, version):
-    """{controller: target version}: the one given, else each controller's pillar version."""
+def _targets(reports, version):
+    """
+    {controller: target version} of the controllers that answered k8s_health.versions:
+    the version given, else each controller's pillar version.
+    """
     if version:
-        return {m: str(version).lstrip("v") for m in _ask(tgt, tgt_type, "test.true")}
-    configs = _ask(tgt, tgt_type, "k8s_cluster.config")
-    return {m: str(c["kubernetes"]["version"]).lstrip("v") for m, c in configs.items()}
+        return dict.fromkeys(reports, str(version).lstrip("v"))
+    return {m: str(r["pillar"]).lstrip("v") for m, r in reports.items()}
 
 
 def _pending(installed, target):
@@ -91,8 +93,8 @@ def skew_checked(name, tgt, tgt_type="list", version=None):
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     expected = _expected(tgt, tgt_type)
-    targets = _targets(tgt, tgt_type, version)
     reports = _ask(tgt, tgt_type, "k8s_health.versions")
+    targets = _targets(reports, version)
     silent = sorted(set(expected or targets) - set(reports) | set(expected or []) - set(targets))
     if silent:
         ret["result"] = False
@@ -126,8 +128,9 @@ def skew_checked(name, tgt, tgt_type="list", version=None):
 
 def _at_target(name, version):
     """(target version, True when controller ``name`` runs it in every component)."""
-    target = _targets(name, "list", version).get(name)
-    installed = (_ask(name, "list", "k8s_health.versions").get(name) or {}).get("installed")
+    reports = _ask(name, "list", "k8s_health.versions")
+    target = _targets(reports, version).get(name)
+    installed = (reports.get(name) or {}).get("installed")
     return target, bool(target) and not _pending(installed, target)
 
 

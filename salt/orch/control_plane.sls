@@ -51,9 +51,16 @@ def _sync(ids):
     utils to them (for their validation). Neither changes a host: they
     refresh Salt's own caches.
     """
-    targets = {"tgt_type": "list", "timeout": 60}
-    __salt__["saltutil.cmd"](ids, "saltutil.refresh_pillar", kwarg={"wait": True}, **targets)
-    __salt__["saltutil.cmd"](ids, "saltutil.sync_all", **targets)
+    # One job of two functions, run in order in one process on each controller:
+    # sync_all without its own (unwaited) pillar refresh, then refresh_pillar,
+    # which reloads the modules and waits for the new pillar.
+    __salt__["saltutil.cmd"](
+        ids,
+        ["saltutil.sync_all", "saltutil.refresh_pillar"],
+        arg=[[{"refresh": False, "__kwarg__": True}], [{"wait": True, "__kwarg__": True}]],
+        tgt_type="list",
+        timeout=60,
+    )
 
 
 def _identities(name, ids):

@@ -24,7 +24,8 @@ def health(modules, tmp_path):
             "bin_dir": str(tmp_path / "bin"),
             "apiserver_port": 6443,
             "pki_dir": "/var/lib/kubernetes",
-        }
+        },
+        "kubernetes": {"version": "v1.18.6"},
     }
     (tmp_path / "bin").mkdir()
     return modules("k8s_health", __salt__={"k8s_cluster.config": lambda: cfg})
@@ -90,6 +91,7 @@ def test_versions_of_every_binary_and_what_the_local_apiserver_serves(
             "kube-scheduler": "1.35.4",
         },
         "serving": "1.36.2",
+        "pillar": "1.18.6",
     }
     assert asked == [("https://127.0.0.1:6443/version", "/var/lib/kubernetes/ca.pem")]
 
@@ -104,6 +106,7 @@ def test_versions_without_an_apiserver_asks_nothing(health, tmp_path, monkeypatc
             "kube-scheduler": "1.36.2",
         },
         "serving": None,
+        "pillar": "1.18.6",
     }
 
 
