@@ -115,3 +115,11 @@ def test_versions_with_an_apiserver_that_does_not_answer(health, tmp_path, monke
     down = {"ok": False, "status": None, "body": "", "error": "connection refused"}
     monkeypatch.setattr(health, "_get", lambda *a, **k: down)
     assert health.versions()["serving"] is None
+
+
+@pytest.mark.parametrize(
+    ("inter", "seconds"),
+    [("500ms", 0.25), ("10s", 0.5), ("2000", 0.5), ("60ms", 0.05), ("1s", 0.5), ("400ms", 0.2)],
+)
+def test_wait_ready_looks_again_at_half_haproxys_check_interval(health, inter, seconds):
+    assert health._poll_interval({"loadbalancer": {"haproxy": {"inter": inter}}}) == seconds
