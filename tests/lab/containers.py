@@ -149,6 +149,7 @@ def start_container(name: str, address: str, image: Path, fresh: bool = True) ->
         write_file(layer / rel, text)
     upper.mkdir(parents=True, exist_ok=True)
     _make_cgroups(name)
+    _thaw(name)
     argv = [
         "systemd-nspawn", "--quiet", "--boot", f"--directory={image}",
         f"--overlay={image}:{layer}:{upper}:/", f"--machine={name}",
@@ -170,10 +171,18 @@ def kill_container(name: str) -> list[int]:
     with contextlib.suppress(OSError, ValueError):
         peer = int(Path(f"/proc/{pid1}/root/sys/class/net/{IFACE}/iflink").read_text())
     pids = sorted({p for root in CGROUP_ROOTS for p in cgroup_pids(root / _cgroup(name))})
-    for pid in pids:
+    # Frozen first, then killed by the kernel in one write (cgroup v2): no process gets to
+    # run between the first SIGKILL and the last (a haproxy killed before keepalived would
+    # have its unit write the track file and keepalived send a goodbye advert).
+    unified = Path("/sys/fs/cgroup/unified") / _cgroup(name)
+    for knob in ("cgroup.freeze", "cgroup.kill"):
+        with contextlib.suppress(OSError):
+            (unified / knob).write_text("1")
+    for pid in pids:  # whatever the unified hierarchy did not hold
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     poll(f"{name}'s processes to die", lambda: container_pid(name) is None, 30, 0.05)
+    _thaw(name)  # the host boots again in this cgroup: it must not be born frozen
     if peer:
         # The kernel tears the dead namespace's veth down a little later; nspawn cannot
         # boot the host again while its bridge end exists ("File exists"): wait, then
@@ -187,6 +196,11 @@ def kill_container(name: str) -> list[int]:
         if not gone():
             run(in_netns(["ip", "link", "del", "dev", _link_name(peer)]), check=False)
     return pids
+
+
+def _thaw(name: str) -> None:
+    with contextlib.suppress(OSError):
+        (Path("/sys/fs/cgroup/unified") / _cgroup(name) / "cgroup.freeze").write_text("0")
 
 
 def _link_name(ifindex: int) -> str:
