@@ -169,15 +169,6 @@ def _first_at(points, holders, after=0.0):
     return next((t for t, seen in points if t >= after and seen == holders), None)
 
 
-def _seconds_with(points, end, test):
-    """Seconds of the timeline (up to `end`) during which test(holders) held."""
-    total = 0.0
-    for (t, holders), (t_next, _) in zip(points, [*points[1:], [end, None]], strict=True):
-        if test(holders):
-            total += max(0.0, t_next - t)
-    return round(total, 3)
-
-
 def vip_trial(fault, tail=3.0, move_timeout=20):
     """
     One fault on the VIP holder (the first controller): when the second alone
@@ -199,7 +190,6 @@ def vip_trial(fault, tail=3.0, move_timeout=20):
         lab.wait_for_holders([first], 180)
         time.sleep(tail)  # a flap shows up here
     points = timeline.relative()
-    end = points[-1][0] + 0.001
     moved = _first_at(points, [second])  # None: the next controller never held it alone
     left = next((t for t, holders in points if t >= 0 and holders != [first]), None)
     back = _first_at(points, [first], after=left) if left is not None else None
@@ -209,8 +199,8 @@ def vip_trial(fault, tail=3.0, move_timeout=20):
         "left": left,  # when the first controller stopped being the only holder (None: never)
         "back": round(back - recovered, 3) if back is not None else None,
         "flaps": len(after_back),
-        "two_holders_s": _seconds_with(points, end, lambda h: len(h) > 1),
-        "no_holder_s": _seconds_with(points, end, lambda h: not h),
+        "two_holders_s": timeline.seconds(lambda h: len(h) > 1),
+        "no_holder_s": timeline.seconds(lambda h: not h),
         "timeline": points,
     }
 

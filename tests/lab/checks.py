@@ -5,6 +5,7 @@ sees it, the RBAC controller, and the seed's checks printed after `up` (verify).
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import threading
 import time
@@ -76,6 +77,11 @@ class HolderTimeline:
     @property
     def most(self) -> int:
         return max((len(holders) for holders in self.seen), default=0)
+
+    def seconds(self, test) -> float:
+        """Seconds from the first change to the last during which test(holders) was true."""
+        pairs = itertools.pairwise(self.points)
+        return round(float(sum(t2 - t1 for (t1, holders), (t2, _) in pairs if test(holders))), 3)
 
     def relative(self) -> list:
         return [[round(t - self.zero, 3), holders] for t, holders in self.points]

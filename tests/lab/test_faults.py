@@ -6,7 +6,6 @@ counted (lab measurements). The VIP holders are polled every 10 ms throughout: h
 controllers or none held it is measured too.
 """
 
-import itertools
 import time
 
 import pytest
@@ -28,14 +27,6 @@ def converged(fresh_lab, measured):
         yield lab
     finally:
         lab.set_overrides(None)
-
-
-def _seconds(points, test) -> float:
-    total = 0.0
-    for (t, holders), (t_next, _) in itertools.pairwise(points):
-        if test(holders):
-            total += t_next - t
-    return round(total, 3)
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
@@ -66,8 +57,8 @@ def test_fault_on_the_holder_is_survived(name, converged, measured):
     measured[f"fault {name}: VIP on the next"] = moved
     measured[f"fault {name}: probe calls (count)"] = result["calls"]
     measured[f"fault {name}: failed calls (count)"] = result["failures"]
-    measured[f"fault {name}: two holders"] = _seconds(points, lambda h: len(h) > 1)
-    measured[f"fault {name}: no holder"] = _seconds(points, lambda h: not h)
+    measured[f"fault {name}: two holders"] = timeline.seconds(lambda h: len(h) > 1)
+    measured[f"fault {name}: no holder"] = timeline.seconds(lambda h: not h)
 
 
 def test_an_apiserver_sigkilled_leaves_the_vip_and_is_routed_around(converged, measured):

@@ -40,3 +40,13 @@ def test_the_recorded_count_is_read_back(tmp_path, monkeypatch):
     common.set_controller_count(5)
     assert common.controller_count() == 5
     assert [c["id"] for c in common.cluster()["controllers"]][-1] == "k8s-controller-5"
+
+
+def test_holder_timeline_sums_the_seconds_a_census_held():
+    from tests.lab.checks import HolderTimeline
+
+    timeline = HolderTimeline()
+    timeline.points = [[10.0, ["a"]], [10.5, []], [10.75, ["b"]], [11.0, ["a", "b"]], [11.1, ["a"]]]
+    assert timeline.seconds(lambda h: not h) == 0.25
+    assert timeline.seconds(lambda h: len(h) > 1) == 0.1
+    assert timeline.seconds(lambda h: h == ["a"]) == 0.5  # the last holder's time is open-ended
