@@ -15,8 +15,17 @@ import os
 import socket
 import socketserver
 import ssl
+from pathlib import Path
 
 from . import MARK, Fatal, address_allowed, go_err
+
+
+def _somaxconn() -> int:
+    """/proc/sys/net/core/somaxconn, as Go reads it (socket.SOMAXCONN when unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -24,6 +33,10 @@ class Server(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # The listen backlog of Go's net.Listen: the kernel's somaxconn (go/src/net/sock_linux.go,
+    # maxListenerBacklog). socketserver's default of 5 drops the SYNs of a burst while the
+    # process is busy or stopped (haproxy then sees a connect hang), which a real one does not.
+    request_queue_size = _somaxconn()
 
     def __init__(self, host: str, port: int, app, tls: ssl.SSLContext):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
