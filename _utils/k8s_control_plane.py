@@ -738,6 +738,7 @@ SCHEMA = {
             "timeout_connect": _duration,
             "retries": _integer(0),
             "redispatch": _boolean,
+            "retry_reads": _boolean,
             "shutdown_sessions": _boolean,
         },
         "sysctl": {"config": _path},
