@@ -43,8 +43,9 @@ def _ca_file(cfg):
     return f"{cfg['controlplane']['pki_dir']}/ca.pem"
 
 
-def _get(url, ca_file=None, verify=True, host=None, timeout=3.0):
-    """GET url; return {'url', 'status', 'body', 'ok'} and never raise."""
+def _get(url, ca_file=None, verify=True, host=None, timeout=3.0, cert=None):
+    """GET url (``cert``: a client (certificate, key)); return {'url', 'status', 'body', 'ok'}
+    and never raise."""
     context = None
     result = {"url": url, "status": None, "body": "", "ok": False}
     request = urllib.request.Request(url, headers={"Host": host} if host else {})
@@ -56,6 +57,8 @@ def _get(url, ca_file=None, verify=True, host=None, timeout=3.0):
                 context = ssl.create_default_context()
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
+            if cert:
+                context.load_cert_chain(*cert)
         with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
             result["status"] = resp.status
             result["body"] = resp.read(4096).decode("utf-8", "replace").strip()
@@ -117,6 +120,56 @@ def apiserver(address=None, timeout=3):
         for path in ("healthz", "livez", "readyz")
     }
     return {"address": address, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def etcd(timeout=2):
+    """
+    Ask every etcd server the apiservers use (their ``--etcd-servers``) for
+    its ``/health``, with the apiserver's etcd client certificate (etcd's own
+    copy when etcd:managed, there before the control plane's). A member says
+    ``"health": "true"`` only while its cluster has a leader, so quorum is a
+    majority of the servers healthy. Read-only; never raises.
+
+    timeout
+        Seconds per server.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_health.etcd
+    """
+    cfg = _cfg()
+    base = cfg["etcd"]["config_dir"] if cfg["etcd"]["managed"] else cfg["controlplane"]["pki_dir"]
+    ca_file, cert = f"{base}/ca.pem", (f"{base}/kubernetes.pem", f"{base}/kubernetes-key.pem")
+    servers = __utils__["k8s_control_plane.etcd_servers"](cfg)
+    missing = [path for path in (ca_file, *cert) if not os.path.exists(path)]
+    if missing:
+        return {
+            "quorum": None,
+            "healthy": 0,
+            "total": len(servers),
+            "servers": {},
+            "comment": f"not checked: no etcd client certificate yet ({', '.join(missing)})",
+        }
+    answers = {}
+    for server in servers:
+        answer = _get(f"{server.rstrip('/')}/health", ca_file, timeout=float(timeout), cert=cert)
+        healthy = answer["ok"] and '"health":"true"' in answer["body"].replace(" ", "")
+        answers[server] = {
+            "healthy": healthy,
+            "answer": answer.get("error") or f"{answer['status']} {answer['body'][:200]}",
+        }
+    healthy = sum(a["healthy"] for a in answers.values())
+    quorum = healthy * 2 > len(servers)
+    return {
+        "quorum": quorum,
+        "healthy": healthy,
+        "total": len(servers),
+        "servers": answers,
+        "comment": f"{healthy} of {len(servers)} etcd servers healthy"
+        + ("" if quorum else ": no quorum"),
+    }
 
 
 _VERSION_RE = re.compile(r"\bv(\d+\.\d+\.\d+)\b")

@@ -1,7 +1,7 @@
 """
 Cluster-level states: pillar validation (on a controller), and the
 orchestration's checks across the controllers (on the master): a single VIP
-holder, every apiserver ready, the seed's verification. The checks report
+holder, etcd quorum, every apiserver ready, the seed's verification. The checks report
 their findings in the comment and never as changes, so a converged cluster's
 orchestration reports zero changes.
 """
@@ -112,6 +112,71 @@ def _call(tgt, tgt_type, fun, kwarg=None, timeout=60):
     if not answers:
         bad["(none)"] = f"no minion matched {tgt}"
     return good, bad
+
+
+def etcd_quorum(name, tgt, tgt_type="compound", timeout=30, interval=0.5):
+    """
+    Wait (bounded, polling) until every targeted controller sees a majority
+    of the apiservers' etcd servers healthy (k8s_health.etcd); otherwise
+    fail naming each server and its answer, before the control plane is
+    touched: restarting apiservers on an etcd without quorum cannot make them
+    ready and takes away the reads they still serve from their watch cache.
+    Passes with a comment when no controller has an etcd client certificate
+    yet (a fresh cluster with etcd elsewhere).
+
+    name
+        A label.
+
+    tgt, tgt_type
+        The controllers of the cluster.
+
+    timeout
+        Seconds to wait (etcd elects a leader within a few seconds of a start).
+
+    .. code-block:: yaml
+
+        orch-etcd-quorum:
+          k8s_cluster.etcd_quorum:
+            - name: etcd
+            - tgt: 'I@k8s_control_plane:cluster:hardway'
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if __opts__.get("test"):
+        ret["result"] = None
+        ret["comment"] = f"Would wait up to {timeout}s for every controller to see etcd quorum"
+        return ret
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        good, bad = _call(tgt, tgt_type, "k8s_health.etcd", timeout=10)
+        bad.update({m: r for m, r in good.items() if not isinstance(r, dict)})
+        good = {m: r for m, r in good.items() if isinstance(r, dict)}
+        lacking = {m: r for m, r in good.items() if r.get("quorum") is False}
+        if (not lacking and not bad) or time.monotonic() >= deadline:
+            break
+        time.sleep(float(interval))
+    if bad or lacking:
+        ret["result"] = False
+        views = [
+            f"{minion} sees {view['comment']} ("
+            + "; ".join(f"{url}: {a['answer']}" for url, a in view["servers"].items())
+            + ")"
+            for minion, view in lacking.items()
+        ] + [f"{minion}: no answer ({error})" for minion, error in bad.items()]
+        ret["comment"] = (
+            f"etcd has no quorum after {timeout}s, so the control plane was left as it is "
+            "(no apiserver restarted). Bring the etcd members back (systemctl status etcd on "
+            "their hosts) and run again.\n- " + "\n- ".join(views)
+        )
+        return ret
+    unchecked = sorted(m for m, r in good.items() if r.get("quorum") is None)
+    checked = {m: r for m, r in good.items() if r.get("quorum")}
+    ret["comment"] = "etcd quorum: " + (
+        ", ".join(f"{m} sees {r['healthy']} of {r['total']}" for m, r in checked.items())
+        or "not checked"
+    )
+    if unchecked:
+        ret["comment"] += f"; not checked on {', '.join(unchecked)} (no client certificate yet)"
+    return ret
 
 
 def apiservers_ready(name, tgt, tgt_type="compound", timeout=None):

@@ -334,14 +334,19 @@ def _pick(rows, minor, what):
     return chosen["api"]
 
 
+def etcd_servers(cfg):
+    """The apiservers' --etcd-servers: etcd:servers, else every controller's client URL."""
+    etcd = cfg.get("etcd") or {}
+    return list(etcd.get("servers") or []) or [
+        f"https://{c['address']}:{etcd.get('client_port', 2379)}" for c in cfg["controllers"]
+    ]
+
+
 def flag_context(cfg, address):
     """The values the flag table's format strings can use, for a controller at ``address``."""
     cp = cfg["controlplane"]
     k8s = cfg["kubernetes"]
-    etcd = cfg.get("etcd") or {}
-    servers = etcd.get("servers") or [
-        f"https://{c['address']}:{etcd.get('client_port', 2379)}" for c in cfg["controllers"]
-    ]
+    servers = etcd_servers(cfg)
     return {
         "address": address,
         "apiserver_port": cp["apiserver_port"],

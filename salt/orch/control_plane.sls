@@ -11,7 +11,9 @@ stops the run, naming the step (its state ID) and the minions that failed.
 2. validate the cluster pillar on every controller; refuse a version change
    that breaks Kubernetes' skew policy (one minor at a time, no downgrade)
 3. load balancer on all controllers; then exactly one VIP holder
-4. etcd (when etcd:managed) and the control plane on all controllers
+4. etcd (when etcd:managed); refuse, naming each etcd server's answer, when
+   the controllers do not see etcd quorum; the control plane on all
+   controllers, one at a time
 5. wait (bounded polling) until every apiserver is ready, directly and via the VIP
 6. RBAC from one controller
 7. verification report (k8s_health.summary)
@@ -133,9 +135,22 @@ def run():
     # failhard: a controller whose state fails stops the batch there, so the
     # next controller is not touched (without it the batch goes on and only the
     # step's result is False at the end).
+    # etcd without quorum: refuse before any apiserver restarts (it could not
+    # get ready), naming each etcd server and its answer.
+    steps["orch-etcd-quorum"] = {
+        "k8s_cluster.etcd_quorum": [
+            {"name": "etcd"},
+            {"tgt": tgt},
+            {"tgt_type": "list"},
+            {"require": [{"salt": "orch-etcd"}]},
+        ]
+    }
     steps["orch-controlplane"] = {
         "salt.state": on_all(
-            {"salt": "orch-etcd"}, sls=[f"{root}.controlplane"], batch="1", failhard=True
+            {"k8s_cluster": "orch-etcd-quorum"},
+            sls=[f"{root}.controlplane"],
+            batch="1",
+            failhard=True,
         )
     }
     steps["orch-wait-ready"] = {

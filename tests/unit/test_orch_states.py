@@ -83,7 +83,62 @@ def test_verified_lists_each_failed_check(orch):
     assert ret["comment"] == "c1: ok (holds the VIP)\nc2: FAILED apiserver"
 
 
-@pytest.mark.parametrize("fun", ["vip_single_holder", "apiservers_ready", "verified"])
+def _view(healthy, total, quorum):
+    servers = {
+        f"https://10.240.0.1{i + 1}:2379": {"healthy": i < healthy, "answer": "x"}
+        for i in range(total)
+    }
+    comment = f"{healthy} of {total} etcd servers healthy" + ("" if quorum else ": no quorum")
+    return {
+        "quorum": quorum,
+        "healthy": healthy,
+        "total": total,
+        "servers": servers,
+        "comment": comment,
+    }
+
+
+def test_etcd_quorum_waits_for_every_controller_to_see_it(orch):
+    polls = iter(
+        [
+            {"c1": _ok(_view(1, 3, False)), "c2": _ok(_view(2, 3, True))},  # electing: poll again
+            {"c1": _ok(_view(3, 3, True)), "c2": _ok(_view(2, 3, True))},
+        ]
+    )
+    module = orch(lambda fun: next(polls))
+    ret = module.etcd_quorum("etcd", TGT, timeout=5, interval=0)
+    assert ret["result"] is True and ret["changes"] == {}
+    assert ret["comment"] == "etcd quorum: c1 sees 3 of 3, c2 sees 2 of 3"
+    assert [call[1] for call in module.calls] == ["k8s_health.etcd"] * 2
+
+
+def test_etcd_quorum_refuses_naming_each_server_and_what_to_do(orch):
+    module = orch({"c1": _ok(_view(1, 3, False)), "c2": {"ret": "Minion did not return"}})
+    ret = module.etcd_quorum("etcd", TGT, timeout=0, interval=0)
+    assert ret["result"] is False and ret["changes"] == {}
+    assert ret["comment"].startswith(
+        "etcd has no quorum after 0s, so the control plane was left as it is"
+    )
+    assert (
+        "c1 sees 1 of 3 etcd servers healthy: no quorum (https://10.240.0.11:2379: x;"
+        in (ret["comment"])
+    )
+    assert "c2: no answer (Minion did not return)" in ret["comment"]
+
+
+def test_etcd_quorum_passes_unchecked_without_client_certificates(orch):
+    unchecked = {"quorum": None, "healthy": 0, "total": 3, "servers": {}, "comment": "not checked"}
+    module = orch({"c1": _ok(unchecked), "c2": _ok(_view(3, 3, True))})
+    ret = module.etcd_quorum("etcd", TGT, timeout=5, interval=0)
+    assert ret["result"] is True
+    assert ret["comment"] == (
+        "etcd quorum: c2 sees 3 of 3; not checked on c1 (no client certificate yet)"
+    )
+
+
+@pytest.mark.parametrize(
+    "fun", ["vip_single_holder", "etcd_quorum", "apiservers_ready", "verified"]
+)
 def test_test_mode_predicts_without_asking(orch, fun):
     module = orch({}, test=True)
     ret = getattr(module, fun)("x", TGT)

@@ -95,6 +95,8 @@ def test_the_steps_form_one_chain_in_the_designed_order():
     assert position["orch-loadbalancer"] < position["orch-vip-single-holder"]
     assert position["orch-vip-single-holder"] < position["orch-controlplane"]
     assert position["orch-etcd"] < position["orch-controlplane"] < position["orch-wait-ready"]
+    # etcd quorum is checked before any apiserver restarts
+    assert position["orch-etcd"] < position["orch-etcd-quorum"] < position["orch-controlplane"]
     assert position["orch-wait-ready"] < position["orch-rbac"]
     assert order[-1] == "orch-verify"
 
