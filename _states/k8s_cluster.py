@@ -99,17 +99,26 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
 
 
 def _call(tgt, tgt_type, fun, kwarg=None, timeout=60):
-    """Run fun on the controllers; return ({minion: return}, {minion: error})."""
+    """
+    Run fun on the controllers; return ({minion: return}, {minion: error}). A
+    listed controller that did not answer (its minion down) is an error, never
+    left out: a check must not pass on the controllers that happened to answer.
+    """
     answers = __salt__["saltutil.cmd"](
         tgt, fun, tgt_type=tgt_type, kwarg=kwarg or {}, timeout=timeout
     )
     good, bad = {}, {}
     for minion, answer in sorted(answers.items()):
         if not isinstance(answer, dict) or answer.get("retcode", 0) != 0 or answer.get("failed"):
-            bad[minion] = answer.get("ret") if isinstance(answer, dict) else answer
+            error = answer.get("ret") if isinstance(answer, dict) else answer
+            bad[minion] = error if error is not None else "no answer (minion down?)"
         else:
             good[minion] = answer.get("ret")
-    if not answers:
+    if tgt_type == "list":
+        listed = tgt if isinstance(tgt, list) else str(tgt).split(",")
+        for minion in sorted(set(listed) - set(answers)):
+            bad[minion] = "no answer (minion down?)"
+    if not answers and not bad:
         bad["(none)"] = f"no minion matched {tgt}"
     return good, bad
 

@@ -150,3 +150,16 @@ def test_no_minion_is_a_failure(orch):
     ret = orch({}).verified("hardway", TGT)
     assert ret["result"] is False
     assert f"no minion matched {TGT}" in ret["comment"]
+
+
+def test_a_listed_controller_that_does_not_answer_fails_the_check(orch):
+    """A minion stopped mid-orchestration: its checks must fail, not pass on the others."""
+    summary = {"ok": True, "failed": [], "holds_vip": False}
+    module = orch({"c1": _ok(summary), "c3": _ok(summary)})
+    ret = module.verified("hardway", "c1,c2,c3", tgt_type="list")
+    assert ret["result"] is False
+    assert "c2" in ret["comment"] and "no answer (minion down?)" in ret["comment"]
+    ready = orch({"c1": _ok({"ready": True, "seconds": 0})})
+    ret = ready.apiservers_ready("apiservers", "c1,c2", tgt_type="list", timeout=5)
+    assert ret["result"] is False
+    assert ret["comment"] == "Not ready: c2: no answer (minion down?)"
