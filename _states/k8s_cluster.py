@@ -98,7 +98,15 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
     return ret
 
 
-def _call(tgt, tgt_type, fun, kwarg=None, timeout=60):
+# Salt's timeout of a job is when it starts asking (saltutil.find_job) whether
+# each silent minion still runs it: it keeps waiting for those that do (a long
+# wait_ready is fine) and gives up on a dead one a gather_job_timeout later. A
+# timeout as long as the longest wait made a minion killed mid-run hang the
+# orchestration for 15 minutes.
+ANSWER_TIMEOUT = 15
+
+
+def _call(tgt, tgt_type, fun, kwarg=None, timeout=ANSWER_TIMEOUT):
     """
     Run fun on the controllers; return ({minion: return}, {minion: error}). A
     listed controller that did not answer (its minion down) is an error, never
@@ -216,9 +224,7 @@ def apiservers_ready(name, tgt, tgt_type="compound", timeout=None):
         ret["comment"] = "Would wait for every apiserver, the VIP and haproxy's backends"
         return ret
     kwarg = {"timeout": timeout} if timeout else {}
-    good, bad = _call(
-        tgt, tgt_type, "k8s_health.wait_ready", kwarg, timeout=int(timeout or 900) + 30
-    )
+    good, bad = _call(tgt, tgt_type, "k8s_health.wait_ready", kwarg, timeout=ANSWER_TIMEOUT)
     if bad:
         ret["result"] = False
         ret["comment"] = "Not ready: " + "; ".join(f"{m}: {e}" for m, e in bad.items())
@@ -244,7 +250,7 @@ def verified(name, tgt, tgt_type="compound"):
         ret["result"] = None
         ret["comment"] = "Would run k8s_health.summary on every controller"
         return ret
-    good, bad = _call(tgt, tgt_type, "k8s_health.summary", timeout=60)
+    good, bad = _call(tgt, tgt_type, "k8s_health.summary")
     lines = []
     for minion, summary in {**good, **bad}.items():
         if not isinstance(summary, dict):
