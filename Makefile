@@ -13,9 +13,9 @@ CMD ?=
 # rendered configs (keepalived -t, haproxy -c), etcd for the doubles' tests,
 # and what the lab needs to build and boot its controllers.
 APT_PACKAGES := keepalived haproxy etcd-server etcd-client openssl iproute2 curl \
-	systemd-container debootstrap python3-venv
+	systemd-container debootstrap python3-venv nftables
 
-.PHONY: help venv deps test unit functional integration lint docs render lab lab-down lab-exec lab-salt bench bench-quick clean
+.PHONY: help venv deps test unit functional integration lint docs render lab lab-down lab-exec lab-salt faults bench bench-quick clean
 
 help:
 	@echo "make lab        build the lab (three controllers) and run the orchestration on it"
@@ -26,6 +26,7 @@ help:
 	@echo "make lab-exec HOST=k8s-controller-1 CMD='...'  run a command on a lab controller"
 	@echo "make lab-salt CMD=\"salt '*' test.ping\"        run a Salt command on the lab's master"
 	@echo "make lab-down   remove the lab"
+	@echo "make faults     the lab fault tests, each failover fault 5 times (FAULT_REPEAT=5), with the VIP holder census"
 	@echo "make bench      failover benchmark on the lab: seed profile against tuned (TRIALS=10)"
 	@echo "make bench-quick   the short bench CI runs after the tests, with its gate"
 
@@ -88,6 +89,14 @@ lab-exec: venv
 
 lab-salt: venv
 	$(PY) tests/lab/labctl.py salt -- "$$CMD"
+
+# The lab's fault tests (make test runs them once each) with every failover fault and the
+# network split FAULT_REPEAT times in one run; the totals of the VIP holder census (polls every
+# 10 ms: how many saw two holders or none, and the longest) close pytest's summary and are in
+# /var/lib/k8s-salt-lab/log/measured.json.
+FAULT_REPEAT ?= 5
+faults: venv deps
+	K8S_FAULT_REPEAT=$(FAULT_REPEAT) $(PY) -m pytest -ra tests/lab/test_faults.py
 
 # Every fault, the apiserver, the load run and the orchestration, TRIALS each
 # (about 1.5 h at 10); bench-quick is CI's short run with its gate.

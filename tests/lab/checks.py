@@ -5,6 +5,7 @@ sees it, the RBAC controller, and the seed's checks printed after `up` (verify).
 from __future__ import annotations
 
 import base64
+import collections
 import itertools
 import re
 import threading
@@ -43,16 +44,19 @@ class HolderTimeline:
     """
     The VIP holders each time they change, polled in a thread every `interval` seconds while
     the `with` block runs (and once more at its end): `points` [[monotonic time, holders]],
-    `seen` the holder lists in order, `most` the most holders at one poll. `relative()` gives
-    the times from `zero` (set it when the event under test starts).
+    `seen` the holder lists in order, `most` the most holders at one poll, `census` how many
+    polls saw how many holders ({0: n, 1: n, 2: n}). `relative()` gives the times from `zero`
+    (set it when the event under test starts).
     """
 
     def __init__(self, interval: float = 0.01):
         self.interval, self.points, self.zero = interval, [], time.monotonic()
+        self.census: collections.Counter = collections.Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _record(self, holders: list[str]) -> None:
+        self.census[len(holders)] += 1
         if not self.points or self.points[-1][1] != holders:
             self.points.append([time.monotonic(), holders])
 

@@ -12,9 +12,11 @@ when the system recovers by itself (systemd restarts the unit, keepalived respaw
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from collections.abc import Callable
 
-from .containers import cexec, kill_container
+from .common import IFACE
+from .containers import cexec, container_init, kill_container
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,30 @@ def _restart_host(name: str) -> None:
     from .lab import restart_container  # the facade boots it (image, addresses)
 
     restart_container(name)
+
+
+# A network split: everything in and out of the lab link dropped inside the controller's own
+# network namespace (the host's nft; the link stays up, so keepalived sees no interface fault).
+SPLIT_TABLE = "k8s_lab_split"
+SPLIT_RULES = f"""table inet {SPLIT_TABLE} {{
+  chain in {{ type filter hook input priority -300; policy accept; iifname "{IFACE}" drop; }}
+  chain out {{ type filter hook output priority -300; policy accept; oifname "{IFACE}" drop; }}
+}}
+"""
+
+
+def _nft(name: str, *args: str, rules: str | None = None) -> None:
+    argv = ["nsenter", "-t", str(container_init(name)), "-n", "nft", *args]
+    subprocess.run(argv, input=rules, text=True, check=True, capture_output=True, timeout=30)
+
+
+def split_network(name: str) -> None:
+    """Cut `name` off from the other controllers (and the master): no packet in or out."""
+    _nft(name, "-f", "-", rules=SPLIT_RULES)
+
+
+def heal_network(name: str) -> None:
+    _nft(name, "delete", "table", "inet", SPLIT_TABLE)
 
 
 # keepalived's VRRP child: /run/vrrp.pid (keepalived's default vrrp_pid_file).

@@ -65,7 +65,15 @@ IMAGE_UNITS = (
 # Not installed: offered by the image's local apt repository, with their dependency closure.
 REPO_PACKAGES = ("keepalived", "haproxy")
 REPO_DIR = "opt/lab-apt"
-HOST_PACKAGES = ("systemd-container", "debootstrap", "iproute2", "openssl", "util-linux")
+# nftables: faults.split_network drops a controller's lab traffic inside its namespace.
+HOST_PACKAGES = (
+    "systemd-container",
+    "debootstrap",
+    "iproute2",
+    "openssl",
+    "util-linux",
+    "nftables",
+)
 
 
 # ---------------------------------------------------------------------------------------------
