@@ -12,7 +12,8 @@ A rolling upgrade of the control plane that keeps the API up through the VIP.
 1. validate the cluster pillar on every controller (with the new version)
 2. refuse, before any change, an upgrade that breaks Kubernetes' version-skew
    policy: one minor at a time, no downgrade, apiservers within one minor,
-   controller-manager and scheduler never newer than their apiserver
+   controller-manager and scheduler never newer than their apiserver; refuse
+   when the controllers do not see etcd quorum (no apiserver could get ready)
 3. then one controller at a time, the VIP holder last:
    a. drain its apiserver from every controller's haproxy (no new
       connection goes to it) and wait, bounded, for its sessions to end
@@ -94,7 +95,10 @@ def run():
     steps["upgrade-skew"] = check(
         "k8s_upgrade.skew_checked", name, {"salt": "upgrade-validate"}, version=version
     )
-    previous = {"k8s_upgrade": "upgrade-skew"}
+    steps["upgrade-etcd-quorum"] = check(
+        "k8s_cluster.etcd_quorum", "etcd", {"k8s_upgrade": "upgrade-skew"}
+    )
+    previous = {"k8s_cluster": "upgrade-etcd-quorum"}
     move_vip = bool(__pillar__.get("move_vip"))
     holder = _holder(ids)
     for minion in [i for i in ids if i != holder] + [i for i in ids if i == holder]:
