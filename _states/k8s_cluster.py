@@ -49,6 +49,27 @@ def validated(name):
     return ret
 
 
+def _check(name, prediction):
+    """
+    A check's return, passing so far; in test mode already final: result None
+    and what the real run would wait for (a check changes nothing).
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if __opts__.get("test"):
+        ret.update(result=None, comment=prediction)
+    return ret
+
+
+def _until(ask, done, timeout, interval):
+    """ask() again every `interval` s until done(answer) or `timeout` s passed; the last answer."""
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        answer = ask()
+        if done(answer) or time.monotonic() >= deadline:
+            return answer
+        time.sleep(float(interval))
+
+
 def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
     """
     Wait (bounded, polling) until exactly one of the targeted controllers
@@ -70,22 +91,23 @@ def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
             - name: vip
             - tgt: 'I@k8s_control_plane:cluster:hardway'
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["comment"] = f"Would wait up to {timeout}s for exactly one holder of the VIP"
+    ret = _check(name, f"Would wait up to {timeout}s for exactly one holder of the VIP")
+    if ret["result"] is None:
         return ret
-    deadline = time.monotonic() + float(timeout)
-    holders, answers = [], {}
-    while True:
-        answers = __salt__["saltutil.cmd"](
+
+    def holders_of(answers):
+        return sorted(m for m, r in answers.items() if r.get("ret") is True)
+
+    answers = _until(
+        lambda: __salt__["saltutil.cmd"](
             tgt, "k8s_health.holds_vip", tgt_type=tgt_type, timeout=10
-        )
-        holders = sorted(m for m, r in answers.items() if r.get("ret") is True)
-        if len(holders) == 1 or time.monotonic() >= deadline:
-            log.debug("k8s_cluster.vip_single_holder: holders %s", holders)
-            break
-        time.sleep(float(interval))
+        ),
+        lambda answers: len(holders_of(answers)) == 1,
+        timeout,
+        interval,
+    )
+    holders = holders_of(answers)
+    log.debug("k8s_cluster.vip_single_holder: holders %s", holders)
     if len(holders) == 1:
         ret["comment"] = f"{holders[0]} holds the VIP"
         return ret
@@ -157,20 +179,17 @@ def etcd_quorum(name, tgt, tgt_type="compound", timeout=30, interval=0.5):
             - name: etcd
             - tgt: 'I@k8s_control_plane:cluster:hardway'
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["comment"] = f"Would wait up to {timeout}s for every controller to see etcd quorum"
+    ret = _check(name, f"Would wait up to {timeout}s for every controller to see etcd quorum")
+    if ret["result"] is None:
         return ret
-    deadline = time.monotonic() + float(timeout)
-    while True:
+
+    def views():
         good, bad = _call(tgt, tgt_type, "k8s_health.etcd", timeout=10)
         bad.update({m: r for m, r in good.items() if not isinstance(r, dict)})
         good = {m: r for m, r in good.items() if isinstance(r, dict)}
-        lacking = {m: r for m, r in good.items() if r.get("quorum") is False}
-        if (not lacking and not bad) or time.monotonic() >= deadline:
-            break
-        time.sleep(float(interval))
+        return good, bad, {m: r for m, r in good.items() if r.get("quorum") is False}
+
+    good, bad, lacking = _until(views, lambda v: not v[1] and not v[2], timeout, interval)
     if bad or lacking:
         ret["result"] = False
         views = [
@@ -218,10 +237,8 @@ def apiservers_ready(name, tgt, tgt_type="compound", timeout=None):
             - name: apiservers
             - tgt: 'I@k8s_control_plane:cluster:hardway'
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["comment"] = "Would wait for every apiserver, the VIP and haproxy's backends"
+    ret = _check(name, "Would wait for every apiserver, the VIP and haproxy's backends")
+    if ret["result"] is None:
         return ret
     kwarg = {"timeout": timeout} if timeout else {}
     good, bad = _call(tgt, tgt_type, "k8s_health.wait_ready", kwarg, timeout=ANSWER_TIMEOUT)
@@ -245,10 +262,8 @@ def verified(name, tgt, tgt_type="compound"):
             - name: hardway
             - tgt: 'I@k8s_control_plane:cluster:hardway'
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["comment"] = "Would run k8s_health.summary on every controller"
+    ret = _check(name, "Would run k8s_health.summary on every controller")
+    if ret["result"] is None:
         return ret
     good, bad = _call(tgt, tgt_type, "k8s_health.summary")
     lines = []
