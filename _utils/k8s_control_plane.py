@@ -65,7 +65,7 @@ except ImportError:  # Salt depends on it; without it only the PKI's coherence g
     x509 = None
 
 PILLAR_KEY = "k8s_control_plane"
-COMPONENTS = ("cluster", "loadbalancer", "etcd", "controlplane", "rbac")
+COMPONENTS = ("cluster", "loadbalancer", "pki", "etcd", "controlplane", "rbac")
 PROFILES = ("tuned", "seed")
 COMPONENT_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # The files the control plane takes from k8s_control_plane:secrets, in the
@@ -342,6 +342,11 @@ def etcd_servers(cfg):
     ]
 
 
+def _kubelet_client(cfg):
+    pki = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
+    return "apiserver-kubelet-client" if pki.get("source", "salt") == "salt" else "kubernetes"
+
+
 def flag_context(cfg, address):
     """The values the flag table's format strings can use, for a controller at ``address``."""
     cp = cfg["controlplane"]
@@ -358,6 +363,9 @@ def flag_context(cfg, address):
         "etcd_servers": ",".join(servers),
         "node_port_range": k8s["node_port_range"],
         "pki_dir": cp["pki_dir"],
+        # the apiserver's client certificate to the kubelets: its own with pki:source
+        # salt (user kubernetes), the serving one in the seed's pillar layout
+        "kubelet_client": f"{cp['pki_dir']}/{_kubelet_client(cfg)}",
         "service_account_issuer": cp["service_account_issuer"],
         "service_cidr": k8s["service_cidr"],
         "verbosity": cp["verbosity"],
@@ -668,6 +676,11 @@ SCHEMA = {
         "initial_cluster_token": _word,
     },
     "secrets": _RULE,
+    "pki": {
+        "source": _one_of("salt", "pillar"),
+        "days_valid": _integer(1, 3650),
+        "renew_before_days": _integer(1, 3649),
+    },
     "controlplane": {
         "bin_dir": _path,
         "config_dir": _path,
@@ -1242,11 +1255,32 @@ def _check_secrets(errors, cfg, addresses, vip, service):
     for name in secrets:
         if name not in SECRET_KEYS:
             _unknown(errors, f"secrets:{name}", name, list(SECRET_KEYS))
-    missing = [name for name in SECRET_FILES if not secrets.get(name)]
+    pki = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
+    by_salt = pki.get("source", "salt") == "salt"
+    files = SECRET_FILES
+    if by_salt:
+        # The master's ext_pillar k8s_pki gives the CA and the encryption key;
+        # the controllers make the rest.
+        files = ("ca.pem", "ca-key.pem")
+        for name in SECRET_FILES:
+            if name not in files and secrets.get(name):
+                errors.add(
+                    f"secrets:{name}",
+                    "is made by Salt with pki:source salt (the default); valid: remove it, "
+                    "or set pki:source: pillar to supply every certificate yourself",
+                )
+        _check_days(errors, pki)
+    missing = [name for name in files if not secrets.get(name)]
     if missing:
-        errors.add("secrets", f"missing {', '.join(missing)} (see README, 'Secrets')")
+        hint = "see README, 'Secrets'"
+        if by_salt:
+            hint = (
+                "with pki:source salt the master's ext_pillar k8s_pki gives them: is it "
+                "configured on the master? see README, 'PKI'"
+            )
+        errors.add("secrets", f"missing {', '.join(missing)} ({hint})")
     texts = {}
-    for name in SECRET_FILES:
+    for name in files:
         value = secrets.get(name)
         if not value:
             continue
@@ -1258,7 +1292,10 @@ def _check_secrets(errors, cfg, addresses, vip, service):
             texts[name] = value
     key = secrets.get("encryption_key")
     if not key:
-        errors.add("secrets:encryption_key", "missing (base64 of 32 random bytes)")
+        origin = (
+            "the master's ext_pillar k8s_pki gives it" if by_salt else "base64 of 32 random bytes"
+        )
+        errors.add("secrets:encryption_key", f"missing ({origin})")
     else:
         try:
             size = len(base64.b64decode(str(key), validate=True))
@@ -1267,6 +1304,16 @@ def _check_secrets(errors, cfg, addresses, vip, service):
         if size not in (16, 24, 32):
             errors.add("secrets:encryption_key", "valid: base64 of 16, 24 or 32 bytes (aescbc)")
     _check_pki(errors, texts, addresses, vip, service)
+
+
+def _check_days(errors, pki):
+    days, renew = pki.get("days_valid"), pki.get("renew_before_days")
+    if _ok(_integer(1, 3650), days) and _ok(_integer(1, 3649), renew) and renew >= days:
+        errors.add(
+            "pki:renew_before_days",
+            f"{renew} is not below pki:days_valid ({days}): every run would re-issue; "
+            f"valid: 1-{days - 1}",
+        )
 
 
 # --------------------------------------------------------------------------

@@ -2,5 +2,6 @@
 include:
   - .rbac.clean
   - .controlplane.clean
+  - .pki.clean
   - .etcd.clean
   - .loadbalancer.clean

@@ -3,6 +3,7 @@
 include:
   - .cluster
   - .loadbalancer
+  - .pki
   - .etcd
   - .controlplane
   - .rbac

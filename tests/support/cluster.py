@@ -138,6 +138,7 @@ def cluster_pillar(cluster):
     text = (REPO / "pillar" / f"{cluster}.sls").read_text(encoding="utf-8")
     pillar = yaml.safe_load(text)["k8s_control_plane"]
     pillar["secrets"] = copy.deepcopy(cluster_secrets(cluster))
+    pillar["pki"] = {"source": "pillar"}  # the throwaway PKI supplies every file
     return pillar
 
 

@@ -258,8 +258,12 @@ def secrets_for_cluster_file(path, fault=None):
 
 
 def write_secrets_sls(path, secrets):
-    """Write a secrets pillar file, 0600 from its first byte (an existing file too)."""
-    text = yaml.dump({"k8s_control_plane": {"secrets": secrets}}, Dumper=_BlockDumper)
+    """
+    Write a secrets pillar file, 0600 from its first byte (an existing file
+    too). It carries every certificate, so it also says ``pki:source: pillar``.
+    """
+    doc = {"k8s_control_plane": {"pki": {"source": "pillar"}, "secrets": secrets}}
+    text = yaml.dump(doc, Dumper=_BlockDumper)
     write_file(path, text, 0o600)
 
 

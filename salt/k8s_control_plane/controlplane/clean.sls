@@ -1,5 +1,4 @@
 # Undo controlplane, in reverse order.
 include:
   - .services.clean
-  - .pki.clean
   - .binaries.clean

@@ -1,5 +1,5 @@
 # The seed's "Provision the Kubernetes Control Plane".
 include:
   - .binaries
-  - .pki
+  - ..pki
   - .services

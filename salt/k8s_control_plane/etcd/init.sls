@@ -2,12 +2,9 @@
 """
 The seed's previous chapter, "Bootstrapping the etcd Cluster": etcd v3 on
 every controller with peer and client TLS, --initial-cluster from the
-controller list. Optional: nothing happens unless etcd:managed is true.
+controller list, its certificates from pki.etcd. Optional: nothing happens
+unless etcd:managed is true.
 """
-
-# etcd serves with the apiserver's certificate, as the seed's chapter 07 does.
-FILES = ("ca.pem", "kubernetes.pem", "kubernetes-key.pem")
-
 
 def run():
     root = sls.split(".")[0]
@@ -19,11 +16,10 @@ def run():
     if not etcd["managed"]:
         return {"include": [validated]}
     sid = f"{root}-etcd"
-    modes = {e["name"]: e["mode"] for e in __salt__["k8s_cluster.pki_files"]()}
     me = __salt__["k8s_cluster.controller"]()
     base = f"{etcd['release_url'].rstrip('/')}/v{str(etcd['version']).lstrip('v')}"
     base += f"/bin/linux/{cfg['kubernetes']['arch']}"
-    states = {"include": [validated]}
+    states = {"include": [validated, f"{root}.pki.etcd"]}
     watch = []
     for name in ("etcd", "etcdctl"):
         binary = f"{sid}-file-managed-{name}"
@@ -40,25 +36,15 @@ def run():
         watch.append({"file": binary})
     states[f"{sid}-file-directory"] = {
         "file.directory": [
-            {"names": [etcd["config_dir"], etcd["data_dir"]]},
+            {"name": etcd["data_dir"]},
             {"user": "root"},
             {"mode": "0700"},
             {"makedirs": True},
             {"require": [{"sls": validated}]},
         ]
     }
-    for name in FILES:
-        pki = f"{sid}-file-managed-{name}"
-        states[pki] = {
-            "file.managed": [
-                {"name": f"{etcd['config_dir']}/{name}"},
-                {"contents_pillar": f"k8s_control_plane:secrets:{name}"},
-                {"mode": modes[name]},
-                {"show_changes": False},
-                {"require": [{"file": f"{sid}-file-directory"}]},
-            ]
-        }
-        watch.append({"file": pki})
+    # etcd's certificates (pki.etcd): a change restarts etcd.
+    watch.extend(__salt__["k8s_pki.watch"]("etcd", root))
     initial = ",".join(
         f"{c['id']}=https://{c['address']}:{etcd['peer_port']}" for c in cfg["controllers"]
     )

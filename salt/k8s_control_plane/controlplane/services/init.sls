@@ -12,24 +12,6 @@ DESCRIPTIONS = {
     "kube-controller-manager": "Kubernetes Controller Manager",
     "kube-scheduler": "Kubernetes Scheduler",
 }
-# The files each component reads: a change restarts that component only.
-READS = {
-    "kube-apiserver": (
-        "ca.pem",
-        "kubernetes.pem",
-        "kubernetes-key.pem",
-        "service-account.pem",
-        "service-account-key.pem",
-        "encryption-config.yaml",
-    ),
-    "kube-controller-manager": (
-        "ca.pem",
-        "ca-key.pem",
-        "service-account-key.pem",
-        "kube-controller-manager.kubeconfig",
-    ),
-    "kube-scheduler": ("kube-scheduler.kubeconfig",),
-}
 
 
 def run():
@@ -41,7 +23,7 @@ def run():
     cp = cfg["controlplane"]
     sid = f"{root}-controlplane-services"
     states = {
-        "include": [validated, f"{root}.controlplane.binaries", f"{root}.controlplane.pki"],
+        "include": [validated, f"{root}.controlplane.binaries", f"{root}.pki"],
         f"{sid}-file-managed-kube-scheduler.yaml": {
             "file.managed": [
                 {"name": f"{cp['config_dir']}/kube-scheduler.yaml"},
@@ -89,10 +71,8 @@ def run():
         watch = [
             {"file": unit},
             {"file": f"{root}-controlplane-binaries-file-managed-{component}"},
-            *(
-                {"file": f"{root}-controlplane-pki-file-managed-{name}"}
-                for name in READS[component]
-            ),
+            # the PKI files it reads (k8s_pki.watch: _utils/k8s_pki.py READERS)
+            *__salt__["k8s_pki.watch"](component, root),
         ]
         if component == "kube-scheduler":
             watch.append({"file": f"{sid}-file-managed-kube-scheduler.yaml"})

@@ -1,0 +1,314 @@
+"""
+The cluster PKI on a controller: which files it holds and how each is made
+(:func:`plan`), the state data of the pki SLS files (:func:`sls_states`), and
+what is on disk (:func:`certificates`). The rules are in _utils/k8s_pki.py;
+README "PKI" tells the whole design. No function returns a private key, the
+CA key or the encryption key.
+"""
+
+import datetime
+import logging
+import os
+
+from salt.exceptions import CommandExecutionError
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8s_pki"
+
+
+def __virtual__():
+    if not HAS_CRYPTOGRAPHY:
+        return (False, "k8s_pki needs the cryptography library (a dependency of Salt's x509)")
+    return __virtualname__
+
+
+def _cfg():
+    return __salt__["k8s_cluster.config"]()
+
+
+def plan(sls=None):
+    """
+    Return this controller's PKI files in the order they are made, each with
+    how it is made (``kind``: directory, pillar, key, certificate, kubeconfig,
+    template), its path and mode; a certificate with its signing policy and
+    SANs. Nothing secret.
+
+    sls
+        Only the files of one pki SLS file: ``ca``, ``init`` or ``etcd``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_pki.plan
+        salt k8s-controller-1 k8s_pki.plan sls=etcd
+    """
+    entries = __utils__["k8s_pki.plan"](_cfg(), __grains__["id"])
+    return [e for e in entries if sls is None or e["sls"] == sls]
+
+
+def _guard_id(root, entry):
+    return __utils__["k8s_pki.state_id"](root, entry).replace(
+        "-file-directory-", "-k8s_pki-no_symlinks-"
+    )
+
+
+def _directories(root, everything, sls, validated):
+    """
+    Each directory this SLS owns, and its guard: the guard fails, naming the
+    link, when the directory or any file planned in it is a symlink, and
+    every file state requires it (secrets are never written through a link).
+    """
+    states = {}
+    for directory in (e for e in everything if e["kind"] == "directory" and e["sls"] == sls):
+        inside = [
+            e["path"]
+            for e in everything
+            if e["kind"] != "directory" and os.path.dirname(e["path"]) == directory["path"]
+        ]
+        dir_id = __utils__["k8s_pki.state_id"](root, directory)
+        states[dir_id] = {
+            "file.directory": [
+                {"name": directory["path"]},
+                {"user": "root"},
+                {"group": "root"},
+                {"mode": "0700"},
+                {"makedirs": True},
+                {"require": [{"sls": validated}]},
+            ]
+        }
+        states[_guard_id(root, directory)] = {
+            "k8s_pki.no_symlinks": [
+                {"name": directory["path"]},
+                {"paths": inside},
+                {"require": [{"file": dir_id}]},
+            ]
+        }
+    return states
+
+
+def sls_states(sls, validated):
+    """
+    Return the state data of the pki SLS file ``sls`` (``ca``, ``init``,
+    ``etcd``) for this controller: contents never enter it (pillar files are
+    ``contents_pillar``, keys are made on this host, kubeconfigs are built by
+    k8s_pki.kubeconfig_managed from the files), and every file state requires
+    the symlink guard of its directory.
+
+    sls
+        ``ca``, ``init`` or ``etcd``.
+
+    validated
+        The SLS every state requires (the cluster's validation).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_pki.sls_states init k8s_control_plane.cluster.validate
+    """
+    if sls not in ("ca", "init", "etcd"):
+        raise CommandExecutionError(f"unknown pki sls {sls!r}; valid: ca, init, etcd")
+    root = validated.split(".")[0]
+    util = __utils__
+    everything = util["k8s_pki.plan"](_cfg(), __grains__["id"])
+    entries = [e for e in everything if e["sls"] == sls]
+    states = _directories(root, everything, sls, validated)
+    guard_of = {
+        e["path"]: {"k8s_pki": _guard_id(root, e)} for e in everything if e["kind"] == "directory"
+    }
+    ids = {e["path"]: util["k8s_pki.state_id"](root, e) for e in everything}
+    for entry in entries:
+        if entry["kind"] == "directory":
+            continue
+        sid = ids[entry["path"]]
+        guards = [guard_of[os.path.dirname(entry["path"])]]
+        common = [{"name": entry["path"]}, {"mode": entry["mode"]}, {"require": guards}]
+        if entry["kind"] == "pillar":
+            states[sid] = {
+                "file.managed": [
+                    *common[:2],
+                    {"contents_pillar": f"k8s_control_plane:secrets:{entry['name']}"},
+                    {"user": "root"},
+                    {"group": "root"},
+                    {"show_changes": False},
+                    common[2],
+                ]
+            }
+        elif entry["kind"] == "key":
+            states[sid] = {
+                "x509.private_key_managed": [
+                    *common,
+                    {"algo": "ec"},
+                    {"keysize": 256},
+                    {"user": "root"},
+                    {"group": "root"},
+                ]
+            }
+        elif entry["kind"] == "certificate":
+            requires = [*guards, {"x509": ids[entry["key"]]}]
+            ca_files = (entry["signing_cert"], entry["signing_key"])
+            requires += [{"file": ids[p]} for p in ca_files if p in ids]
+            states[sid] = {
+                "x509.certificate_managed": [
+                    {"name": entry["path"]},
+                    {"mode": entry["mode"]},
+                    {"signing_policy": entry["policy"]},
+                    {"signing_cert": entry["signing_cert"]},
+                    {"signing_private_key": entry["signing_key"]},
+                    {"private_key": entry["key"]},
+                    *([{"subjectAltName": ", ".join(entry["sans"])}] if entry["sans"] else []),
+                    {"days_valid": entry["days_valid"]},
+                    {"days_remaining": entry["days_remaining"]},
+                    {"user": "root"},
+                    {"group": "root"},
+                    {"require": requires},
+                ]
+            }
+        elif entry["kind"] == "kubeconfig":
+            states[sid] = {
+                "k8s_pki.kubeconfig_managed": [
+                    *common[:2],
+                    {"ca": entry["ca"]},
+                    {"cert": entry["cert"]},
+                    {"key": entry["key"]},
+                    {"server": entry["server"]},
+                    {"cluster": entry["cluster"]},
+                    {"user": entry["user"]},
+                    {
+                        "require": [
+                            *guards,
+                            {"file": ids[entry["ca"]]},
+                            {"x509": ids[entry["cert"]]},
+                            {"x509": ids[entry["key"]]},
+                        ]
+                    },
+                ]
+            }
+        elif entry["kind"] == "template":
+            apis = __salt__["k8s_controlplane.apis"]()
+            states[sid] = {
+                "file.managed": [
+                    *common[:2],
+                    {
+                        "source": __salt__["k8s_cluster.sources"](
+                            "pki", "encryption-config.yaml.jinja"
+                        )
+                    },
+                    {"template": "jinja"},
+                    {
+                        "context": {
+                            "api_version": apis["encryption_config"],
+                            "kind": apis["encryption_config_kind"],
+                        }
+                    },
+                    {"user": "root"},
+                    {"group": "root"},
+                    {"show_changes": False},
+                    common[2],
+                ]
+            }
+    return states
+
+
+def watch(service, root=None):
+    """
+    Return the requisites on the PKI files ``service`` reads
+    (etcd, kube-apiserver, kube-controller-manager, kube-scheduler): a change
+    to one of them restarts that service only.
+
+    root
+        The formula's root (default: the k8s_control_plane_root option, else
+        k8s_control_plane).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_pki.watch kube-scheduler
+    """
+    if root is None:
+        root = __salt__["config.get"]("k8s_control_plane_root", "k8s_control_plane").strip("/")
+    return __utils__["k8s_pki.watch_for"](root, plan(), service)
+
+
+def _read_cert(path):
+    with open(path, "rb") as handle:
+        return x509.load_pem_x509_certificate(handle.read())
+
+
+def _sans(cert):
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        *(f"IP:{ip}" for ip in ext.get_values_for_type(x509.IPAddress)),
+        *(f"DNS:{name}" for name in ext.get_values_for_type(x509.DNSName)),
+    ]
+
+
+def certificates():
+    """
+    Return every certificate this controller's plan names, as found on disk:
+    subject, issuer, SANs, expiry and days left, whether its SANs are the
+    planned ones, whether it is signed by the cluster CA (ca.pem) and whether
+    its private key matches. ``missing`` when the file is not there. Public
+    facts only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_pki.certificates
+    """
+    entries = plan()
+    ca_path = f"{_cfg()['controlplane']['pki_dir']}/ca.pem"
+    ca = _read_cert(ca_path) if os.path.isfile(ca_path) else None
+    now = datetime.datetime.now(datetime.UTC)
+    report = {}
+    for entry in entries:
+        if entry["kind"] not in ("certificate", "pillar") or not entry["name"].endswith(".pem"):
+            continue
+        if entry["name"].endswith("-key.pem"):
+            continue
+        path = entry["path"]
+        if not os.path.isfile(path) or os.path.islink(path):
+            report[path] = {"missing": True}
+            continue
+        cert = _read_cert(path)
+        found = {
+            "subject": cert.subject.rfc4514_string(),
+            "issuer": cert.issuer.rfc4514_string(),
+            "sans": _sans(cert),
+            "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}",
+            "days_left": (cert.not_valid_after_utc - now).days,
+        }
+        if ca is not None and cert.subject != ca.subject:
+            try:
+                cert.verify_directly_issued_by(ca)
+                found["signed_by_ca"] = True
+            except (ValueError, TypeError, Exception):
+                found["signed_by_ca"] = False
+        if entry.get("sans"):
+            found["sans_as_planned"] = sorted(found["sans"]) == sorted(entry["sans"])
+        key = entry.get("key") or path.replace(".pem", "-key.pem")
+        if os.path.isfile(key):
+            with open(key, "rb") as handle:
+                private = serialization.load_pem_private_key(handle.read(), password=None)
+            spki = serialization.PublicFormat.SubjectPublicKeyInfo
+            der = serialization.Encoding.DER
+            found["key_matches"] = private.public_key().public_bytes(der, spki) == (
+                cert.public_key().public_bytes(der, spki)
+            )
+        report[path] = found
+    return report

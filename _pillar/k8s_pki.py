@@ -1,0 +1,142 @@
+"""
+The cluster CA's keeper on the master (README "PKI"): an ext_pillar that,
+for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
+``pki:source`` salt (the default), gives
+
+* ``k8s_control_plane:secrets:ca.pem`` and ``ca-key.pem``: the cluster's CA,
+  made once on the master with Salt's x509 module (EC P-256, 10 years) and
+  kept in ``<dir>/<cluster>/`` (0700, files 0600);
+* ``k8s_control_plane:secrets:encryption_key``: 32 random bytes, base64,
+  made once and kept beside it;
+* ``x509_signing_policies``: the cluster's signing policies (subject and key
+  usages of every certificate kind, _utils/k8s_pki.py), which the
+  controllers' x509.certificate_managed states sign through.
+
+Minions the cluster does not list get nothing, so only the cluster's
+controllers can read its CA and encryption key. A value the pillar already
+holds (an operator's own CA, a kept encryption key) is left alone.
+
+Master configuration::
+
+    ext_pillar:
+      - k8s_pki: {}            # or {dir: /srv/k8s-pki}
+
+with the module synced to the master (``salt-run saltutil.sync_pillar``;
+the orchestration does it too). The default dir is
+``<master pki_dir>/k8s_control_plane``.
+"""
+
+import base64
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import secrets as random
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8s_pki"
+
+KEY = "k8s_control_plane"
+_CLUSTER_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _write_new(path, data):
+    """Create ``path`` (0600) with ``data``; never replaces an existing file or follows a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+@contextlib.contextmanager
+def _locked(directory):
+    """One master worker at a time makes a cluster's files (they compile pillars in parallel)."""
+    fd = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _cluster_dir(base, cluster):
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    directory = os.path.join(base, cluster)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for path in (base, directory):
+        if os.path.islink(path) or (os.stat(path).st_mode & 0o077):
+            os.chmod(path, 0o700)
+    return directory
+
+
+def _ensure_ca(directory, cluster):
+    cert_path = os.path.join(directory, "ca.pem")
+    key_path = os.path.join(directory, "ca-key.pem")
+    if not os.path.exists(cert_path):
+        key = __salt__["x509.create_private_key"](algo="ec", keysize=256)
+        cert = __salt__["x509.create_certificate"](
+            signing_private_key=key,
+            subject={"CN": "Kubernetes", "O": "Kubernetes", "OU": f"CA {cluster}"},
+            basicConstraints="critical, CA:true",
+            keyUsage="critical, cRLSign, keyCertSign",
+            subjectKeyIdentifier="hash",
+            days_valid=3650,
+        )
+        # the key first: a crash between the two leaves no certificate without its key
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(key_path)
+        _write_new(key_path, key)
+        _write_new(cert_path, cert)
+        log.info("k8s_pki: made the CA of cluster %s in %s", cluster, directory)
+    return _read(cert_path), _read(key_path)
+
+
+def _ensure_encryption_key(directory, cluster):
+    path = os.path.join(directory, "encryption_key")
+    if not os.path.exists(path):
+        _write_new(path, base64.b64encode(random.token_bytes(32)).decode() + "\n")
+        log.info("k8s_pki: made the encryption key of cluster %s", cluster)
+    return _read(path).strip()
+
+
+def ext_pillar(minion_id, pillar, dir=None):
+    """
+    The CA, the encryption key and the signing policies of the cluster that
+    lists ``minion_id`` among its controllers; nothing for any other minion.
+    """
+    cfg = pillar.get(KEY) if isinstance(pillar, dict) else None
+    if not isinstance(cfg, dict):
+        return {}
+    pki = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
+    if pki.get("source", "salt") != "salt":
+        return {}
+    cluster = cfg.get("cluster")
+    if not isinstance(cluster, str) or not _CLUSTER_RE.match(cluster):
+        return {}  # the validation names the key
+    if minion_id not in __utils__["k8s_control_plane.controller_ids"](cfg):
+        return {}
+    given = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
+    base = dir or os.path.join(__opts__["pki_dir"], "k8s_control_plane")
+    directory = _cluster_dir(base, cluster)
+    found = {}
+    with _locked(directory):
+        if not (given.get("ca.pem") and given.get("ca-key.pem")):
+            found["ca.pem"], found["ca-key.pem"] = _ensure_ca(directory, cluster)
+        if not given.get("encryption_key"):
+            found["encryption_key"] = _ensure_encryption_key(directory, cluster)
+    return {
+        KEY: {"secrets": found},
+        "x509_signing_policies": __utils__["k8s_pki.signing_policies"](cluster),
+    }

@@ -1,0 +1,359 @@
+"""
+The cluster PKI's pure rules (no I/O): which files a controller holds, what
+each certificate is (its signing policy, its SANs), which service reads each
+file, and the kubeconfig text built from a certificate.
+
+Two sources, chosen per cluster with ``pki:source``:
+
+``salt`` (the default)
+    The master keeps the cluster's CA and encryption key (``_pillar/k8s_pki.py``,
+    an ext_pillar) and gives them, with the signing policies, to the cluster's
+    controllers only. Each controller makes its own private keys
+    (``x509.private_key_managed``: no leaf key crosses the network) and signs
+    its certificates locally through the signing policies
+    (``x509.certificate_managed``), which pin each certificate's subject and
+    key usages whatever the request says. The CA key does reach the
+    controllers: the seed's kube-controller-manager signs with it
+    (``--cluster-signing-key-file``), so every controller holds a copy.
+
+``pillar``
+    Every certificate, key and kubeconfig comes from
+    ``k8s_control_plane:secrets`` (the seed's layout, made elsewhere).
+
+Used by _modules/k8s_pki.py (the plan and the report), the pki SLS files,
+_pillar/k8s_pki.py (the policies) and the tests.
+"""
+
+import base64
+import ipaddress
+
+import yaml
+
+SOURCES = ("salt", "pillar")
+API_DNS = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+# Every certificate Salt issues, by signing policy: its subject and extended
+# key usages. The policy pins them; a request cannot change them.
+POLICIES = {
+    "apiserver": ({"CN": "kubernetes", "O": "Kubernetes"}, "serverAuth, clientAuth"),
+    # The apiserver's client certificate to the kubelets: user "kubernetes",
+    # which the seed's RBAC (system:kube-apiserver-to-kubelet) binds.
+    "apiserver-kubelet-client": ({"CN": "kubernetes", "O": "Kubernetes"}, "clientAuth"),
+    "service-account": ({"CN": "service-accounts", "O": "Kubernetes"}, "clientAuth"),
+    "admin": ({"CN": "admin", "O": "system:masters"}, "clientAuth"),
+    "kube-controller-manager": (
+        {"CN": "system:kube-controller-manager", "O": "system:kube-controller-manager"},
+        "clientAuth",
+    ),
+    "kube-scheduler": (
+        {"CN": "system:kube-scheduler", "O": "system:kube-scheduler"},
+        "clientAuth",
+    ),
+    # etcd's serving and peer certificate, one per controller (its own address).
+    "etcd": ({"CN": "etcd", "O": "Kubernetes"}, "serverAuth, clientAuth"),
+}
+# The files placed from k8s_control_plane:secrets with pki:source pillar, in
+# order, with their modes: certificates are public (0644), keys and
+# kubeconfigs (client credentials) root-only.
+PILLAR_FILES = (
+    ("ca.pem", "0644"),
+    ("ca-key.pem", "0600"),
+    ("kubernetes.pem", "0644"),
+    ("kubernetes-key.pem", "0600"),
+    ("service-account.pem", "0644"),
+    ("service-account-key.pem", "0600"),
+    ("admin.kubeconfig", "0600"),
+    ("kube-controller-manager.kubeconfig", "0600"),
+    ("kube-scheduler.kubeconfig", "0600"),
+)
+# What the master gives with pki:source salt (the rest the controllers make).
+FROM_MASTER = ("ca.pem", "ca-key.pem", "encryption_key")
+# Which files each service reads: a change restarts that service only.
+READERS = {
+    "kube-apiserver": (
+        "ca.pem",
+        "kubernetes.pem",
+        "kubernetes-key.pem",
+        "apiserver-kubelet-client.pem",
+        "apiserver-kubelet-client-key.pem",
+        "service-account.pem",
+        "service-account-key.pem",
+        "encryption-config.yaml",
+    ),
+    "kube-controller-manager": (
+        "ca.pem",
+        "ca-key.pem",
+        "service-account-key.pem",
+        "kube-controller-manager.kubeconfig",
+    ),
+    "kube-scheduler": ("kube-scheduler.kubeconfig",),
+}
+# Client certificates and the kubeconfig each is embedded in.
+KUBECONFIGS = ("admin", "kube-controller-manager", "kube-scheduler")
+
+
+def source(cfg):
+    """The cluster's pki:source (salt unless set)."""
+    pki = cfg.get("pki") if isinstance(cfg, dict) else None
+    return (pki or {}).get("source", "salt") if isinstance(pki, dict) else "salt"
+
+
+def policy_name(cluster, kind):
+    """The signing policy's name for a certificate kind of a cluster."""
+    return f"k8s_control_plane-{cluster}-{kind}"
+
+
+def signing_policies(cluster, days_valid=None):
+    """
+    The x509_signing_policies of a cluster (x509_v2's format): subject,
+    basicConstraints, keyUsage and extendedKeyUsage pinned per kind.
+    """
+    policies = {}
+    for kind, (subject, usages) in POLICIES.items():
+        policy = {
+            "basicConstraints": "critical, CA:false",
+            "keyUsage": "critical, digitalSignature, keyEncipherment",
+            "extendedKeyUsage": usages,
+            "subjectKeyIdentifier": "hash",
+            "authorityKeyIdentifier": "keyid:always",
+            **subject,
+        }
+        if days_valid:
+            policy["days_valid"] = days_valid
+        policies[policy_name(cluster, kind)] = policy
+    return policies
+
+
+def first_service_ip(cfg):
+    """The first address of kubernetes:service_cidr: the kubernetes Service's ClusterIP."""
+    return str(ipaddress.ip_network(str(cfg["kubernetes"]["service_cidr"]), strict=False)[1])
+
+
+def apiserver_sans(cfg):
+    """
+    The apiserver certificate's SANs, in order: the first service IP, the VIP,
+    every controller's address, 127.0.0.1, the in-cluster names, the VIP's
+    hostname and every controller id (the names a client may dial).
+    """
+    ips = [first_service_ip(cfg), cfg["vip"]["address"]]
+    ips += [c["address"] for c in cfg["controllers"]] + ["127.0.0.1"]
+    names = list(API_DNS)
+    if cfg["vip"].get("hostname"):
+        names.append(cfg["vip"]["hostname"])
+    names += [c["id"] for c in cfg["controllers"]]
+    return _unique([*(f"IP:{ip}" for ip in ips), *(f"DNS:{n}" for n in names)])
+
+
+def etcd_sans(me):
+    """One controller's etcd SANs: its address, 127.0.0.1, its id and localhost."""
+    return [f"IP:{me['address']}", "IP:127.0.0.1", f"DNS:{me['id']}", "DNS:localhost"]
+
+
+def _unique(items):
+    return list(dict.fromkeys(items))
+
+
+def _pillar_entry(directory, name, mode, sls):
+    return {
+        "name": name,
+        "path": f"{directory}/{name}",
+        "kind": "pillar",
+        "mode": mode,
+        "sls": sls,
+    }
+
+
+def _key(directory, name, sls):
+    return {"name": name, "path": f"{directory}/{name}", "kind": "key", "mode": "0600", "sls": sls}
+
+
+def _cert(cfg, directory, name, kind, sans, sls):
+    pki = cfg["pki"]
+    cp = cfg["controlplane"]
+    return {
+        "name": f"{name}.pem",
+        "path": f"{directory}/{name}.pem",
+        "kind": "certificate",
+        "mode": "0644",
+        "sls": sls,
+        "policy": policy_name(cfg["cluster"], kind),
+        "key": f"{directory}/{name}-key.pem",
+        "signing_cert": f"{cp['pki_dir']}/ca.pem",
+        "signing_key": f"{cp['pki_dir']}/ca-key.pem",
+        "sans": sans,
+        "days_valid": pki["days_valid"],
+        "days_remaining": pki["renew_before_days"],
+    }
+
+
+def plan(cfg, minion_id):
+    """
+    Every PKI file of controller ``minion_id``, in the order they are made:
+    ``{"name", "path", "kind", "mode", "sls", ...}`` with ``kind`` one of
+    ``directory``, ``pillar`` (from secrets), ``key``, ``certificate``
+    (with ``policy``, ``key``, ``sans``, ``days_valid``, ``days_remaining``),
+    ``kubeconfig`` (with ``cert``, ``key``, ``ca``, ``server``, ``user``) and
+    ``template`` (the encryption config). ``sls`` is ``ca``, ``init`` or
+    ``etcd``: the pki SLS file that makes it.
+    """
+    cp = cfg["controlplane"]
+    pki_dir = cp["pki_dir"]
+    etcd = cfg["etcd"]
+    me = next(c for c in cfg["controllers"] if c["id"] == minion_id)
+    entries = [{"name": pki_dir, "path": pki_dir, "kind": "directory", "sls": "ca"}]
+    if etcd.get("managed"):
+        directory = etcd["config_dir"]
+        entries.append({"name": directory, "path": directory, "kind": "directory", "sls": "etcd"})
+    if source(cfg) == "pillar":
+        for name, mode in PILLAR_FILES:
+            entries.append(
+                _pillar_entry(pki_dir, name, mode, "ca" if name in FROM_MASTER else "init")
+            )
+        if etcd.get("managed"):
+            # etcd serves with the apiserver's certificate, as the seed's chapter 07 does.
+            for name in ("ca.pem", "kubernetes.pem", "kubernetes-key.pem"):
+                mode = dict(PILLAR_FILES)[name]
+                entries.append(_pillar_entry(etcd["config_dir"], name, mode, "etcd"))
+    else:
+        entries.append(_pillar_entry(pki_dir, "ca.pem", "0644", "ca"))
+        entries.append(_pillar_entry(pki_dir, "ca-key.pem", "0600", "ca"))
+        issued = [
+            ("kubernetes", "apiserver", apiserver_sans(cfg)),
+            ("apiserver-kubelet-client", "apiserver-kubelet-client", []),
+            ("service-account", "service-account", []),
+            *((user, user, []) for user in KUBECONFIGS),
+        ]
+        for name, kind, sans in issued:
+            entries.append(_key(pki_dir, f"{name}-key.pem", "init"))
+            entries.append(_cert(cfg, pki_dir, name, kind, sans, "init"))
+        server = f"https://127.0.0.1:{cp['apiserver_port']}"
+        for user in KUBECONFIGS:
+            entries.append(
+                {
+                    "name": f"{user}.kubeconfig",
+                    "path": f"{pki_dir}/{user}.kubeconfig",
+                    "kind": "kubeconfig",
+                    "mode": "0600",
+                    "sls": "init",
+                    "ca": f"{pki_dir}/ca.pem",
+                    "cert": f"{pki_dir}/{user}.pem",
+                    "key": f"{pki_dir}/{user}-key.pem",
+                    "server": server,
+                    "cluster": cfg["cluster_name"],
+                    "user": POLICIES[user][0]["CN"],
+                }
+            )
+        if etcd.get("managed"):
+            entries.append(_pillar_entry(etcd["config_dir"], "ca.pem", "0644", "etcd"))
+            entries.append(_key(etcd["config_dir"], "etcd-key.pem", "etcd"))
+            entries.append(_cert(cfg, etcd["config_dir"], "etcd", "etcd", etcd_sans(me), "etcd"))
+    entries.append(
+        {
+            "name": "encryption-config.yaml",
+            "path": f"{pki_dir}/encryption-config.yaml",
+            "kind": "template",
+            "mode": "0600",
+            "sls": "init",
+        }
+    )
+    return entries
+
+
+def client_files(cfg):
+    """
+    The apiserver's client files (CA, certificate, key) for etcd and for the
+    kubelets, by pki:source: {"etcd": (...), "kubelet": (...)}. With a managed
+    etcd, etcd's own directory holds what the health checks present to it.
+    """
+    pki_dir = cfg["controlplane"]["pki_dir"]
+    api = (f"{pki_dir}/ca.pem", f"{pki_dir}/kubernetes.pem", f"{pki_dir}/kubernetes-key.pem")
+    kubelet = api
+    if source(cfg) == "salt":
+        kubelet = (
+            f"{pki_dir}/ca.pem",
+            f"{pki_dir}/apiserver-kubelet-client.pem",
+            f"{pki_dir}/apiserver-kubelet-client-key.pem",
+        )
+    return {"etcd": api, "kubelet": kubelet}
+
+
+def etcd_check_files(cfg):
+    """(ca, cert, key) the health checks present to etcd from a controller."""
+    etcd = cfg["etcd"]
+    if not etcd.get("managed"):
+        return client_files(cfg)["etcd"]
+    base = etcd["config_dir"]
+    name = "etcd" if source(cfg) == "salt" else "kubernetes"
+    return (f"{base}/ca.pem", f"{base}/{name}.pem", f"{base}/{name}-key.pem")
+
+
+def state_id(root, entry):
+    """The state ID of a plan entry: <root>-pki[-<sls>]-<module>-<function>-<name>."""
+    sls = "" if entry["sls"] == "init" else f"-{entry['sls']}"
+    function = {
+        "directory": "directory",
+        "pillar": "managed",
+        "template": "managed",
+        "key": "private_key_managed",
+        "certificate": "certificate_managed",
+        "kubeconfig": "kubeconfig_managed",
+    }[entry["kind"]]
+    name = entry["name"]
+    if entry["kind"] == "directory":
+        name = entry["path"].strip("/").replace("/", "_")
+    return f"{root}-pki{sls}-{requisite_module(entry)}-{function}-{name}"
+
+
+def requisite_module(entry):
+    """The state module of a plan entry, for a requisite: file, x509 or k8s_pki."""
+    return {"key": "x509", "certificate": "x509", "kubeconfig": "k8s_pki"}.get(
+        entry["kind"], "file"
+    )
+
+
+def watch_for(root, entries, service):
+    """
+    The requisites on the PKI files ``service`` reads: etcd those of pki.etcd,
+    a control plane component its READERS among the others.
+    """
+    if service == "etcd":
+        chosen = [e for e in entries if e["sls"] == "etcd"]
+    else:
+        chosen = [e for e in entries if e["sls"] != "etcd" and e["name"] in READERS[service]]
+    return [{requisite_module(e): state_id(root, e)} for e in chosen if e["kind"] != "directory"]
+
+
+def kubeconfig_text(cluster, server, ca_pem, cert_pem, key_pem, user):
+    """A kubeconfig with the CA, client certificate and key embedded (one context)."""
+
+    def b64(text):
+        return base64.b64encode(text.encode()).decode()
+
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {"certificate-authority-data": b64(ca_pem), "server": server},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": b64(cert_pem),
+                    "client-key-data": b64(key_pem),
+                },
+            }
+        ],
+        "contexts": [{"name": "default", "context": {"cluster": cluster, "user": user}}],
+        "current-context": "default",
+    }
+    return "# Managed by Salt (k8s_pki.kubeconfig_managed): do not edit.\n" + yaml.safe_dump(
+        doc, sort_keys=False
+    )

@@ -1,0 +1,16 @@
+#!py
+"""
+etcd's certificates in etcd:config_dir (only when etcd:managed): with
+pki:source salt its own key and a certificate for its address (serving and
+peer, signed through the cluster's etcd signing policy); with pillar the
+apiserver's certificate, as the seed's chapter 07 does.
+"""
+
+
+def run():
+    root = sls.split(".")[0]
+    validated = f"{root}.cluster.validate"
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": [validated]}
+    states = __salt__["k8s_pki.sls_states"]("etcd", validated)
+    return {"include": [validated, f"{root}.pki.ca"], **states}

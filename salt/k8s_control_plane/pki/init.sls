@@ -1,0 +1,20 @@
+#!py
+"""
+Seed step "Configure the Kubernetes API Server" (the certificates, keys,
+kubeconfigs and encryption config in /var/lib/kubernetes), made by Salt
+(README "PKI"): with pki:source salt each key is made on this controller and
+each certificate signed here through the cluster's signing policies, re-issued
+when its SANs differ from the pillar's or it is within pki:renew_before_days
+of expiry; the kubeconfigs are built from them (k8s_pki.kubeconfig_managed).
+With pki:source pillar every file comes from k8s_control_plane:secrets. No
+content enters the state data and no diff is printed.
+"""
+
+
+def run():
+    root = sls.split(".")[0]
+    validated = f"{root}.cluster.validate"
+    if not __salt__["k8s_cluster.validate"]()["valid"]:
+        return {"include": [validated]}
+    states = __salt__["k8s_pki.sls_states"]("init", validated)
+    return {"include": [validated, f"{root}.pki.ca"], **states}
