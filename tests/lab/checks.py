@@ -4,7 +4,6 @@ sees it, the RBAC controller, and the seed's checks printed after `up` (verify).
 
 from __future__ import annotations
 
-import base64
 import collections
 import itertools
 import re
@@ -12,12 +11,10 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 from .common import HEALTHZ_HOST, LOG_DIR, LabError, controllers, say, vip, write_file
 from .containers import cexec, container_init
 from .master import parse_json, salt_cmd, salt_json
-from .pillar import ensure_pki
+from .pillar import admin_credentials
 
 
 def vip_holders() -> list[str]:
@@ -122,13 +119,7 @@ def kube_api(name: str, path: str) -> tuple[int, str]:
     Returns (HTTP status, body); the certificate and key are written to /tmp (0600) only for
     the request.
     """
-    admin = yaml.safe_load(ensure_pki()["admin.kubeconfig"])
-    user = admin["users"][0]["user"]
-    pems = {
-        "ca.pem": ensure_pki()["ca.pem"],
-        "admin.pem": base64.b64decode(user["client-certificate-data"]).decode(),
-        "admin-key.pem": base64.b64decode(user["client-key-data"]).decode(),
-    }
+    pems = admin_credentials()
     tmp = "/tmp/.lab-kube-api"
     cexec(name, f"umask 077; mkdir -p {tmp}", check=True)
     try:

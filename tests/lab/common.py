@@ -236,8 +236,12 @@ def controllers() -> dict[str, str]:
     return {c["id"]: c["address"] for c in cluster()["controllers"]}
 
 
+# The VIP an override sets (pillar.set_overrides), else the cluster file's.
+VIP_OVERRIDE: list[str] = []
+
+
 def vip() -> str:
-    return cluster()["vip"]["address"]
+    return VIP_OVERRIDE[0] if VIP_OVERRIDE else cluster()["vip"]["address"]
 
 
 def kube_version() -> str:

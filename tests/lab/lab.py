@@ -21,7 +21,7 @@ What `up` builds (every step idempotent; on a running lab it reuses what runs an
   have no package: Debian's kubernetes-client 1.20.2, said in the output), and the test doubles
   (tests/doubles/kube_double/, stamped with the version) as kube-apiserver,
   kube-controller-manager, kube-scheduler; publish_version() adds other versions;
-* the PKI the seed's files need (tests/support/pki.py), fed through pillar as an operator would.
+* the PKI made by the product (pki:source salt: the master's ext_pillar k8s_pki keeps the CA).
 
 Then it runs `salt-run state.orchestrate orch.control_plane` and prints the seed's checks.
 
@@ -147,7 +147,13 @@ from .network import (
     netns_exists,
     root_namespace_leaks,
 )
-from .pillar import ensure_pillar, ensure_pki, set_overrides
+from .pillar import (
+    admin_credentials,
+    ensure_pillar,
+    ensure_pki,
+    pillar_pki_override,
+    set_overrides,
+)
 from .procs import cmdline, pid_of, stop
 
 # The facade: what the tests, labctl.py and bench/ use (some names re-exported).
@@ -164,6 +170,7 @@ __all__ = [
     "TIMINGS",
     "HolderTimeline",
     "LabError",
+    "admin_credentials",
     "bring_up",
     "cexec",
     "container_pid",
@@ -189,6 +196,7 @@ __all__ = [
     "orchestration_states",
     "orchestration_steps",
     "parse_json",
+    "pillar_pki_override",
     "print_report",
     "print_usage",
     "publish_version",
@@ -319,14 +327,16 @@ def _bring_up(orchestration: bool, count: int | None) -> int:
     if not (LOG_DIR.exists() and running_containers()):
         shutil.rmtree(LOG_DIR, ignore_errors=True)  # a new lab starts with fresh logs
     image = ensure_image()
-    with timed("pki + pillar + mirror"):
-        pki = ensure_pki()
-        ensure_pillar(pki)
+    with timed("pillar + mirror"):
+        ensure_pillar()
         ensure_mirror_files()
     with timed("network + master + mirror server"):
         ensure_netns()
         ensure_mirror_server()
         ensure_master()
+        # the ext_pillar k8s_pki (the CA's keeper) and the utils it uses, on the master before
+        # any minion's pillar is compiled: what README "PKI" tells an operator to run once
+        salt_cmd(["salt-run", "saltutil.sync_all"], timeout=120, check=True)
     ctl = controllers()
     extra = sorted(p.stem for p in RUN_DIR.glob("k8s-*.json") if p.stem not in ctl)
     retire([n for n in extra if container_pid(n) or (HOSTS_DIR / n).exists()])

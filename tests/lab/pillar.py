@@ -1,9 +1,12 @@
 """What the lab's master serves as pillar: the seed's cluster, the lab's settings (the mirror,
-a managed etcd), the generated secrets (tests/support/pki.py) and temporary overrides.
+a managed etcd) and temporary overrides. The PKI is the product's (pki:source salt: the
+master's ext_pillar k8s_pki keeps the CA); tests/support/pki.py's throwaway PKI only feeds
+the tests that need pillar-supplied certificates (pillar_pki_override).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from pathlib import Path
@@ -17,15 +20,24 @@ from .common import (
     PILLAR_DIR,
     PKI_DIR,
     SEED_CONTROLLERS,
+    VIP_OVERRIDE,
     cluster,
     controller_count,
+    controllers,
     say,
     write_file,
 )
+from .containers import cexec
 from .mirror import etcd_version
 
 # ---------------------------------------------------------------------------------------------
-# PKI: tests/support/pki.py, created once per lab and reused
+# A pillar-supplied PKI (tests/support/pki.py), for the tests that need one; created once per
+# lab shape and reused
+
+
+def pillar_pki_override() -> dict:
+    """The overrides that switch the lab's cluster to pki:source pillar with the throwaway PKI."""
+    return {"pki": {"source": "pillar"}, "secrets": ensure_pki()}
 
 
 def ensure_pki() -> dict:
@@ -59,10 +71,11 @@ def lab_pillar() -> dict:
     }
 
 
-def ensure_pillar(secrets_: dict) -> None:
-    """The lab's pillar root: its own top, the lab settings and the generated secrets."""
+def ensure_pillar() -> None:
+    """The lab's pillar root: its own top, the lab settings and the overrides (no secrets:
+    the master's ext_pillar k8s_pki gives the CA and the encryption key)."""
     PILLAR_DIR.mkdir(parents=True, exist_ok=True)
-    top = {"base": {"k8s-controller-*": ["hardway", "hardway-secrets", "lab", "overrides"]}}
+    top = {"base": {"k8s-controller-*": ["hardway", "lab", "overrides"]}}
     write_file(
         PILLAR_DIR / "top.sls",
         "# The lab's pillar top (pillar_roots: this dir first, then the repository's pillar/).\n"
@@ -73,7 +86,7 @@ def ensure_pillar(secrets_: dict) -> None:
         "# Lab settings: the local binary mirror and a managed etcd on the controllers.\n"
         + yaml.safe_dump(lab_pillar(), sort_keys=False),
     )
-    support_pki.write_secrets_sls(PILLAR_DIR / "hardway-secrets.sls", secrets_)  # 0600
+    (PILLAR_DIR / "hardway-secrets.sls").unlink(missing_ok=True)  # an older lab's
     # Another controller count: this root's hardway.sls (the seed's file with the lab's
     # controllers) hides the repository's; with the seed's three the repository's serves.
     generated = PILLAR_DIR / "hardway.sls"
@@ -96,9 +109,40 @@ def set_overrides(data: dict | None) -> None:
     pillar unchanged. Written root-only: it may hold secrets. Refresh the minions' pillar after
     a change (the orchestrations do it themselves).
     """
+    vip = ((data or {}).get("vip") or {}).get("address")
+    VIP_OVERRIDE[:] = [vip] if vip else []
     write_file(
         PILLAR_DIR / "overrides.sls",
         "# Temporary overrides (bench/, tests/lab); emptied by every `up`.\n"
         + yaml.safe_dump({"k8s_control_plane": data or {}}, sort_keys=False),
         0o600,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the controllers hold (made there with pki:source salt)
+
+
+def _read_from_controller(path: str) -> str:
+    errors = []
+    for name in controllers():
+        proc = cexec(name, f"cat {path}")
+        if proc.returncode == 0 and proc.stdout:
+            return proc.stdout
+        errors.append(f"{name}: {proc.stderr.strip() or 'empty'}")
+    raise RuntimeError(f"no controller gave {path}: {'; '.join(errors)}")
+
+
+def admin_credentials() -> dict:
+    """
+    {"ca.pem", "admin.pem", "admin-key.pem"} from a controller's admin.kubeconfig (the lab's
+    host-side probes use them; read each time: a re-issue or a pki:source switch changes them).
+    """
+    admin = yaml.safe_load(_read_from_controller("/var/lib/kubernetes/admin.kubeconfig"))
+    cluster_ = admin["clusters"][0]["cluster"]
+    user = admin["users"][0]["user"]
+    return {
+        "ca.pem": base64.b64decode(cluster_["certificate-authority-data"]).decode(),
+        "admin.pem": base64.b64decode(user["client-certificate-data"]).decode(),
+        "admin-key.pem": base64.b64decode(user["client-key-data"]).decode(),
+    }

@@ -13,7 +13,6 @@ answer within 3 s. The probe stops when the `with` block ends, or by itself afte
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -22,11 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from .common import LabError, vip
 from .network import in_netns
-from .pillar import ensure_pki
+from .pillar import admin_credentials
 
 PORT = 8443  # haproxy's TLS passthrough frontend on the VIP
 
@@ -82,12 +79,9 @@ class ApiProbe:
         self._certs: Path | None = None
 
     def _write_certs(self) -> Path:
-        secrets = ensure_pki()
-        user = yaml.safe_load(secrets["admin.kubeconfig"])["users"][0]["user"]
         certs = Path(tempfile.mkdtemp(prefix="k8s-lab-probe-"))  # 0700
-        (certs / "ca.pem").write_text(secrets["ca.pem"])
-        (certs / "admin.pem").write_bytes(base64.b64decode(user["client-certificate-data"]))
-        (certs / "admin-key.pem").write_bytes(base64.b64decode(user["client-key-data"]))
+        for name, text in admin_credentials().items():
+            (certs / name).write_text(text)
         return certs
 
     def __enter__(self) -> ApiProbe:
