@@ -26,7 +26,13 @@ from tests.doubles.kube_double.flags import SCHEDULER_CONFIG_VERSIONS
 from tests.support.cluster import REPO, cluster_config, set_path, versions_table
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-TEMPLATES = REPO / "salt" / "k8s_control_plane" / "controlplane" / "files" / "default"
+FORMULA = REPO / "salt" / "k8s_control_plane"
+# Each template where its component keeps it: the encryption config is pki's,
+# the scheduler config the control plane's.
+TEMPLATES = {
+    "encryption-config.yaml.jinja": FORMULA / "pki" / "files" / "default",
+    "kube-scheduler.yaml.jinja": FORMULA / "controlplane" / "files" / "default",
+}
 ADDRESS = "10.240.0.11"
 
 
@@ -57,7 +63,8 @@ def run_double(component, version, flags):
 
 
 def render(name, **context):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False)
+    loader = jinja2.FileSystemLoader(str(TEMPLATES[name]))
+    env = jinja2.Environment(loader=loader, autoescape=False)
     return env.get_template(name).render(source=f"test of {name}", **context)
 
 
