@@ -70,8 +70,14 @@ def case_cluster_pillar(case):
 
 
 def case_pillar(case):
-    """The case's k8s_control_plane pillar: the cluster file, its secrets, the changes."""
+    """
+    The case's k8s_control_plane pillar: the cluster file, its secrets, the
+    changes. The secrets carry every certificate (the throwaway PKI), so the
+    pillar says ``pki:source: pillar``, as tests/support/pki.write_secrets_sls
+    does; a case may change it.
+    """
     pillar = cluster_file(case.get("cluster", "hardway"))
+    pillar["pki"] = {"source": "pillar"}
     pillar["secrets"] = case_secrets(case)
     return apply_changes(pillar, case.get("set"))
 
