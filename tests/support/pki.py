@@ -218,6 +218,18 @@ def make_secrets(
     return secrets
 
 
+def issue(secrets, cn, org=None, sans=(), server=True):
+    """
+    (certificate PEM, key PEM) of a new leaf signed by the CA of a
+    make_secrets mapping, as Salt issues one with pki:source salt (etcd's own
+    certificate, for instance).
+    """
+    ca_cert = x509.load_pem_x509_certificate(secrets["ca.pem"].encode())
+    ca_key = serialization.load_pem_private_key(secrets["ca-key.pem"].encode(), password=None)
+    cert, key = _issue(ca_cert, ca_key, cn, org, sans, server=server)
+    return _pem_cert(cert), _pem_key(key)
+
+
 def _ip(value):
     try:
         return str(ipaddress.IPv4Address(str(value)))

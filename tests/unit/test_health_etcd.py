@@ -1,6 +1,9 @@
 """k8s_health.etcd against real TLS servers that demand the client certificate, as etcd's
 ``--client-cert-auth`` does: one answers like a member with a leader, one like a member without
-(``"health":"false"``), one port is closed."""
+(``"health":"false"``), one port is closed. The client files are those
+_utils/k8s_pki.py's etcd_check_files names: in a managed etcd's directory the
+apiserver's certificate with pki:source pillar (the seed's layout), etcd's own
+with pki:source salt; the control plane's with an unmanaged etcd."""
 
 import http.server
 import json
@@ -10,17 +13,21 @@ import threading
 
 import pytest
 
-from tests.support.pki import make_secrets
+from tests.support.pki import issue, make_secrets
 
 FILES = ("ca.pem", "kubernetes.pem", "kubernetes-key.pem")
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
+    """The CA, the apiserver's certificate and etcd's own (CN etcd), as Salt issues it."""
     directory = tmp_path_factory.mktemp("etcd-pki")
     secrets = make_secrets(["127.0.0.1"], "127.0.0.2")
     for name in FILES:
         (directory / name).write_text(secrets[name])
+    cert, key = issue(secrets, "etcd", "Kubernetes", ["127.0.0.1", "localhost"])
+    (directory / "etcd.pem").write_text(cert)
+    (directory / "etcd-key.pem").write_text(key)
     return directory
 
 
@@ -67,11 +74,12 @@ def servers(pki):
     lost.shutdown()
 
 
-def _module(modules, pki, servers, managed=True):
+def _module(modules, pki, servers, managed=True, source="pillar"):
     cfg = {
         "etcd": {"managed": managed, "config_dir": str(pki), "servers": servers},
         "controlplane": {"pki_dir": str(pki) if not managed else "/nonexistent"},
         "controllers": [],
+        "pki": {"source": source},
     }
     return modules("k8s_health", __salt__={"k8s_cluster.config": lambda: cfg})
 
@@ -106,4 +114,34 @@ def test_without_a_client_certificate_nothing_is_asked(modules, tmp_path, server
     report = _module(modules, tmp_path, urls).etcd()
     assert report["quorum"] is None and report["servers"] == {}
     assert report["comment"].startswith("not checked: no etcd client certificate yet")
+    assert seen == []
+
+
+def test_managed_etcd_with_pki_source_salt_presents_etcds_own_certificate(modules, pki, servers):
+    urls, seen = servers
+    report = _module(modules, pki, urls[:1], source="salt").etcd(timeout=2)
+    assert (report["quorum"], report["healthy"], report["total"]) == (True, 1, 1)
+    assert (("commonName", "etcd"),) in seen[0][1]
+
+
+def test_unmanaged_etcd_with_pki_source_salt_uses_the_control_planes_certificate(
+    modules, pki, servers
+):
+    urls, seen = servers
+    report = _module(modules, pki, urls[:1], managed=False, source="salt").etcd(timeout=2)
+    assert report["quorum"] is True
+    assert (("commonName", "kubernetes"),) in seen[0][1]
+
+
+def test_with_pki_source_salt_the_apiservers_certificate_alone_is_not_etcds(
+    modules, tmp_path, pki, servers
+):
+    """A managed etcd's directory with only the seed's files: etcd.pem is what is missing."""
+    urls, seen = servers
+    for name in FILES:
+        (tmp_path / name).write_text((pki / name).read_text())
+    report = _module(modules, tmp_path, urls, source="salt").etcd()
+    assert report["quorum"] is None and report["servers"] == {}
+    assert report["comment"].startswith("not checked: no etcd client certificate yet")
+    assert str(tmp_path / "etcd.pem") in report["comment"]
     assert seen == []
