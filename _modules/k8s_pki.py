@@ -241,6 +241,21 @@ def watch(service, root=None):
     return __utils__["k8s_pki.watch_for"](root, plan(), service)
 
 
+def etcd_files():
+    """
+    Return the (CA, certificate, key) paths a managed etcd serves with, which
+    the health checks present to it too: etcd's own certificate with
+    pki:source salt, the apiserver's with pillar (the seed's chapter 07).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_pki.etcd_files
+    """
+    return list(__utils__["k8s_pki.etcd_check_files"](_cfg()))
+
+
 def _read_cert(path):
     with open(path, "rb") as handle:
         return x509.load_pem_x509_certificate(handle.read())
@@ -260,7 +275,7 @@ def _sans(cert):
 def certificates():
     """
     Return every certificate this controller's plan names, as found on disk:
-    subject, issuer, SANs, expiry and days left, whether its SANs are the
+    serial, subject, issuer, SANs, expiry and days left, whether its SANs are the
     planned ones, whether it is signed by the cluster CA (ca.pem) and whether
     its private key matches. ``missing`` when the file is not there. Public
     facts only.
@@ -287,6 +302,7 @@ def certificates():
             continue
         cert = _read_cert(path)
         found = {
+            "serial": f"{cert.serial_number:x}",
             "subject": cert.subject.rfc4514_string(),
             "issuer": cert.issuer.rfc4514_string(),
             "sans": _sans(cert),

@@ -194,3 +194,11 @@ def kubectl_client_version(name: str) -> str:
     """The gitVersion of the kubectl installed on a controller."""
     out = cexec(name, "kubectl version --client -o json", check=True).stdout
     return (parse_json(out) or {}).get("clientVersion", {}).get("gitVersion", "?")
+
+
+def unit_pids(unit: str) -> dict[str, str]:
+    """{controller: the unit's MainPID} (0 when not running): a restart changes it."""
+    return {
+        name: cexec(name, f"systemctl show -P MainPID {unit}", check=True).stdout.strip()
+        for name in controllers()
+    }

@@ -121,13 +121,6 @@ def _etcd(name):
     return data[name]
 
 
-def _pids(unit):
-    return {
-        name: lab.cexec(name, f"systemctl show -P MainPID {unit}", check=True).stdout.strip()
-        for name in lab.controllers()
-    }
-
-
 def test_a_broken_haproxy_config_reloaded_keeps_the_running_one(converged, measured):
     """
     An operator's typo in haproxy.cfg and a reload on the holder: the unit's reload checks the
@@ -172,7 +165,7 @@ def test_etcd_quorum_lost_refused_and_recovered(converged, measured):
     assert report["ok"], "\n".join(report["errors"])[-4000:]
     assert _etcd(second)["healthy"] == len(lab.controllers())
 
-    before = _pids("kube-apiserver")
+    before = lab.unit_pids("kube-apiserver")
     for name in (second, third):
         lab.cexec(name, "systemctl kill -s STOP etcd", check=True)
     try:
@@ -184,7 +177,9 @@ def test_etcd_quorum_lost_refused_and_recovered(converged, measured):
         assert "orch-etcd-quorum: etcd has no quorum" in errors, errors[-4000:]
         assert f"https://{lab.controllers()[third]}:2379" in errors, errors[-4000:]
         assert "orch-controlplane: One or more requisite failed" in errors, errors[-4000:]
-        assert _pids("kube-apiserver") == before, "an apiserver restarted without etcd quorum"
+        assert lab.unit_pids("kube-apiserver") == before, (
+            "an apiserver restarted without etcd quorum"
+        )
     finally:
         for name in (second, third):
             lab.cexec(name, "systemctl kill -s CONT etcd")

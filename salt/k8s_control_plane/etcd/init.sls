@@ -59,6 +59,11 @@ def run():
                     "name": me["id"],
                     "address": me["address"],
                     "initial_cluster": initial,
+                    # its serving and peer files (pki.etcd): its own with pki:source
+                    # salt, the apiserver's in the seed's pillar layout
+                    "tls": dict(
+                        zip(("ca", "cert", "key"), __salt__["k8s_pki.etcd_files"](), strict=True)
+                    ),
                 }
             },
             {"mode": "0644"},
