@@ -1,10 +1,11 @@
 # Pillar top file: one block per cluster.
 #
-# A cluster is a pillar file under pillar/ (its public settings) plus its
-# secrets file (certificates, keys, kubeconfigs, the encryption key), which
-# is generated per cluster and never committed (see README "Secrets").
-# ignore_missing lets the public part render before the secrets exist; the
-# validation step then names every missing secret.
+# A cluster is a pillar file under pillar/ (its public settings). With
+# pki:source salt (the default) the master's ext_pillar k8s_pki gives its CA
+# and encryption key (README "PKI"); with pki:source pillar a secrets file
+# holds every certificate, key and kubeconfig, made per cluster and never
+# committed (README "Secrets"). ignore_missing lets a cluster render without
+# a secrets file; the validation names whatever is missing.
 #
 # To add a cluster: add pillar/<name>.sls and one block here.
 base:

@@ -26,7 +26,7 @@ import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ROOT = REPO / "salt" / "k8s_control_plane"
-COMPONENTS = ("cluster", "loadbalancer", "etcd", "controlplane", "rbac")
+COMPONENTS = ("cluster", "loadbalancer", "pki", "etcd", "controlplane", "rbac")
 PILLAR_KEY = "k8s_control_plane"
 DEFAULT_PROFILE = "tuned"
 BEGIN = (
