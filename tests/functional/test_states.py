@@ -1,6 +1,7 @@
 """
 States run for real where they can on this machine: the control plane's PKI
-files, into a temporary directory. test=True predicts exactly what the real
+files (the pki SLS in pki:source pillar, the throwaway PKI's secrets), into a
+temporary directory. test=True predicts exactly what the real
 apply changes, a second apply changes nothing, keys are 0600 and no secret
 appears in the state output. An invalid pillar fails at validation and
 nothing else runs.
@@ -30,13 +31,17 @@ def _changed(ret):
 
 def test_pki_predict_apply_and_idempotence(pki_minion, cluster_secrets):
     minion, tmp_path = pki_minion
-    predicted = minion.modules["state.sls"]("k8s_control_plane.controlplane.pki", test=True)
+    predicted = minion.modules["state.sls"]("k8s_control_plane.pki", test=True)
+    assert isinstance(predicted, dict), predicted
     assert all(v["result"] is not False for v in predicted.values()), predicted
-    applied = minion.modules["state.sls"]("k8s_control_plane.controlplane.pki")
+    applied = minion.modules["state.sls"]("k8s_control_plane.pki")
     assert all(v["result"] is True for v in applied.values()), applied
     assert _changed(predicted) == _changed(applied)
     assert len(_changed(applied)) == 11  # the directory, 9 secret files, the encryption config
-    again = minion.modules["state.sls"]("k8s_control_plane.controlplane.pki")
+    # the symlink guard of the PKI directory ran first and changed nothing
+    guards = [v for v in applied.values() if "-k8s_pki-no_symlinks-" in v["__id__"]]
+    assert [g["result"] for g in guards] == [True] and guards[0]["changes"] == {}
+    again = minion.modules["state.sls"]("k8s_control_plane.pki")
     assert _changed(again) == set()
     assert all(v["result"] is True for v in again.values())
     pki_dir = tmp_path / "var-lib-kubernetes"
