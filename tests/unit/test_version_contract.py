@@ -24,6 +24,7 @@ from tests.doubles.kube_double.apiserver import RBAC_GROUP, rbac_versions
 from tests.doubles.kube_double.flags import FLAGS as DOUBLE_FLAGS
 from tests.doubles.kube_double.flags import SCHEDULER_CONFIG_VERSIONS
 from tests.support.cluster import REPO, cluster_config, set_path, versions_table
+from tests.support.pki import issue
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 FORMULA = REPO / "salt" / "k8s_control_plane"
@@ -74,9 +75,10 @@ def cluster_at(tmp_path_factory):
     ``version``, its PKI and rendered config files under a temporary directory."""
     made = {}
 
-    def make(version, extra_args=None, table=None):
+    def make(version, extra_args=None, table=None, source="pillar"):
         cfg = cluster_config("hardway")
-        root = tmp_path_factory.mktemp(f"v{version}")
+        set_path(cfg, "pki:source", source)
+        root = tmp_path_factory.mktemp(f"v{version}-{source}")
         for key, sub in (("pki_dir", "pki"), ("config_dir", "config")):
             set_path(cfg, f"controlplane:{key}", str(root / sub))
             (root / sub).mkdir()
@@ -86,6 +88,11 @@ def cluster_at(tmp_path_factory):
         for name, text in cfg["secrets"].items():
             if name != "encryption_key" and "." in name:
                 (root / "pki" / name).write_text(text)
+        if source == "salt":
+            # the apiserver's own client certificate to the kubelets, as Salt issues it
+            cert, key = issue(cfg["secrets"], "kubernetes", "Kubernetes", server=False)
+            (root / "pki" / "apiserver-kubelet-client.pem").write_text(cert)
+            (root / "pki" / "apiserver-kubelet-client-key.pem").write_text(key)
         made[version] = (cfg, table or TABLE, root)
         return made[version]
 
@@ -163,6 +170,27 @@ def test_every_components_flags_pass_the_double(modules, cluster_at, minor):
         assert "unknown flag" not in stderr, f"{component} {version}: {stderr}"
         assert status == 0, f"{component} {version}: {flags}\n{stderr}"
         assert printed_warnings(stderr) == declared_warnings(table, component, (1, minor), flags)
+
+
+@pytest.mark.parametrize("minor", [LOW[1], HIGH[1]])
+def test_with_pki_source_salt_the_apiserver_presents_its_own_kubelet_client_certificate(
+    modules, cluster_at, minor
+):
+    """
+    pki:source salt (the default): the kubelet client flags name the
+    apiserver-kubelet-client pair Salt issues, and the double accepts them;
+    pki:source pillar (the seed's layout, the contract above) names kubernetes.pem.
+    """
+    version = f"1.{minor}.0"
+    for source, name in (("salt", "apiserver-kubelet-client"), ("pillar", "kubernetes")):
+        cfg, table, root = cluster_at(version, source=source)
+        mod = controlplane(modules, cfg, table)
+        write_files(mod, cfg, root)
+        flags = mod.flags("kube-apiserver")
+        assert f"--kubelet-client-certificate={root}/pki/{name}.pem" in flags, flags
+        assert f"--kubelet-client-key={root}/pki/{name}-key.pem" in flags, flags
+        status, stderr = run_double("kube-apiserver", version, flags)
+        assert status == 0, f"{source} {version}: {flags}\n{stderr}"
 
 
 @pytest.mark.parametrize("version", ["1.17.9", "1.38.0"])
