@@ -40,7 +40,8 @@ def _write_case(pillar_dir, case):
     pillar_dir.mkdir(exist_ok=True)
     (pillar_dir / "case.sls").write_text(text)
     if secrets is not None:
-        pki.write_secrets_sls(pillar_dir / "case-secrets.sls", secrets)
+        # the case's cluster file says its pki:source (pillar, or the case's own)
+        pki.write_secrets_sls(pillar_dir / "case-secrets.sls", secrets, source=None)
 
 
 def _expected(case):

@@ -269,12 +269,15 @@ def secrets_for_cluster_file(path, fault=None):
     )
 
 
-def write_secrets_sls(path, secrets):
+def write_secrets_sls(path, secrets, source="pillar"):
     """
     Write a secrets pillar file, 0600 from its first byte (an existing file
-    too). It carries every certificate, so it also says ``pki:source: pillar``.
+    too). It carries every certificate, so it also says ``pki:source: pillar``;
+    ``source=None`` leaves pki:source to the cluster file.
     """
-    doc = {"k8s_control_plane": {"pki": {"source": "pillar"}, "secrets": secrets}}
+    doc = {"k8s_control_plane": {"secrets": secrets}}
+    if source is not None:
+        doc["k8s_control_plane"] = {"pki": {"source": source}, "secrets": secrets}
     text = yaml.dump(doc, Dumper=_BlockDumper)
     write_file(path, text, 0o600)
 
