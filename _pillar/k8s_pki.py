@@ -72,11 +72,16 @@ def _locked(directory):
 
 
 def _cluster_dir(base, cluster):
+    """The cluster's directory (0700), or None when it or the base is a symlink (refused)."""
     os.makedirs(base, mode=0o700, exist_ok=True)
     directory = os.path.join(base, cluster)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.islink(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
     for path in (base, directory):
-        if os.path.islink(path) or (os.stat(path).st_mode & 0o077):
+        if os.path.islink(path):
+            log.error("k8s_pki: %s is a symlink: refused, no CA given (remove the link)", path)
+            return None
+        if os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o700)
     return directory
 
@@ -130,6 +135,8 @@ def ext_pillar(minion_id, pillar, dir=None):
     given = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
     base = dir or os.path.join(__opts__["pki_dir"], "k8s_control_plane")
     directory = _cluster_dir(base, cluster)
+    if directory is None:
+        return {}  # the validation names the missing CA
     found = {}
     with _locked(directory):
         if not (given.get("ca.pem") and given.get("ca-key.pem")):

@@ -135,3 +135,29 @@ def kubeconfig_managed(name, ca, cert, key, server, cluster, user, mode="0600"):
     log.debug("k8s_pki.kubeconfig_managed: %s %s", name, sorted(changes))
     ret["comment"] = f"{name} written"
     return ret
+
+
+def mod_watch(name, sfun=None, **kwargs):
+    """
+    A file a kubeconfig embeds changed in this run (a certificate re-issued,
+    the CA replaced). Salt calls this only when ``kubeconfig_managed`` itself
+    found nothing to do: in test mode the new files do not exist yet, so the
+    rewrite is predicted here; in a real run the state already saw them, and
+    this runs it again (a no-op).
+    """
+    if sfun != "kubeconfig_managed":
+        return {
+            "name": name,
+            "changes": {},
+            "result": False,
+            "comment": f"k8s_pki.{sfun} does not support watch",
+        }
+    if __opts__["test"]:
+        return {
+            "name": name,
+            "changes": {"kubeconfig": "would be rewritten (a file it embeds changes)"},
+            "result": None,
+            "comment": f"{name} would be rewritten: a certificate, key or the CA it embeds changes",
+        }
+    fields = ("ca", "cert", "key", "server", "cluster", "user", "mode")
+    return kubeconfig_managed(name, **{k: kwargs[k] for k in fields if k in kwargs})

@@ -1380,6 +1380,25 @@ def _cert_problems(cert, ca, what):
     return problems
 
 
+def _ca_problems(cert):
+    """What keeps a certificate from signing others: basicConstraints CA:true, keyCertSign."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = constraints.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    problems = []
+    if not is_ca:
+        problems.append("is not a CA certificate (basicConstraints CA:true missing)")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.key_cert_sign:
+            problems.append("its key usage lacks keyCertSign, so it cannot sign certificates")
+    except x509.ExtensionNotFound:
+        pass
+    return problems
+
+
 def _sans(cert):
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -1482,6 +1501,9 @@ def _check_pki(errors, texts, addresses, vip, service):
         else:
             for problem in _cert_problems(certs[name], ca, "the certificate"):
                 errors.add(key, problem)
+            if name == "ca.pem":
+                for problem in _ca_problems(certs[name]):
+                    errors.add(key, problem)
             if name == "kubernetes.pem":
                 wanted = [
                     *([str(vip)] if vip is not None else []),

@@ -397,13 +397,6 @@ def test_renew_before_days_beyond_the_remaining_days_reissues_every_certificate(
     assert ps.changed_ids(controller.apply()) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: k8s_pki.kubeconfig_managed (_states/k8s_pki.py) compares the files as "
-    "they are before the run, so test=True does not predict the kubeconfig rewrite that "
-    "follows a certificate re-issue in the same run (the services watching it are not "
-    "predicted to restart either)",
-)
 def test_test_mode_predicts_the_kubeconfigs_rebuilt_after_a_renewal(applied, given, tmp_path):
     controller = ps.Controller(tmp_path, given).seed_from(applied)
     controller.reconfigure({"pki": {"days_valid": 3650, "renew_before_days": 400}})

@@ -595,13 +595,6 @@ def test_the_ca_key_must_be_the_ca_certificate_key_with_source_salt():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: _utils/k8s_control_plane.py _check_pki/_cert_problems never checks "
-    "that secrets:ca.pem is a CA (basicConstraints CA:true, keyCertSign); with pki:source "
-    "salt the controllers then sign every certificate with a leaf and TLS clients refuse "
-    "the chain",
-)
 def test_a_ca_that_is_not_a_ca_is_refused_with_source_salt():
     full = cluster_pillar("hardway")["secrets"]
     pillar = salt_pillar()
