@@ -216,7 +216,7 @@ def test_test_mode_predicts_the_real_apply_after_drift(up):
     assert all(v["result"] is True for v in applied.values()), applied
     changed = {v["__id__"] for v in applied.values() if v["changes"]}
     assert "k8s_control_plane-loadbalancer-haproxy-file-managed" in changed
-    assert "k8s_control_plane-controlplane-pki-file-managed-kube-scheduler.kubeconfig" in changed
+    assert "k8s_control_plane-pki-k8s_pki-kubeconfig_managed-kube-scheduler.kubeconfig" in changed
     assert will_change == changed
     again = _apply(name, test=False)
     assert [v["__id__"] for v in again.values() if v["changes"]] == []

@@ -54,6 +54,8 @@ def case_override(case) -> dict:
     """The case as lab pillar: its keys and, for a PKI fault, the secrets it starts from."""
     data = corpus.apply_changes({}, case.get("set"))
     if case.get("pki"):
+        # a pillar-supplied PKI with a fault: pki:source pillar, as the corpus case says
+        data["pki"] = {"source": "pillar"}
         data["secrets"] = corpus.case_secrets(case)
     return data
 

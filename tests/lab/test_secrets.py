@@ -2,8 +2,9 @@
 no secret appears where it should not, and the files that hold one are locked.
 
 Secrets: the VRRP password (the lab switches to VRRPv2 with one for this module: VRRPv3 has no
-authentication), the encryption key, and the body of every private key (the PEM files and the
-kubeconfigs' client keys, base64 and decoded). Searched:
+authentication), the encryption key, and the body of every private key the controllers hold (the
+PEM files, the CA key included, and the kubeconfigs' client keys, base64 and decoded; with
+pki:source salt each controller made its own). Searched:
 
 - the output of the three runs (stdout and stderr);
 - the master's job cache (every job's return) and the master's log (the lab writes it at info,
@@ -22,6 +23,7 @@ import time
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from tests.lab import lab
 from tests.lab.common import STATE_DIR
@@ -43,20 +45,60 @@ def _pem_body_lines(pem: str) -> list[str]:
     return [line for line in pem.splitlines() if line and not line.startswith("-----")]
 
 
+def _private_lines(pem: str) -> list[str]:
+    """
+    A key's PEM body lines that carry private bytes. A line holding only public key bytes is
+    left out: an EC key's PEM ends with its public point, which the certificate beside it
+    publishes (the same base64 line can appear in the 0644 certificate).
+    """
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    lines = _pem_body_lines(pem)
+    # every full line is 48 bytes; a short last line may end inside a base64 quantum
+    return [line for line in lines if base64.b64decode(line + "=" * (-len(line) % 4)) not in public]
+
+
+KEPT: dict[str, dict[str, str]] = {}
+
+
+def controller_secrets() -> dict[str, str]:
+    """
+    {"<controller>:<file>": text} of every secret the controllers hold: their private keys and
+    kubeconfigs (made on each controller with pki:source salt, the CA key from the master) and
+    the encryption key (read from encryption-config.yaml). Read once, after the first run.
+    """
+    if not KEPT:
+        for name in lab.controllers():
+            held = KEPT.setdefault(name, {})
+            for directory in KEY_DIRS:
+                for file in lab.cexec(name, f"ls {directory}", check=True).stdout.split():
+                    if file.endswith(("-key.pem", ".kubeconfig")):
+                        path = f"{directory}/{file}"
+                        held[path] = lab.cexec(name, f"cat {path}", check=True).stdout
+            config = lab.cexec(name, f"cat {KEY_DIRS[0]}/encryption-config.yaml", check=True)
+            provider = yaml.safe_load(config.stdout)["resources"][0]["providers"][0]
+            held["encryption_key"] = provider["aescbc"]["keys"][0]["secret"]
+    return {f"{n}:{f}": text for n, files in KEPT.items() for f, text in files.items()}
+
+
 def secrets() -> dict[str, str]:
     """{label: a string that must not appear}: whole values and each line of a key's body."""
-    pki = lab.ensure_pki()
-    found = {"vrrp_auth_pass": VRRP_PASS, "encryption_key": pki["encryption_key"]}
-    for name, value in pki.items():
+    held = controller_secrets()
+    found = {"vrrp_auth_pass": VRRP_PASS}
+    for name, value in held.items():
+        if name.endswith("encryption_key"):
+            found[name] = value
         if name.endswith("-key.pem"):
-            for number, line in enumerate(_pem_body_lines(value)):
+            for number, line in enumerate(_private_lines(value)):
                 found[f"{name} line {number + 1}"] = line
         if name.endswith(".kubeconfig"):
             user = yaml.safe_load(value)["users"][0]["user"]
             data = user["client-key-data"]
             found[f"{name} client-key-data"] = data[:64]
             pem = base64.b64decode(data).decode()
-            for number, line in enumerate(_pem_body_lines(pem)):
+            for number, line in enumerate(_private_lines(pem)):
                 found[f"{name} client key line {number + 1}"] = line
     return {label: text for label, text in found.items() if len(text) >= 8}
 
