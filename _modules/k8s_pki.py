@@ -148,6 +148,7 @@ def sls_states(sls, validated):
             states[sid] = {
                 "x509.private_key_managed": [
                     *common,
+                    {"unless": [{"fun": "k8s_pki.current", "path": entry["path"]}]},
                     {"algo": "ec"},
                     {"keysize": 256},
                     {"user": "root"},
@@ -161,6 +162,8 @@ def sls_states(sls, validated):
             states[sid] = {
                 "x509.certificate_managed": [
                     {"name": entry["path"]},
+                    # a converged file skips the x509 state's costly check (k8s_pki.current)
+                    {"unless": [{"fun": "k8s_pki.current", "path": entry["path"]}]},
                     {"mode": entry["mode"]},
                     {"signing_policy": entry["policy"]},
                     {"signing_cert": entry["signing_cert"]},
@@ -256,6 +259,96 @@ def etcd_files():
         salt k8s-controller-1 k8s_pki.etcd_files
     """
     return list(__utils__["k8s_pki.etcd_check_files"](_cfg()))
+
+
+_EKU = {"serverAuth": "SERVER_AUTH", "clientAuth": "CLIENT_AUTH"}
+
+
+def _as_planned(entry, cert, policy):
+    """The certificate's subject, usages and SANs are the policy's and the plan's."""
+    oid = x509.oid
+    names = {
+        "CN": [a.value for a in cert.subject.get_attributes_for_oid(oid.NameOID.COMMON_NAME)],
+        "O": [a.value for a in cert.subject.get_attributes_for_oid(oid.NameOID.ORGANIZATION_NAME)],
+    }
+    if any(names[k] != [policy[k]] for k in ("CN", "O")) or len(cert.subject) != 2:
+        return False
+    wanted = {
+        getattr(oid.ExtendedKeyUsageOID, _EKU[u.strip()])
+        for u in policy["extendedKeyUsage"].split(",")
+    }
+    ext = cert.extensions
+    try:
+        usages = set(ext.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        basic = ext.get_extension_for_class(x509.BasicConstraints).value
+        key_usage = ext.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    if usages != wanted or basic.ca or not key_usage.digital_signature:
+        return False
+    return sorted(_sans(cert)) == sorted(entry.get("sans") or [])
+
+
+def _regular(path, mode):
+    """A regular root-owned file (not a link) with exactly ``mode``."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        os.path.isfile(path)
+        and not os.path.islink(path)
+        and info.st_uid == 0
+        and (info.st_mode & 0o7777) == int(mode, 8)
+    )
+
+
+def current(path):
+    """
+    Return True when the key or certificate at ``path`` (this controller's
+    plan) is exactly as planned, so that its x509 state has nothing to do:
+    the pki SLS makes it the state's ``unless``, which spares a converged
+    controller the x509 states' own check (a nested ``state.single`` with a
+    pillar compile per file). As planned: a regular root-owned file with the
+    planned mode; a key, EC P-256; a certificate, signed by the cluster CA on
+    disk, of its planned key, with its policy's subject and usages and the
+    planned SANs, and more than ``pki:renew_before_days`` left. Anything else
+    is False, and the x509 state decides. Never raises.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_pki.current /var/lib/kubernetes/kubernetes.pem
+    """
+    try:
+        entry = next((e for e in plan() if e["path"] == path), None)
+        if entry is None or not _regular(path, entry["mode"]):
+            return False
+        if entry["kind"] == "key":
+            with open(path, "rb") as handle:
+                key = serialization.load_pem_private_key(handle.read(), password=None)
+            return getattr(getattr(key, "curve", None), "name", None) == "secp256r1"
+        if entry["kind"] != "certificate":
+            return False
+        policy = (__pillar__.get("x509_signing_policies") or {}).get(entry["policy"])
+        if not policy or not _regular(entry["key"], "0600"):
+            return False
+        cert = _read_cert(path)
+        ca = _read_cert(entry["signing_cert"])
+        cert.verify_directly_issued_by(ca)
+        with open(entry["key"], "rb") as handle:
+            key = serialization.load_pem_private_key(handle.read(), password=None)
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+            return False
+        left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+        if left <= datetime.timedelta(days=entry["days_remaining"]):
+            return False
+        return _as_planned(entry, cert, policy)
+    except Exception:  # any doubt: the x509 state decides
+        log.debug("k8s_pki.current: %s: not as planned", path, exc_info=True)
+        return False
 
 
 def _read_cert(path):

@@ -342,9 +342,18 @@ def etcd_servers(cfg):
     ]
 
 
+def pki_source(cfg):
+    """
+    The cluster's pki:source: ``salt`` (the default), ``pillar``, or None
+    for any other value (the validation reports it). The one reading of it.
+    """
+    pki = cfg.get("pki") if isinstance(cfg, dict) else None
+    value = pki.get("source", "salt") if isinstance(pki, dict) else "salt"
+    return value if value in ("salt", "pillar") else None
+
+
 def _kubelet_client(cfg):
-    pki = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
-    return "apiserver-kubelet-client" if pki.get("source", "salt") == "salt" else "kubernetes"
+    return "kubernetes" if pki_source(cfg) == "pillar" else "apiserver-kubelet-client"
 
 
 def flag_context(cfg, address):
@@ -1255,8 +1264,11 @@ def _check_secrets(errors, cfg, addresses, vip, service):
     for name in secrets:
         if name not in SECRET_KEYS:
             _unknown(errors, f"secrets:{name}", name, list(SECRET_KEYS))
+    source = pki_source(cfg)
+    if source is None:
+        return  # the schema names pki:source; the secrets depend on it
     pki = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
-    by_salt = pki.get("source", "salt") == "salt"
+    by_salt = source == "salt"
     files = SECRET_FILES
     if by_salt:
         # The master's ext_pillar k8s_pki gives the CA and the encryption key;

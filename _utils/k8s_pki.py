@@ -25,9 +25,26 @@ _pillar/k8s_pki.py (the policies) and the tests.
 """
 
 import base64
+import importlib.util
 import ipaddress
+import os
 
 import yaml
+
+
+def _sibling(name):
+    """
+    ``<name>.py`` of this file's directory as plain Python (as k8s_objects.py
+    does): the shared rules of k8s_control_plane.py, synced next to this file.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_k8s_sibling_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_RULES = _sibling("k8s_control_plane")
 
 SOURCES = ("salt", "pillar")
 API_DNS = (
@@ -97,9 +114,8 @@ KUBECONFIGS = ("admin", "kube-controller-manager", "kube-scheduler")
 
 
 def source(cfg):
-    """The cluster's pki:source (salt unless set)."""
-    pki = cfg.get("pki") if isinstance(cfg, dict) else None
-    return (pki or {}).get("source", "salt") if isinstance(pki, dict) else "salt"
+    """The cluster's pki:source: k8s_control_plane.pki_source, the one reading (None: invalid)."""
+    return _RULES.pki_source(cfg)
 
 
 def policy_name(cluster, kind):
@@ -272,7 +288,7 @@ def client_files(cfg):
     pki_dir = cfg["controlplane"]["pki_dir"]
     api = (f"{pki_dir}/ca.pem", f"{pki_dir}/kubernetes.pem", f"{pki_dir}/kubernetes-key.pem")
     kubelet = api
-    if source(cfg) == "salt":
+    if source(cfg) != "pillar":
         kubelet = (
             f"{pki_dir}/ca.pem",
             f"{pki_dir}/apiserver-kubelet-client.pem",
@@ -287,7 +303,7 @@ def etcd_check_files(cfg):
     if not etcd.get("managed"):
         return client_files(cfg)["etcd"]
     base = etcd["config_dir"]
-    name = "etcd" if source(cfg) == "salt" else "kubernetes"
+    name = "kubernetes" if source(cfg) == "pillar" else "etcd"
     return (f"{base}/ca.pem", f"{base}/{name}.pem", f"{base}/{name}-key.pem")
 
 

@@ -131,6 +131,28 @@ def test_apply_then_apply_again_changes_nothing(applied):
     assert set(ps.by_id(again)) == set(ps.by_id(done))
 
 
+def test_a_converged_file_skips_its_x509_state(applied):
+    """
+    The re-run's keys and certificates are found as planned by k8s_pki.current (their
+    ``unless``), so the x509 states' own check (a nested state.single per file) is skipped;
+    on the fresh run none was skipped.
+    """
+    x509_ids = {
+        ps.state_id(e)
+        for e in applied.minion.modules["k8s_pki.plan"]()
+        if e["kind"] in ("key", "certificate")
+    }
+    again, done = ps.by_id(applied.runs["again"]), ps.by_id(applied.runs["applied"])
+    assert len(x509_ids) == 14
+    for sid in x509_ids:
+        assert [r["comment"] for r in again[sid]] == ["unless condition is true"], again[sid]
+        assert "unless condition is true" not in [r["comment"] for r in done[sid]], done[sid]
+    current = applied.minion.modules["k8s_pki.current"]
+    assert current(str(applied.pki_dir / "kubernetes.pem")) is True
+    assert current(str(applied.pki_dir / "encryption-config.yaml")) is False  # not x509's
+    assert current("/nonexistent/kubernetes.pem") is False
+
+
 def test_the_planned_states_are_the_ones_that_ran(applied):
     plan = applied.minion.modules["k8s_pki.plan"]()
     ids = set(ps.by_id(applied.runs["applied"]))
