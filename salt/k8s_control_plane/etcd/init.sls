@@ -6,6 +6,7 @@ controller list, its certificates from pki.etcd. Optional: nothing happens
 unless etcd:managed is true.
 """
 
+
 def run():
     root = sls.split(".")[0]
     validated = f"{root}.cluster.validate"
