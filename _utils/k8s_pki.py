@@ -74,19 +74,8 @@ POLICIES = {
     "etcd": ({"CN": "etcd", "O": "Kubernetes"}, "serverAuth, clientAuth"),
 }
 # The files placed from k8s_control_plane:secrets with pki:source pillar, in
-# order, with their modes: certificates are public (0644), keys and
-# kubeconfigs (client credentials) root-only.
-PILLAR_FILES = (
-    ("ca.pem", "0644"),
-    ("ca-key.pem", "0600"),
-    ("kubernetes.pem", "0644"),
-    ("kubernetes-key.pem", "0600"),
-    ("service-account.pem", "0644"),
-    ("service-account-key.pem", "0600"),
-    ("admin.kubeconfig", "0600"),
-    ("kube-controller-manager.kubeconfig", "0600"),
-    ("kube-scheduler.kubeconfig", "0600"),
-)
+# order, with their modes (k8s_control_plane.pki_files, the validation's list).
+PILLAR_FILES = tuple((f["name"], f["mode"]) for f in _RULES.pki_files())
 # What the master gives with pki:source salt (the rest the controllers make).
 FROM_MASTER = ("ca.pem", "ca-key.pem", "encryption_key")
 # Which files each service reads: a change restarts that service only.

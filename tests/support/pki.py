@@ -82,29 +82,11 @@ def _issue(ca_cert, ca_key, cn, org=None, sans=(), server=True, days=365, window
 
 
 def _kubeconfig(cluster, server, ca_pem, cert, key, user):
-    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": cluster,
-                "cluster": {"certificate-authority-data": b64(ca_pem), "server": server},
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": b64(_pem_cert(cert)),
-                    "client-key-data": b64(_pem_key(key)),
-                },
-            }
-        ],
-        "contexts": [{"name": "default", "context": {"cluster": cluster, "user": user}}],
-        "current-context": "default",
-    }
-    return yaml.safe_dump(doc, sort_keys=False)
+    """The product's kubeconfig (_utils/k8s_pki.py kubeconfig_text), with these credentials."""
+    from tests.support.cluster import utils_module
+
+    text = utils_module("k8s_pki").kubeconfig_text
+    return text(cluster, server, ca_pem, _pem_cert(cert), _pem_key(key), user)
 
 
 # Faults make_secrets can build in, for the corpus of invalid pillars (tests/corpus/):
