@@ -254,6 +254,25 @@ def controller(minion_id=None):
 # --------------------------------------------------------------------------
 
 
+def _missing_policies(cfg):
+    """
+    With pki:source salt, the signing policies the pki states sign through
+    (from the master's ext_pillar k8s_pki): without one, Salt's x509 would
+    sign a certificate with no subject and no key usages.
+    """
+    if __utils__["k8s_control_plane.pki_source"](cfg) != "salt":
+        return []
+    wanted = __utils__["k8s_pki.signing_policies"](cfg["cluster"])
+    have = __pillar__.get("x509_signing_policies") or {}
+    missing = [name for name in wanted if name not in have]
+    if not missing:
+        return []
+    return [
+        f"x509_signing_policies: missing {', '.join(missing)} (pki:source salt signs through "
+        "them; the master's ext_pillar k8s_pki gives them: is it configured? see README, 'PKI')"
+    ]
+
+
 def validate():
     """
     Validate this minion's cluster pillar, then preflight this minion (its
@@ -280,6 +299,8 @@ def validate():
         check = __utils__["k8s_control_plane.validate_minion"]
         found = check(cfg, versions(), minion_id, interfaces)
         errors, stage = found["errors"], found["stage"]
+        if not errors:
+            errors = _missing_policies(cfg)
         log.debug(
             "k8s_cluster: validation of %s: %s after %s, %d error(s)",
             minion_id,

@@ -278,15 +278,36 @@ def _as_planned(entry, cert, policy):
         for u in policy["extendedKeyUsage"].split(",")
     }
     ext = cert.extensions
-    try:
-        usages = set(ext.get_extension_for_class(x509.ExtendedKeyUsage).value)
-        basic = ext.get_extension_for_class(x509.BasicConstraints).value
-        key_usage = ext.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
+    expected = {
+        x509.BasicConstraints,
+        x509.KeyUsage,
+        x509.ExtendedKeyUsage,
+        x509.SubjectKeyIdentifier,
+        x509.AuthorityKeyIdentifier,
+    }
+    if entry.get("sans"):
+        expected.add(x509.SubjectAlternativeName)
+    if {type(e.value) for e in ext} != expected or len(ext) != len(expected):
+        return False  # an extension missing or one more (x509 would re-issue)
+    basic = ext.get_extension_for_class(x509.BasicConstraints)
+    key_usage = ext.get_extension_for_class(x509.KeyUsage)
+    usage = key_usage.value
+    bits = (
+        usage.content_commitment,
+        usage.data_encipherment,
+        usage.key_agreement,
+        usage.key_cert_sign,
+        usage.crl_sign,
+    )
+    if not (basic.critical and key_usage.critical) or basic.value.ca:
         return False
-    if usages != wanted or basic.ca or not key_usage.digital_signature:
+    if not (usage.digital_signature and usage.key_encipherment) or any(bits):
         return False
-    return sorted(_sans(cert)) == sorted(entry.get("sans") or [])
+    if set(ext.get_extension_for_class(x509.ExtendedKeyUsage).value) != wanted:
+        return False
+    if cert.signature_hash_algorithm is None or cert.signature_hash_algorithm.name != "sha256":
+        return False
+    return _sans(cert) == list(entry.get("sans") or [])  # in order, as x509 compares
 
 
 def _regular(path, mode):
@@ -298,7 +319,7 @@ def _regular(path, mode):
     return (
         os.path.isfile(path)
         and not os.path.islink(path)
-        and info.st_uid == 0
+        and (info.st_uid, info.st_gid) == (0, 0)
         and (info.st_mode & 0o7777) == int(mode, 8)
     )
 
@@ -334,7 +355,11 @@ def current(path):
         policy = (__pillar__.get("x509_signing_policies") or {}).get(entry["policy"])
         if not policy or not _regular(entry["key"], "0600"):
             return False
-        cert = _read_cert(path)
+        with open(path, "rb") as handle:
+            text = handle.read()
+        if text.count(b"-----BEGIN ") != 1:
+            return False  # a chain appended: x509 would rewrite the file
+        cert = x509.load_pem_x509_certificate(text)
         ca = _read_cert(entry["signing_cert"])
         cert.verify_directly_issued_by(ca)
         with open(entry["key"], "rb") as handle:
@@ -357,13 +382,14 @@ def _read_cert(path):
 
 
 def _sans(cert):
+    """The SANs in the certificate's order; a type other than IP or DNS shows as itself."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
+    shown = {x509.IPAddress: "IP", x509.DNSName: "DNS"}
     return [
-        *(f"IP:{ip}" for ip in ext.get_values_for_type(x509.IPAddress)),
-        *(f"DNS:{name}" for name in ext.get_values_for_type(x509.DNSName)),
+        f"{shown[type(name)]}:{name.value}" if type(name) in shown else repr(name) for name in ext
     ]
 
 
@@ -395,7 +421,11 @@ def certificates():
         if not os.path.isfile(path) or os.path.islink(path):
             report[path] = {"missing": True}
             continue
-        cert = _read_cert(path)
+        try:
+            cert = _read_cert(path)
+        except (OSError, ValueError) as exc:
+            report[path] = {"unreadable": str(exc)}
+            continue
         found = {
             "serial": f"{cert.serial_number:x}",
             "subject": cert.subject.rfc4514_string(),

@@ -5,7 +5,9 @@ for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
 
 * ``k8s_control_plane:secrets:ca.pem`` and ``ca-key.pem``: the cluster's CA,
   made once on the master with Salt's x509 module (EC P-256, 10 years) and
-  kept in ``<dir>/<cluster>/`` (0700, files 0600);
+  kept in ``<dir>/<cluster>/`` (0700, files 0600). Only with ``etcd:managed``
+  true: an external etcd trusts a CA of its own, never one made here, so
+  with an unmanaged etcd the operator gives that CA (the validation says so);
 * ``k8s_control_plane:secrets:encryption_key``: 32 random bytes, base64,
   made once and kept beside it;
 * ``x509_signing_policies``: the cluster's signing policies (subject and key
@@ -14,7 +16,10 @@ for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
 
 Minions the cluster does not list get nothing, so only the cluster's
 controllers can read its CA and encryption key. A value the pillar already
-holds (an operator's own CA, a kept encryption key) is left alone.
+holds (an operator's own CA: both ca.pem and ca-key.pem, or either, which
+the validation then names as incomplete; a kept encryption key) is left
+alone. Files are written to a temporary name and linked into place, so a
+crash never leaves a torn one.
 
 Master configuration::
 
@@ -42,17 +47,36 @@ KEY = "k8s_control_plane"
 _CLUSTER_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
+try:
+    import cryptography  # noqa: F401 (what Salt's x509 module makes the CA with)
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
+
 def __virtual__():
+    if not HAS_CRYPTOGRAPHY:
+        return (False, "k8s_pki needs the cryptography library for Salt's x509 module")
     return __virtualname__
 
 
 def _write_new(path, data):
-    """Create ``path`` (0600) with ``data``; never replaces an existing file or follows a link."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """
+    Create ``path`` (0600) with ``data``, whole or not at all: written to a
+    temporary file, then linked into place (a link never replaces an
+    existing file or follows one).
+    """
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 def _read(path):
@@ -73,6 +97,9 @@ def _locked(directory):
 
 def _cluster_dir(base, cluster):
     """The cluster's directory (0700), or None when it or the base is a symlink (refused)."""
+    if os.path.islink(base):
+        log.error("k8s_pki: %s is a symlink: refused, no CA given (remove the link)", base)
+        return None
     os.makedirs(base, mode=0o700, exist_ok=True)
     directory = os.path.join(base, cluster)
     if not os.path.islink(directory):
@@ -124,9 +151,9 @@ def ext_pillar(minion_id, pillar, dir=None):
     cfg = pillar.get(KEY) if isinstance(pillar, dict) else None
     if not isinstance(cfg, dict):
         return {}
-    pki = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
-    if pki.get("source", "salt") != "salt":
-        return {}
+    pki = cfg.get("pki", {})
+    if not isinstance(pki, dict) or pki.get("source", "salt") != "salt":
+        return {}  # pillar, or a value the validation names
     cluster = cfg.get("cluster")
     if not isinstance(cluster, str) or not _CLUSTER_RE.match(cluster):
         return {}  # the validation names the key
@@ -139,7 +166,8 @@ def ext_pillar(minion_id, pillar, dir=None):
         return {}  # the validation names the missing CA
     found = {}
     with _locked(directory):
-        if not (given.get("ca.pem") and given.get("ca-key.pem")):
+        etcd = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
+        if etcd.get("managed") is True and not (given.get("ca.pem") or given.get("ca-key.pem")):
             found["ca.pem"], found["ca-key.pem"] = _ensure_ca(directory, cluster)
         if not given.get("encryption_key"):
             found["encryption_key"] = _ensure_encryption_key(directory, cluster)

@@ -59,6 +59,24 @@ def _read(path):
         return handle.read()
 
 
+def _write(name, text, mode):
+    """Write ``name`` root-owned with ``mode``, atomically: a temporary file, then a rename
+    (which replaces a path and never follows a link)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(name), prefix=".kubeconfig-")
+    try:
+        os.fchown(fd, 0, 0)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, name)
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def kubeconfig_managed(name, ca, cert, key, server, cluster, user, mode="0600"):
     """
     Ensure a kubeconfig at ``name`` embeds the CA ``ca``, the client
@@ -100,14 +118,16 @@ def kubeconfig_managed(name, ca, cert, key, server, cluster, user, mode="0600"):
     )
     current = _read(name) if os.path.isfile(name) else None
     want_mode = int(str(mode), 8)
-    have_mode = os.stat(name).st_mode & 0o7777 if current is not None else None
+    info = os.stat(name) if current is not None else None
     changes = {}
     if current is None:
         changes["kubeconfig"] = "created"
     elif current != wanted:
         changes["kubeconfig"] = "rewritten (its server, CA or client credentials changed)"
-    if current is not None and have_mode != want_mode:
-        changes["mode"] = f"{have_mode:04o} -> {want_mode:04o}"
+    if info is not None and info.st_mode & 0o7777 != want_mode:
+        changes["mode"] = f"{info.st_mode & 0o7777:04o} -> {want_mode:04o}"
+    if info is not None and (info.st_uid, info.st_gid) != (0, 0):
+        changes["owner"] = f"{info.st_uid}:{info.st_gid} -> root:root"
     if not changes:
         ret["comment"] = f"{name} is up to date"
         return ret
@@ -116,22 +136,17 @@ def kubeconfig_managed(name, ca, cert, key, server, cluster, user, mode="0600"):
         ret["result"] = None
         ret["comment"] = f"{name} would be updated"
         return ret
-    if "kubeconfig" in changes:
-        directory = os.path.dirname(name)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubeconfig-")
-        try:
-            os.fchmod(fd, want_mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(wanted)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, name)  # replaces a path, never follows a link
-        except OSError:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    else:
-        os.chmod(name, want_mode)  # not a link: checked above
+    try:
+        if "kubeconfig" in changes:
+            _write(name, wanted, want_mode)
+        else:  # not a link: checked above
+            os.chown(name, 0, 0)
+            os.chmod(name, want_mode)
+    except OSError as exc:
+        ret["result"] = False
+        ret["changes"] = {}
+        ret["comment"] = f"Could not write {name}: {exc.strerror or exc}"
+        return ret
     log.debug("k8s_pki.kubeconfig_managed: %s %s", name, sorted(changes))
     ret["comment"] = f"{name} written"
     return ret

@@ -1051,6 +1051,13 @@ def _check_kubernetes(errors, cfg, table, addresses, vip):
 def _check_etcd(errors, cfg):
     etcd = _section(cfg, "etcd")
     managed = etcd.get("managed") is True
+    pki_dir = _section(cfg, "controlplane").get("pki_dir")
+    if managed and etcd.get("config_dir") and etcd.get("config_dir") == pki_dir:
+        errors.add(
+            "etcd:config_dir",
+            f"{pki_dir!r} is controlplane:pki_dir too; valid: a directory of its own "
+            "(etcd's certificates are restarted apart from the control plane's), e.g. /etc/etcd",
+        )
     servers = etcd.get("servers")
     if servers is not None and not isinstance(servers, list):
         errors.add("etcd:servers", f"expected a list of URLs, got {_type(servers)}")
@@ -1285,7 +1292,14 @@ def _check_secrets(errors, cfg, addresses, vip, service):
     missing = [name for name in files if not secrets.get(name)]
     if missing:
         hint = "see README, 'Secrets'"
-        if by_salt:
+        etcd = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
+        if by_salt and etcd.get("managed") is not True:
+            hint = (
+                "with etcd:managed false the master makes no CA: the external etcd trusts "
+                "its own, so give that CA here; valid: secrets:ca.pem and secrets:ca-key.pem, "
+                "etcd:managed: true, or pki:source: pillar; see README, 'PKI'"
+            )
+        elif by_salt:
             hint = (
                 "with pki:source salt the master's ext_pillar k8s_pki gives them: is it "
                 "configured on the master? see README, 'PKI'"

@@ -176,9 +176,9 @@ def _key(directory, name, sls):
     return {"name": name, "path": f"{directory}/{name}", "kind": "key", "mode": "0600", "sls": sls}
 
 
-def _cert(cfg, directory, name, kind, sans, sls):
+def _cert(cfg, directory, name, kind, sans, sls, ca_dir=None):
     pki = cfg["pki"]
-    cp = cfg["controlplane"]
+    ca_dir = ca_dir or cfg["controlplane"]["pki_dir"]
     return {
         "name": f"{name}.pem",
         "path": f"{directory}/{name}.pem",
@@ -187,8 +187,8 @@ def _cert(cfg, directory, name, kind, sans, sls):
         "sls": sls,
         "policy": policy_name(cfg["cluster"], kind),
         "key": f"{directory}/{name}-key.pem",
-        "signing_cert": f"{cp['pki_dir']}/ca.pem",
-        "signing_key": f"{cp['pki_dir']}/ca-key.pem",
+        "signing_cert": f"{ca_dir}/ca.pem",
+        "signing_key": f"{ca_dir}/ca-key.pem",
         "sans": sans,
         "days_valid": pki["days_valid"],
         "days_remaining": pki["renew_before_days"],
@@ -253,9 +253,16 @@ def plan(cfg, minion_id):
                 }
             )
         if etcd.get("managed"):
-            entries.append(_pillar_entry(etcd["config_dir"], "ca.pem", "0644", "etcd"))
-            entries.append(_key(etcd["config_dir"], "etcd-key.pem", "etcd"))
-            entries.append(_cert(cfg, etcd["config_dir"], "etcd", "etcd", etcd_sans(me), "etcd"))
+            # etcd signs from its own copy of the CA: pki.etcd (orch-etcd, on every
+            # controller at once) never touches pki_dir, whose files the control plane
+            # services watch in the rolling step
+            directory = etcd["config_dir"]
+            entries.append(_pillar_entry(directory, "ca.pem", "0644", "etcd"))
+            entries.append(_pillar_entry(directory, "ca-key.pem", "0600", "etcd"))
+            entries.append(_key(directory, "etcd-key.pem", "etcd"))
+            entries.append(
+                _cert(cfg, directory, "etcd", "etcd", etcd_sans(me), "etcd", ca_dir=directory)
+            )
     entries.append(
         {
             "name": "encryption-config.yaml",

@@ -26,8 +26,11 @@ PKI_SLS = "k8s_control_plane.pki,k8s_control_plane.pki.etcd"
 
 
 def cluster_file():
+    """The seed's cluster as the lab runs it: etcd managed (the master makes a CA only then)."""
     text = (REPO / "pillar" / f"{CLUSTER_FILE}.sls").read_text(encoding="utf-8")
-    return yaml.safe_load(text)["k8s_control_plane"]
+    cfg = yaml.safe_load(text)["k8s_control_plane"]
+    cfg["etcd"] = {**cfg.get("etcd", {}), "managed": True}
+    return cfg
 
 
 def x509_module(pillar=None):

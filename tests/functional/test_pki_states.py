@@ -117,9 +117,9 @@ def test_test_mode_on_a_fresh_controller_predicts_and_creates_nothing(applied):
             assert value["result"] is None, value
     assert applied.after_test == []  # neither directory was made
     assert ps.changed_ids(predicted) == ps.changed_ids(done)
-    # every planned file is predicted: 2 directories, ca.pem and ca-key.pem and etcd's
-    # ca.pem, 7 keys, 7 certificates, 3 kubeconfigs and the encryption config
-    assert len(ps.changed_ids(predicted)) == 2 + 3 + 7 + 7 + 3 + 1
+    # every planned file is predicted: 2 directories, ca.pem and ca-key.pem in each,
+    # 7 keys, 7 certificates, 3 kubeconfigs and the encryption config
+    assert len(ps.changed_ids(predicted)) == 2 + 4 + 7 + 7 + 3 + 1
 
 
 def test_apply_then_apply_again_changes_nothing(applied):
@@ -229,11 +229,14 @@ def test_private_keys_match_their_certificates_and_are_root_only(applied, given)
     assert _mode(applied.pki_dir / "ca-key.pem") == 0o600
     assert _mode(applied.pki_dir / "ca.pem") == 0o644
     assert _mode(applied.etcd_dir / "ca.pem") == 0o644
+    assert (applied.etcd_dir / "ca-key.pem").read_text() == secrets["ca-key.pem"]
+    assert _mode(applied.etcd_dir / "ca-key.pem") == 0o600
     config = applied.pki_dir / "encryption-config.yaml"
     assert _mode(config) == 0o600
     assert given["k8s_control_plane"]["secrets"]["encryption_key"] in config.read_text()
     # nothing else in the two directories
     assert sorted(p.name for p in applied.etcd_dir.iterdir()) == [
+        "ca-key.pem",  # etcd's own copy of the CA, to sign etcd.pem from (pki.etcd)
         "ca.pem",
         "etcd-key.pem",
         "etcd.pem",
@@ -261,7 +264,8 @@ def test_kubeconfigs_embed_the_ca_certificate_and_key(applied, user):
 
 def test_no_state_return_holds_a_secret(applied):
     texts = applied.secret_texts()
-    assert len(texts) == 1 + 2 * 8  # the encryption key, 8 private keys as PEM and as base64
+    # the encryption key, 8 private keys and etcd's copy of the CA key, as PEM and as base64
+    assert len(texts) == 1 + 2 * 9
     for run, ret in applied.runs.items():
         assert _leaks(texts, repr(ret)) == [], run
 

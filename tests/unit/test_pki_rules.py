@@ -253,6 +253,7 @@ def test_plan_with_source_salt_and_a_managed_etcd(k8s_pki):
         assert [(e["kind"], e["path"]) for e in entries] == [
             ("directory", etcd_dir),
             ("pillar", f"{etcd_dir}/ca.pem"),
+            ("pillar", f"{etcd_dir}/ca-key.pem"),
             ("key", f"{etcd_dir}/etcd-key.pem"),
             ("certificate", f"{etcd_dir}/etcd.pem"),
         ]
@@ -264,8 +265,10 @@ def test_plan_with_source_salt_and_a_managed_etcd(k8s_pki):
             f"DNS:{minion_id}",
             "DNS:localhost",
         ]
-        # signed with the CA in the control plane's PKI directory
-        assert cert["signing_key"] == f"{cfg['controlplane']['pki_dir']}/ca-key.pem"
+        # signed with etcd's own copy of the CA: pki.etcd never writes the control plane's
+        # PKI directory (whose files the rolling control plane step watches)
+        assert cert["signing_key"] == f"{etcd_dir}/ca-key.pem"
+        assert cert["signing_cert"] == f"{etcd_dir}/ca.pem"
     assert k8s_pki.etcd_check_files(cfg) == (
         f"{etcd_dir}/ca.pem",
         f"{etcd_dir}/etcd.pem",
@@ -447,12 +450,14 @@ def test_watch_etcd_only_the_files_of_pki_etcd(k8s_pki):
     e = cfg["etcd"]["config_dir"]
     assert _watched(k8s_pki, cfg, "etcd") == [
         ("file", f"{e}/ca.pem"),
+        ("file", f"{e}/ca-key.pem"),
         ("x509", f"{e}/etcd-key.pem"),
         ("x509", f"{e}/etcd.pem"),
     ]
     entries = k8s_pki.plan(cfg, "k8s-controller-1")
     assert k8s_pki.watch_for(ROOT, entries, "etcd") == [
         {"file": "k8s_control_plane-pki-etcd-file-managed-ca.pem"},
+        {"file": "k8s_control_plane-pki-etcd-file-managed-ca-key.pem"},
         {"x509": "k8s_control_plane-pki-etcd-x509-private_key_managed-etcd-key.pem"},
         {"x509": "k8s_control_plane-pki-etcd-x509-certificate_managed-etcd.pem"},
     ]
@@ -562,7 +567,8 @@ def test_the_ca_is_required_with_source_salt(missing):
     errors = rules().validate_config(merged_config(pillar))
     found = errors_for(errors, "secrets")
     assert len(found) == 1 and f"missing {missing} " in found[0], errors
-    assert "ext_pillar k8s_pki" in found[0]
+    # an unmanaged etcd (the seed's): the master makes no CA, so the hint says who gives it
+    assert "with etcd:managed false the master makes no CA" in found[0]
 
 
 def test_the_encryption_key_is_required_with_source_salt():
@@ -630,9 +636,38 @@ def test_an_unknown_source_names_the_valid_ones():
 # --------------------------------------------------------------------------
 
 
-def _hardway():
+def _hardway(etcd_managed=True):
+    """The seed's cluster as the lab runs it: etcd managed (the master makes a CA only then)."""
     text = (REPO / "pillar" / "hardway.sls").read_text(encoding="utf-8")
-    return yaml.safe_load(text)["k8s_control_plane"]
+    cfg = yaml.safe_load(text)["k8s_control_plane"]
+    cfg["etcd"] = {**cfg.get("etcd", {}), "managed": etcd_managed}
+    return cfg
+
+
+def test_an_unmanaged_etcd_gets_no_ca_from_the_master(ext, tmp_path):
+    """An external etcd trusts a CA of its own: the master makes none, the operator gives it."""
+    given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway(False)})
+    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_key"}
+    assert given["x509_signing_policies"]
+    directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
+    assert not (directory / "ca.pem").exists()
+
+
+def test_the_validation_says_who_gives_the_ca_of_an_unmanaged_etcd():
+    pillar = salt_pillar()
+    for name in ("ca.pem", "ca-key.pem"):
+        del pillar["secrets"][name]
+    errors = rules().validate_config(merged_config(pillar))
+    assert len(errors) == 1 and "with etcd:managed false the master makes no CA" in errors[0]
+
+
+def test_etcd_cannot_share_the_control_plane_pki_dir():
+    pillar = salt_pillar()
+    pillar["etcd"] = {**pillar.get("etcd", {}), "managed": True, "version": "3.4.23"}
+    pillar["etcd"].update(release_url="https://example.invalid/etcd")
+    pillar["etcd"]["config_dir"] = "/var/lib/kubernetes"
+    errors = rules().validate_config(merged_config(pillar))
+    assert errors_for(errors, "etcd:config_dir"), errors
 
 
 @pytest.fixture(scope="module")
@@ -705,6 +740,7 @@ def test_the_ca_is_a_ca_and_the_encryption_key_32_bytes(ext):
     assert "\n" not in secrets["encryption_key"]
     # the validation accepts what the master gives
     pillar = {**_hardway(), "secrets": dict(secrets)}
+    pillar["etcd"].update(version="3.4.23", release_url="https://example.invalid/etcd")
     assert rules().validate_config(merged_config(pillar)) == []
 
 

@@ -1,4 +1,5 @@
 # Undo controlplane, in reverse order.
 include:
   - .services.clean
+  - ..pki.clean
   - .binaries.clean
