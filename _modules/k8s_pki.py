@@ -127,6 +127,7 @@ def sls_states(sls, validated):
         e["path"]: {"k8s_pki": _guard_id(root, e)} for e in everything if e["kind"] == "directory"
     }
     ids = {e["path"]: util["k8s_pki.state_id"](root, e) for e in everything}
+    by_path = {e["path"]: e for e in everything}
     for entry in entries:
         if entry["kind"] == "directory":
             continue
@@ -156,7 +157,9 @@ def sls_states(sls, validated):
                 ]
             }
         elif entry["kind"] == "certificate":
-            requires = [*guards, {"x509": ids[entry["key"]]}]
+            # the key is x509's, or file's where the master gives it (CLUSTER_KEYS)
+            key_module = util["k8s_pki.requisite_module"](by_path[entry["key"]])
+            requires = [*guards, {key_module: ids[entry["key"]]}]
             ca_files = (entry["signing_cert"], entry["signing_key"])
             requires += [{"file": ids[p]} for p in ca_files if p in ids]
             states[sid] = {

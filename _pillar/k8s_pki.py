@@ -10,6 +10,12 @@ for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
   with an unmanaged etcd the operator gives that CA (the validation says so);
 * ``k8s_control_plane:secrets:encryption_key``: 32 random bytes, base64,
   made once and kept beside it;
+* ``k8s_control_plane:secrets:service-account-key.pem``: the cluster's one
+  service-account signing key (EC P-256), made once and kept beside it. One
+  key per cluster, not one per controller: a ServiceAccount token signed by
+  any apiserver must verify on every other (each apiserver's
+  --service-account-key-file holds only its own key's certificate), as
+  kubeadm copies sa.key to every control-plane node;
 * ``x509_signing_policies``: the cluster's signing policies (subject and key
   usages of every certificate kind, _utils/k8s_pki.py), which the
   controllers' x509.certificate_managed states sign through.
@@ -143,9 +149,18 @@ def _ensure_encryption_key(directory, cluster):
     return _read(path).strip()
 
 
+def _ensure_service_account_key(directory, cluster):
+    path = os.path.join(directory, "service-account-key.pem")
+    if not os.path.exists(path):
+        _write_new(path, __salt__["x509.create_private_key"](algo="ec", keysize=256))
+        log.info("k8s_pki: made the service-account signing key of cluster %s", cluster)
+    return _read(path)
+
+
 def ext_pillar(minion_id, pillar, dir=None):
     """
-    The CA, the encryption key and the signing policies of the cluster that
+    The CA, the encryption key, the service-account signing key and the
+    signing policies of the cluster that
     lists ``minion_id`` among its controllers; nothing for any other minion.
     """
     cfg = pillar.get(KEY) if isinstance(pillar, dict) else None
@@ -171,6 +186,8 @@ def ext_pillar(minion_id, pillar, dir=None):
             found["ca.pem"], found["ca-key.pem"] = _ensure_ca(directory, cluster)
         if not given.get("encryption_key"):
             found["encryption_key"] = _ensure_encryption_key(directory, cluster)
+        if not given.get("service-account-key.pem"):
+            found["service-account-key.pem"] = _ensure_service_account_key(directory, cluster)
     return {
         KEY: {"secrets": found},
         "x509_signing_policies": __utils__["k8s_pki.signing_policies"](cluster),

@@ -1278,9 +1278,10 @@ def _check_secrets(errors, cfg, addresses, vip, service):
     by_salt = source == "salt"
     files = SECRET_FILES
     if by_salt:
-        # The master's ext_pillar k8s_pki gives the CA and the encryption key;
-        # the controllers make the rest.
-        files = ("ca.pem", "ca-key.pem")
+        # The master's ext_pillar k8s_pki gives the CA, the service-account
+        # signing key (one per cluster) and the encryption key; the controllers
+        # make the rest.
+        files = ("ca.pem", "ca-key.pem", "service-account-key.pem")
         for name in SECRET_FILES:
             if name not in files and secrets.get(name):
                 errors.add(
@@ -1290,6 +1291,9 @@ def _check_secrets(errors, cfg, addresses, vip, service):
                 )
         _check_days(errors, pki)
     missing = [name for name in files if not secrets.get(name)]
+    sa_missing = by_salt and "service-account-key.pem" in missing
+    if sa_missing:
+        missing.remove("service-account-key.pem")
     if missing:
         hint = "see README, 'Secrets'"
         etcd = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
@@ -1305,6 +1309,11 @@ def _check_secrets(errors, cfg, addresses, vip, service):
                 "configured on the master? see README, 'PKI'"
             )
         errors.add("secrets", f"missing {', '.join(missing)} ({hint})")
+    if sa_missing:
+        errors.add(
+            "secrets:service-account-key.pem",
+            "missing (the master's ext_pillar k8s_pki gives it: one signing key per cluster)",
+        )
     texts = {}
     for name in files:
         value = secrets.get(name)

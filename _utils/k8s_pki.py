@@ -78,6 +78,10 @@ POLICIES = {
 PILLAR_FILES = tuple((f["name"], f["mode"]) for f in _RULES.pki_files())
 # What the master gives with pki:source salt (the rest the controllers make).
 FROM_MASTER = ("ca.pem", "ca-key.pem", "encryption_key")
+# Keys the master makes once per cluster with pki:source salt (the controllers sign their own
+# certificate of it): the service-account signing key, so that a token one apiserver issued is
+# accepted by every other (kubeadm shares sa.key across control-plane nodes the same way).
+CLUSTER_KEYS = ("service-account",)
 # Which files each service reads: a change restarts that service only.
 READERS = {
     "kube-apiserver": (
@@ -233,7 +237,10 @@ def plan(cfg, minion_id):
             *((user, user, []) for user in KUBECONFIGS),
         ]
         for name, kind, sans in issued:
-            entries.append(_key(pki_dir, f"{name}-key.pem", "init"))
+            if name in CLUSTER_KEYS:  # one key per cluster, from the master (ext_pillar k8s_pki)
+                entries.append(_pillar_entry(pki_dir, f"{name}-key.pem", "0600", "init"))
+            else:
+                entries.append(_key(pki_dir, f"{name}-key.pem", "init"))
             entries.append(_cert(cfg, pki_dir, name, kind, sans, "init"))
         server = f"https://127.0.0.1:{cp['apiserver_port']}"
         for user in KUBECONFIGS:

@@ -1,8 +1,9 @@
 """
-Helpers of the PKI functional tests (pki:source salt): the master's CA made
-by the real ext_pillar (_pillar/k8s_pki.py) through Salt's own x509 module,
-and one controller (an in-process masterless minion) whose pillar holds what
-that ext_pillar gives, with the PKI directories in a temporary directory.
+Helpers of the PKI functional tests (pki:source salt): the master's CA and
+the cluster's service-account signing key made by the real ext_pillar
+(_pillar/k8s_pki.py) through Salt's own x509 module, and a controller (an
+in-process masterless minion) whose pillar holds what that ext_pillar gives,
+with the PKI directories in a temporary directory.
 """
 
 import base64
@@ -63,12 +64,14 @@ def master_pillar(master_dir, minion_id=MINION):
 
 class Controller:
     """
-    One controller of the hardway cluster with pki:source salt and a managed
-    etcd: its pillar is the cluster file, what the master gives and
-    ``overrides``; the PKI and etcd directories are under ``base``.
+    One controller (``minion_id``, k8s-controller-1 unless told) of the
+    hardway cluster with pki:source salt and a managed etcd: its pillar is the
+    cluster file, what the master gives and ``overrides``; the PKI and etcd
+    directories are under ``base``.
     """
 
-    def __init__(self, base, given, overrides=None):
+    def __init__(self, base, given, overrides=None, minion_id=MINION):
+        self.minion_id = minion_id
         self.base = pathlib.Path(base)
         self.given = copy.deepcopy(given)
         self.pki_dir = self.base / "var-lib-kubernetes"
@@ -79,10 +82,10 @@ class Controller:
             f"base:\n  '*':\n    - {CLUSTER_FILE}\n    - pki\n", encoding="utf-8"
         )
         self._write(overrides or {})
-        controller = next(c for c in cluster_file()["controllers"] if c["id"] == MINION)
+        controller = next(c for c in cluster_file()["controllers"] if c["id"] == minion_id)
         interface = cluster_file()["vip"]["interface"]
         self.minion = Minion(
-            MINION,
+            minion_id,
             self.base / "minion",
             [self.pillar_root, REPO / "pillar"],
             controller_grains(controller, interface),

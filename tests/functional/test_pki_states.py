@@ -5,12 +5,15 @@ directories in a temporary directory, its pillar what the master's
 ext_pillar k8s_pki gives (made here by that ext_pillar with Salt's x509).
 Every certificate is checked with cryptography: it chains to the CA, its
 subject and key usages are the signing policy's, its key matches and is
-root-only; the kubeconfigs embed them. test=True predicts the apply, a
-second apply changes nothing, a VIP change re-issues the apiserver
-certificate only, a certificate near expiry is re-issued, a new CA re-issues
-them all, loosened modes are tightened, and a symbolic link in a PKI
-directory stops the run without anything written through it. No state
-return holds a private key or the encryption key.
+root-only; the kubeconfigs embed them. Every key is the controller's own but
+the service-account signing key, the cluster's one from the master, so that
+a token one controller signs verifies with another's service-account.pem.
+test=True predicts the apply, a second apply changes nothing, a VIP change
+re-issues the apiserver certificate only, a certificate near expiry is
+re-issued, a new service-account key re-issues service-account.pem only, a
+new CA re-issues them all, loosened modes are tightened, and a symbolic link
+in a PKI directory stops the run without anything written through it. No
+state return holds a private key or the encryption key.
 """
 
 import datetime
@@ -19,6 +22,7 @@ import stat
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.functional import pki_support as ps
@@ -60,6 +64,9 @@ KUBECONFIG_USERS = {
 }
 CERT_ID = "k8s_control_plane-pki-x509-certificate_managed-{}"
 KUBECONFIG_ID = "k8s_control_plane-pki-k8s_pki-kubeconfig_managed-{}.kubeconfig"
+# The cluster's one service-account signing key: from the master's pillar, not made here.
+SA_KEY = "service-account-key.pem"
+SA_KEY_ID = "k8s_control_plane-pki-file-managed-service-account-key.pem"
 
 
 def _mode(path):
@@ -88,9 +95,15 @@ def _leaks(texts, output):
 
 
 @pytest.fixture(scope="module")
-def given(tmp_path_factory):
+def master_dir(tmp_path_factory):
+    """The master's k8s_pki directory (what its ext_pillar keeps)."""
+    return tmp_path_factory.mktemp("master-pki")
+
+
+@pytest.fixture(scope="module")
+def given(master_dir):
     """What the master's ext_pillar k8s_pki gives k8s-controller-1 (a CA made once)."""
-    return ps.master_pillar(tmp_path_factory.mktemp("master-pki"))
+    return ps.master_pillar(master_dir)
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +131,10 @@ def test_test_mode_on_a_fresh_controller_predicts_and_creates_nothing(applied):
     assert applied.after_test == []  # neither directory was made
     assert ps.changed_ids(predicted) == ps.changed_ids(done)
     # every planned file is predicted: 2 directories, ca.pem and ca-key.pem in each,
-    # 7 keys, 7 certificates, 3 kubeconfigs and the encryption config
-    assert len(ps.changed_ids(predicted)) == 2 + 4 + 7 + 7 + 3 + 1
+    # the master's service-account key, 6 keys made here, 7 certificates, 3 kubeconfigs
+    # and the encryption config
+    assert len(ps.changed_ids(predicted)) == 2 + 4 + 1 + 6 + 7 + 3 + 1
+    assert SA_KEY_ID in ps.changed_ids(predicted)
 
 
 def test_apply_then_apply_again_changes_nothing(applied):
@@ -143,7 +158,12 @@ def test_a_converged_file_skips_its_x509_state(applied):
         if e["kind"] in ("key", "certificate")
     }
     again, done = ps.by_id(applied.runs["again"]), ps.by_id(applied.runs["applied"])
-    assert len(x509_ids) == 14
+    # 6 keys made here and 7 certificates; the service-account key is a file from pillar
+    assert len(x509_ids) == 6 + 7
+    assert SA_KEY_ID not in x509_ids
+    assert [r["comment"] for r in again[SA_KEY_ID]] == [
+        f"File {applied.pki_dir / SA_KEY} is in the correct state"
+    ]
     for sid in x509_ids:
         assert [r["comment"] for r in again[sid]] == ["unless condition is true"], again[sid]
         assert "unless condition is true" not in [r["comment"] for r in done[sid]], done[sid]
@@ -220,11 +240,14 @@ def test_private_keys_match_their_certificates_and_are_root_only(applied, given)
         )
         assert _mode(key_path) == 0o600, key_path
         assert _mode(cert_path) == 0o644, cert_path
-    # every key is its own (made on this controller, none shared)
+    # every key is its own (made on this controller, none shared) but the service-account
+    # key: the cluster's one, as the master gives it
     keys = [*sorted(applied.pki_dir.glob("*-key.pem")), applied.etcd_dir / "etcd-key.pem"]
     values = {ps.load_key(path).private_numbers().private_value for path in keys}
     assert len(keys) == len(values) == 8
     secrets = given["k8s_control_plane"]["secrets"]
+    assert (applied.pki_dir / SA_KEY).read_text() == secrets[SA_KEY]
+    assert _mode(applied.pki_dir / SA_KEY) == 0o600
     assert (applied.pki_dir / "ca-key.pem").read_text() == secrets["ca-key.pem"]
     assert _mode(applied.pki_dir / "ca-key.pem") == 0o600
     assert _mode(applied.pki_dir / "ca.pem") == 0o644
@@ -262,10 +285,11 @@ def test_kubeconfigs_embed_the_ca_certificate_and_key(applied, user):
     }
 
 
-def test_no_state_return_holds_a_secret(applied):
+def test_no_state_return_holds_a_secret(applied, given):
     texts = applied.secret_texts()
     # the encryption key, 8 private keys and etcd's copy of the CA key, as PEM and as base64
     assert len(texts) == 1 + 2 * 9
+    assert given["k8s_control_plane"]["secrets"][SA_KEY] in texts
     for run, ret in applied.runs.items():
         assert _leaks(texts, repr(ret)) == [], run
 
@@ -302,6 +326,80 @@ def test_watch_names_states_that_ran(applied, service):
         assert f"-{module}-" in sid
     if service == "kube-scheduler":
         assert requisites == [{"k8s_pki": KUBECONFIG_ID.format("kube-scheduler")}]
+
+
+# --------------------------------------------------------------------------
+# The cluster's one service-account key
+# --------------------------------------------------------------------------
+
+
+def _es256(key, payload):
+    return key.sign(payload, ec.ECDSA(hashes.SHA256()))
+
+
+def test_a_token_one_controller_signs_verifies_on_another(applied, master_dir, tmp_path):
+    """
+    Another controller of the cluster, given its pillar by the same master, places the same
+    service-account key and issues its own service-account.pem of it: a ServiceAccount token
+    (ES256) either apiserver signs verifies with the other's certificate. Its other keys and
+    every certificate are its own.
+    """
+    given = ps.master_pillar(master_dir, "k8s-controller-2")
+    other = ps.Controller(tmp_path, given, minion_id="k8s-controller-2")
+    done = other.apply()
+    assert ps.failed(done) == {}
+    assert SA_KEY_ID in ps.changed_ids(done)
+    sa_key = (applied.pki_dir / SA_KEY).read_text()
+    assert (other.pki_dir / SA_KEY).read_text() == sa_key
+    assert _mode(other.pki_dir / SA_KEY) == 0o600
+    mine = ps.load_cert(applied.pki_dir / "service-account.pem")
+    theirs = ps.load_cert(other.pki_dir / "service-account.pem")
+    assert mine.serial_number != theirs.serial_number  # issued on each controller
+    assert ps.public_der(mine.public_key()) == ps.public_der(theirs.public_key())
+    assert ps.subject(theirs) == {"CN": "service-accounts", "O": "Kubernetes"}
+    theirs.verify_directly_issued_by(ps.load_cert(applied.pki_dir / "ca.pem"))
+    payload = b'{"alg":"ES256"}.{"sub":"system:serviceaccount:default:default"}'
+    for signer, verifier in ((applied, theirs), (other, mine)):
+        signature = _es256(ps.load_key(signer.pki_dir / SA_KEY), payload)
+        verifier.public_key().verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    # every other key is the controller's own
+    for name in sorted(p.name for p in applied.pki_dir.glob("*-key.pem")):
+        if name not in (SA_KEY, "ca-key.pem"):
+            assert (other.pki_dir / name).read_text() != (applied.pki_dir / name).read_text()
+    assert (other.etcd_dir / "etcd-key.pem").read_text() != (
+        applied.etcd_dir / "etcd-key.pem"
+    ).read_text()
+    assert ps.sans(ps.load_cert(other.etcd_dir / "etcd.pem"))[0] == "IP:10.240.0.12"
+
+
+def test_a_new_service_account_key_reissues_service_account_pem_only(applied, given, tmp_path):
+    """
+    The pillar's service-account key replaced (an operator's own, say): the file is rewritten
+    and service-account.pem re-issued of it; nothing else changes, and no return shows it.
+    """
+    controller = ps.Controller(tmp_path, given).seed_from(applied)
+    before = _serials(controller)
+    mods = ps.x509_module()
+    new_key = mods["x509.create_private_key"](algo="ec", keysize=256)
+    controller.reconfigure({"secrets": {SA_KEY: new_key}})
+    done = controller.apply()
+    assert ps.failed(done) == {}
+    assert ps.changed_ids(done) == {SA_KEY_ID, CERT_ID.format("service-account.pem")}
+    assert (controller.pki_dir / SA_KEY).read_text() == new_key
+    assert _mode(controller.pki_dir / SA_KEY) == 0o600
+    cert = ps.load_cert(controller.pki_dir / "service-account.pem")
+    assert ps.public_der(cert.public_key()) == ps.public_der(
+        ps.load_key(controller.pki_dir / SA_KEY).public_key()
+    )
+    cert.verify_directly_issued_by(ps.load_cert(controller.pki_dir / "ca.pem"))
+    after = _serials(controller)
+    assert after["service-account.pem"] != before["service-account.pem"]
+    assert {n: s for n, s in after.items() if n != "service-account.pem"} == {
+        n: s for n, s in before.items() if n != "service-account.pem"
+    }
+    texts = [*controller.secret_texts(), given["k8s_control_plane"]["secrets"][SA_KEY]]
+    assert _leaks(texts, repr(done)) == []
+    assert ps.changed_ids(controller.apply()) == set()
 
 
 # --------------------------------------------------------------------------
@@ -381,6 +479,7 @@ def test_loosened_modes_are_made_root_only_again(applied, given, tmp_path):
         controller.pki_dir: 0o700,
         controller.pki_dir / "kubernetes-key.pem": 0o600,
         controller.pki_dir / "ca-key.pem": 0o600,
+        controller.pki_dir / SA_KEY: 0o600,
         controller.pki_dir / "admin.kubeconfig": 0o600,
         controller.pki_dir / "encryption-config.yaml": 0o600,
         controller.etcd_dir / "etcd-key.pem": 0o600,
@@ -440,6 +539,13 @@ def test_a_new_ca_reissues_every_certificate(applied, given, tmp_path):
     controller.reconfigure({})
     done = controller.apply()
     assert ps.failed(done) == {}
+    # the new master's service-account key too, and service-account.pem of it
+    new_key = controller.given["k8s_control_plane"]["secrets"][SA_KEY]
+    assert new_key != given["k8s_control_plane"]["secrets"][SA_KEY]
+    assert (controller.pki_dir / SA_KEY).read_text() == new_key
+    assert ps.public_der(
+        ps.load_cert(controller.pki_dir / "service-account.pem").public_key()
+    ) == ps.public_der(ps.load_key(controller.pki_dir / SA_KEY).public_key())
     ca = ps.load_cert(controller.pki_dir / "ca.pem")
     assert (controller.etcd_dir / "ca.pem").read_text() == (
         controller.pki_dir / "ca.pem"
@@ -465,6 +571,7 @@ def test_a_new_ca_reissues_every_certificate(applied, given, tmp_path):
         pytest.param("pki", "kubernetes-key.pem", False, id="key"),
         pytest.param("pki", "kubernetes.pem", False, id="certificate"),
         pytest.param("pki", "ca-key.pem", True, id="ca-key-dangling"),
+        pytest.param("pki", SA_KEY, False, id="service-account-key"),
         pytest.param("pki", "admin.kubeconfig", False, id="kubeconfig"),
         pytest.param("pki", "encryption-config.yaml", False, id="encryption-config"),
         pytest.param("etcd", "etcd-key.pem", False, id="etcd-key"),

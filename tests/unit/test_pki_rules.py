@@ -1,8 +1,9 @@
 """
 The PKI's pure rules (_utils/k8s_pki.py) as plain Python, the validation of
 pki:source salt, and the master's ext_pillar (_pillar/k8s_pki.py) with Salt's
-real x509 module: the CA is made once, kept root-only, given to the
-cluster's controllers only, and an operator's own CA is left alone.
+real x509 module: the CA and the cluster's one service-account signing key
+are made once, kept root-only, given to the cluster's controllers only, and
+an operator's own CA or service-account key is left alone.
 """
 
 import base64
@@ -35,12 +36,20 @@ from tests.support.cluster import (
 )
 
 ROOT = "k8s_control_plane"
-FROM_MASTER = ("ca.pem", "ca-key.pem", "encryption_key")
+# What the master's ext_pillar k8s_pki gives with pki:source salt (the CA with a managed etcd
+# only): the service-account signing key is one per cluster, so that every apiserver accepts a
+# ServiceAccount token any other issued.
+FROM_MASTER = ("ca.pem", "ca-key.pem", "service-account-key.pem", "encryption_key")
+SA_KEY = "service-account-key.pem"
+SA_KEY_MISSING = (
+    "k8s_control_plane:secrets:service-account-key.pem: "
+    "missing (the master's ext_pillar k8s_pki gives it: one signing key per cluster)"
+)
+# What each controller makes for itself: refused in the pillar with pki:source salt.
 LEAF_SECRETS = (
     "kubernetes.pem",
     "kubernetes-key.pem",
     "service-account.pem",
-    "service-account-key.pem",
     "admin.kubeconfig",
     "kube-controller-manager.kubeconfig",
     "kube-scheduler.kubeconfig",
@@ -171,10 +180,10 @@ def test_without_a_vip_hostname_no_dns_name_for_it(k8s_pki):
 # The plan per source
 # --------------------------------------------------------------------------
 
+# The keys each controller makes for itself (the service-account key comes from the master).
 SALT_KEYS = (
     "kubernetes-key.pem",
     "apiserver-kubelet-client-key.pem",
-    "service-account-key.pem",
     "admin-key.pem",
     "kube-controller-manager-key.pem",
     "kube-scheduler-key.pem",
@@ -198,8 +207,9 @@ def test_plan_with_source_salt(k8s_pki):
     for e in entries[1:]:
         kinds.setdefault(e["kind"], []).append(e["name"])
         assert e["path"] == f"{pki_dir}/{e['name']}"
-    # only the CA comes from pillar: no leaf certificate, key or kubeconfig
-    assert kinds["pillar"] == ["ca.pem", "ca-key.pem"]
+    # only the CA and the cluster's service-account key come from pillar: no leaf
+    # certificate, no other key, no kubeconfig
+    assert kinds["pillar"] == ["ca.pem", "ca-key.pem", SA_KEY]
     assert sorted(kinds["key"]) == sorted(SALT_KEYS)
     assert sorted(kinds["certificate"]) == sorted(SALT_CERTS)
     assert kinds["kubeconfig"] == [f"{u}.kubeconfig" for u in k8s_pki.KUBECONFIGS]
@@ -218,7 +228,7 @@ def test_plan_with_source_salt(k8s_pki):
         # the key is made before the certificate that uses it
         assert order.index(f"{name[:-4]}-key.pem") < order.index(name)
     assert by_name["kubernetes.pem"]["sans"] == HARDWAY_SANS
-    for name in SALT_KEYS:
+    for name in (*SALT_KEYS, SA_KEY):
         assert by_name[name]["mode"] == "0600"
     assert by_name["ca-key.pem"]["mode"] == "0600" and by_name["ca.pem"]["mode"] == "0644"
     assert {by_name[n]["sls"] for n in ("ca.pem", "ca-key.pem")} == {"ca"}
@@ -240,6 +250,56 @@ def test_plan_with_source_salt(k8s_pki):
         assert order.index(f"{user}.pem") < order.index(f"{user}.kubeconfig")
     assert by_name["encryption-config.yaml"]["mode"] == "0600"
     assert not [e for e in entries if e["sls"] == "etcd"]
+
+
+@pytest.mark.parametrize("etcd_managed", [False, True])
+def test_the_service_account_key_comes_from_the_master(k8s_pki, etcd_managed):
+    """
+    With pki:source salt the service-account signing key is the cluster's one (the master's
+    ext_pillar gives it), placed from secrets like the CA, not made per controller; the
+    controller still issues its own service-account.pem of it through the cluster's policy.
+    """
+    assert k8s_pki.CLUSTER_KEYS == ("service-account",)
+    cfg = salt_config(etcd_managed=etcd_managed)
+    pki_dir = cfg["controlplane"]["pki_dir"]
+    for minion_id in ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3"):
+        entries = k8s_pki.plan(cfg, minion_id)
+        found = [e for e in entries if e["name"] == SA_KEY]
+        # from secrets, root-only, in the init SLS (the controller's run), never an x509 key
+        assert found == [
+            {
+                "name": SA_KEY,
+                "path": f"{pki_dir}/{SA_KEY}",
+                "kind": "pillar",
+                "mode": "0600",
+                "sls": "init",
+            }
+        ]
+        assert k8s_pki.requisite_module(found[0]) == "file"
+        assert k8s_pki.state_id(ROOT, found[0]) == (
+            "k8s_control_plane-pki-file-managed-service-account-key.pem"
+        )
+        by_name = _by_name(entries)
+        cert = by_name["service-account.pem"]
+        assert cert["kind"] == "certificate" and cert["sls"] == "init"
+        assert cert["key"] == f"{pki_dir}/{SA_KEY}"
+        assert cert["policy"] == "k8s_control_plane-hardway-service-account"
+        assert (cert["signing_cert"], cert["signing_key"]) == (
+            f"{pki_dir}/ca.pem",
+            f"{pki_dir}/ca-key.pem",
+        )
+        assert cert["sans"] == [] and cert["mode"] == "0644"
+        order = [e["name"] for e in entries]
+        assert order.index(SA_KEY) < order.index("service-account.pem")
+        # every other key is still made on the controller
+        assert not [e for e in entries if e["kind"] == "key" and e["name"] == SA_KEY]
+        assert sorted(e["name"] for e in entries if e["kind"] == "key" and e["sls"] == "init") == (
+            sorted(SALT_KEYS)
+        )
+    # with pki:source pillar it is one of the files the operator gives, as before
+    pillar_entries = _by_name(k8s_pki.plan(pillar_config(), "k8s-controller-1"))
+    assert pillar_entries[SA_KEY]["kind"] == "pillar"
+    assert pillar_entries["service-account.pem"]["kind"] == "pillar"
 
 
 def test_plan_with_source_salt_and_a_managed_etcd(k8s_pki):
@@ -480,16 +540,22 @@ def test_watch_apiserver_and_controller_manager(k8s_pki):
         ("x509", f"{d}/kubernetes.pem"),
         ("x509", f"{d}/apiserver-kubelet-client-key.pem"),
         ("x509", f"{d}/apiserver-kubelet-client.pem"),
-        ("x509", f"{d}/service-account-key.pem"),
+        ("file", f"{d}/{SA_KEY}"),  # the cluster's one key, placed from the master's pillar
         ("x509", f"{d}/service-account.pem"),
         ("file", f"{d}/encryption-config.yaml"),
     ]
     assert _watched(k8s_pki, cfg, "kube-controller-manager") == [
         ("file", f"{d}/ca.pem"),
         ("file", f"{d}/ca-key.pem"),
-        ("x509", f"{d}/service-account-key.pem"),
+        ("file", f"{d}/{SA_KEY}"),
         ("k8s_pki", f"{d}/kube-controller-manager.kubeconfig"),
     ]
+    # a new service-account key from the master restarts both readers
+    entries = k8s_pki.plan(cfg, "k8s-controller-1")
+    sa_key = {"file": "k8s_control_plane-pki-file-managed-service-account-key.pem"}
+    for service in ("kube-apiserver", "kube-controller-manager"):
+        assert sa_key in k8s_pki.watch_for(ROOT, entries, service)
+    assert sa_key not in k8s_pki.watch_for(ROOT, entries, "kube-scheduler")
     # the files of etcd's own directory never restart a control plane component
     for service in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         for _, path in _watched(k8s_pki, cfg, service):
@@ -558,6 +624,53 @@ def test_every_leaf_secret_is_named_at_once():
     assert sorted(e.split(": ")[0] for e in errors) == sorted(
         f"k8s_control_plane:secrets:{n}" for n in LEAF_SECRETS
     )
+    # the service-account key is the master's to give, not a leaf secret
+    assert not errors_for(errors, f"secrets:{SA_KEY}")
+
+
+@pytest.mark.parametrize("etcd_managed", [False, True])
+def test_the_service_account_key_is_required_with_source_salt(etcd_managed):
+    pillar = salt_pillar()
+    if etcd_managed:
+        pillar["etcd"] = {
+            **pillar.get("etcd", {}),
+            "managed": True,
+            "version": "3.4.23",
+            "release_url": "https://example.invalid/etcd",
+        }
+    del pillar["secrets"][SA_KEY]
+    errors = rules().validate_config(merged_config(pillar))
+    # named on its own key, saying who gives it; not in the list of missing CA files
+    assert errors == [SA_KEY_MISSING]
+    assert not errors_for(errors, "secrets")
+
+
+def test_a_missing_service_account_key_is_still_a_missing_file_with_source_pillar():
+    pillar = cluster_pillar("hardway")
+    assert pillar.get("pki", {}).get("source", "pillar") == "pillar"
+    del pillar["secrets"][SA_KEY]
+    errors = rules().validate_config(merged_config(pillar))
+    assert errors == [
+        "k8s_control_plane:secrets: missing service-account-key.pem (see README, 'Secrets')"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        pytest.param("certificate", "is not an unencrypted PEM private key that parses", id="cert"),
+        pytest.param("not a key", "is not PEM (no '-----BEGIN' line)", id="not-pem"),
+        pytest.param(["a", "list"], "expected the file's text, got list", id="list"),
+    ],
+)
+def test_a_service_account_key_that_is_no_key_is_refused_with_source_salt(value, problem):
+    full = cluster_pillar("hardway")["secrets"]
+    pillar = salt_pillar()
+    if value == "certificate":  # the certificate offered as the key
+        value = full["service-account.pem"]
+    pillar["secrets"][SA_KEY] = value
+    errors = rules().validate_config(merged_config(pillar))
+    assert errors == [f"k8s_control_plane:secrets:{SA_KEY}: {problem}"]
 
 
 @pytest.mark.parametrize("missing", ["ca.pem", "ca-key.pem"])
@@ -581,14 +694,16 @@ def test_the_encryption_key_is_required_with_source_salt():
     ]
 
 
-def test_no_secrets_at_all_names_the_three():
+def test_no_secrets_at_all_names_the_four():
     pillar = salt_pillar()
     pillar["secrets"] = {}
     errors = rules().validate_config(merged_config(pillar))
-    assert any(
-        e.startswith("k8s_control_plane:secrets: missing ca.pem, ca-key.pem ") for e in errors
-    )
-    assert errors_for(errors, "secrets:encryption_key")
+    assert len(errors) == 3, errors
+    # the CA (one error for both files), then the service-account key, then the encryption key
+    assert errors[0].startswith("k8s_control_plane:secrets: missing ca.pem, ca-key.pem (")
+    assert SA_KEY not in errors[0]
+    assert errors[1] == SA_KEY_MISSING
+    assert errors_for(errors, "secrets:encryption_key") == [errors[2]]
 
 
 def test_the_ca_key_must_be_the_ca_certificate_key_with_source_salt():
@@ -645,12 +760,26 @@ def _hardway(etcd_managed=True):
 
 
 def test_an_unmanaged_etcd_gets_no_ca_from_the_master(ext, tmp_path):
-    """An external etcd trusts a CA of its own: the master makes none, the operator gives it."""
+    """
+    An external etcd trusts a CA of its own: the master makes none, the operator gives it.
+    The service-account key has nothing to do with etcd: it is made all the same.
+    """
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway(False)})
-    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_key"}
+    secrets = given["k8s_control_plane"]["secrets"]
+    assert set(secrets) == {"encryption_key", SA_KEY}
     assert given["x509_signing_policies"]
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
-    assert not (directory / "ca.pem").exists()
+    assert not (directory / "ca.pem").exists() and not (directory / "ca-key.pem").exists()
+    assert (directory / SA_KEY).read_text() == secrets[SA_KEY]
+    assert _mode(directory / SA_KEY) == 0o600
+    # every controller of the cluster gets that one key
+    for minion_id in ("k8s-controller-2", "k8s-controller-3"):
+        again = ext.ext_pillar(minion_id, {"k8s_control_plane": _hardway(False)})
+        assert again == given
+    # managing etcd later adds the CA and keeps the service-account key
+    managed = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway(True)})
+    assert set(managed["k8s_control_plane"]["secrets"]) == set(FROM_MASTER)
+    assert managed["k8s_control_plane"]["secrets"][SA_KEY] == secrets[SA_KEY]
 
 
 def test_the_validation_says_who_gives_the_ca_of_an_unmanaged_etcd():
@@ -721,6 +850,37 @@ def test_the_ca_is_made_once_and_kept_root_only(ext, tmp_path):
     assert first["x509_signing_policies"] == utils_module("k8s_pki").signing_policies("hardway")
 
 
+def test_the_service_account_key_is_made_once_per_cluster(ext, tmp_path):
+    """
+    One signing key for the whole cluster, not one per controller: a ServiceAccount token one
+    apiserver signs verifies on every other. Made once, kept root-only beside the CA, given
+    alike to every controller and on every later call (a pillar refresh, a master restart).
+    """
+    first = ext.ext_pillar("k8s-controller-2", {"k8s_control_plane": _hardway()})
+    pem = first["k8s_control_plane"]["secrets"][SA_KEY]
+    directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
+    assert (directory / SA_KEY).read_text() == pem
+    assert _mode(directory / SA_KEY) == 0o600 and _mode(directory) == 0o700
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert key.curve.name == "secp256r1"
+    # neither the CA's key nor anything else the master gives
+    secrets = first["k8s_control_plane"]["secrets"]
+    assert pem not in {secrets[n] for n in FROM_MASTER if n != SA_KEY}
+    ca_key = serialization.load_pem_private_key(secrets["ca-key.pem"].encode(), password=None)
+    assert _spki(ca_key.public_key()) != _spki(key.public_key())
+    for _ in range(2):
+        for minion_id in ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3"):
+            again = ext.ext_pillar(minion_id, {"k8s_control_plane": _hardway()})
+            assert again["k8s_control_plane"]["secrets"][SA_KEY] == pem
+    assert (directory / SA_KEY).read_text() == pem
+    # a fresh module (another master worker) reads the kept key, it does not make another
+    other = load_file(REPO / "_pillar" / "k8s_pki.py", "k8s_test_pillar_k8s_pki_other")
+    other.__salt__, other.__utils__, other.__opts__ = ext.__salt__, ext.__utils__, ext.__opts__
+    given = other.ext_pillar("k8s-controller-3", {"k8s_control_plane": _hardway()})
+    assert given["k8s_control_plane"]["secrets"][SA_KEY] == pem
+
+
 def test_the_ca_is_a_ca_and_the_encryption_key_32_bytes(ext):
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway()})
     secrets = given["k8s_control_plane"]["secrets"]
@@ -750,6 +910,7 @@ def test_each_cluster_has_its_own_ca(ext):
     second = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": other})
     a, b = hardway["k8s_control_plane"]["secrets"], second["k8s_control_plane"]["secrets"]
     assert a["ca-key.pem"] != b["ca-key.pem"] and a["encryption_key"] != b["encryption_key"]
+    assert a[SA_KEY] != b[SA_KEY]
     assert set(second["x509_signing_policies"]) == {
         f"k8s_control_plane-other-{kind}" for kind in PINNED
     }
@@ -789,15 +950,45 @@ def test_an_operator_ca_is_left_alone(ext, tmp_path):
         "secrets": {"ca.pem": full["ca.pem"], "ca-key.pem": full["ca-key.pem"]},
     }
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
-    # only the encryption key is given: the pillar's CA stays what the operator wrote
-    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_key"}
+    # only the encryption key and the service-account key are given: the pillar's CA stays
+    # what the operator wrote
+    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_key", SA_KEY}
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
     assert not (directory / "ca.pem").exists() and not (directory / "ca-key.pem").exists()
-    # and a kept encryption key too
+    # and a kept encryption key and service-account key too
     cfg["secrets"]["encryption_key"] = full["encryption_key"]
+    cfg["secrets"][SA_KEY] = full[SA_KEY]
     again = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
     assert again["k8s_control_plane"]["secrets"] == {}
     assert again["x509_signing_policies"] == given["x509_signing_policies"]
+
+
+@pytest.mark.parametrize("etcd_managed", [False, True])
+def test_an_operator_service_account_key_is_left_alone(ext, tmp_path, etcd_managed):
+    """
+    A service-account key the pillar already holds (say, the cluster's key from before it
+    moved to pki:source salt, so that its tokens stay valid) is neither replaced nor copied.
+    """
+    full = cluster_pillar("hardway")["secrets"]
+    cfg = {**_hardway(etcd_managed), "secrets": {SA_KEY: full[SA_KEY]}}
+    given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
+    secrets = given["k8s_control_plane"]["secrets"]
+    assert SA_KEY not in secrets
+    wanted = {"encryption_key"} | ({"ca.pem", "ca-key.pem"} if etcd_managed else set())
+    assert set(secrets) == wanted
+    directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
+    assert not (directory / SA_KEY).exists()
+    # and the operator's key, not the master's, is what the validation sees: valid as is
+    pillar = {**cfg, "secrets": {**cfg["secrets"], **secrets}}
+    pillar["etcd"] = {
+        **pillar["etcd"],
+        "version": "3.4.23",
+        "release_url": "https://example.invalid/etcd",
+    }
+    if not etcd_managed:  # the operator gives the external etcd's CA
+        pillar["secrets"].update({n: full[n] for n in ("ca.pem", "ca-key.pem")})
+    assert rules().validate_config(merged_config(pillar)) == []
+    assert merged_config(pillar)["secrets"][SA_KEY] == full[SA_KEY]
 
 
 def test_a_permissive_directory_is_made_root_only(ext, tmp_path):
@@ -852,7 +1043,7 @@ def test_concurrent_threads_end_with_one_ca(ext, tmp_path):
         thread.join()
     assert errors == []
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
-    kept = {name: (directory / name).read_text() for name in ("ca.pem", "ca-key.pem")}
+    kept = {name: (directory / name).read_text() for name in ("ca.pem", "ca-key.pem", SA_KEY)}
     for result in results:
         secrets = result["k8s_control_plane"]["secrets"]
         assert {n: secrets[n] for n in kept} == kept
@@ -896,6 +1087,7 @@ def test_concurrent_processes_end_with_one_ca(ext, tmp_path):
         assert secrets["ca.pem"] == kept["ca.pem"]
         assert secrets["ca-key.pem"] == kept["ca-key.pem"]
         assert secrets["encryption_key"] == kept["encryption_key"].strip()
+        assert secrets[SA_KEY] == kept[SA_KEY]  # one service-account key survives too
     # the key kept is the certificate's key
     ca = x509.load_pem_x509_certificate(kept["ca.pem"].encode())
     key = serialization.load_pem_private_key(kept["ca-key.pem"].encode(), password=None)
