@@ -91,9 +91,17 @@ def go_env() -> dict[str, str]:
     return env
 
 
+def go_binary() -> str:
+    """The machine's go (on PATH, else where the machine kind installs it)."""
+    found = shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(found).exists():
+        raise BuildError("no go command: this machine kind installs Go 1.26 in /usr/local/go")
+    return found
+
+
 def _go(args: list[str], *, cwd: Path | None = None, step: str) -> str:
     proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=go_env(), capture_output=True, text=True, check=False
+        [go_binary(), *args], cwd=cwd, env=go_env(), capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
@@ -284,6 +292,9 @@ def _build(kind: str, version: str, target: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         os.rename(work, target)
+        for stale in target.parent.iterdir():  # builds of this release by an older recipe or Go
+            if stale.is_dir() and stale != target and not stale.name.startswith("."):
+                shutil.rmtree(stale, ignore_errors=True)
         _say(f"{kind} v{version} built in {record['seconds']:.0f} s: {record['sizes_mb']}")
         return target / "bin"
     finally:

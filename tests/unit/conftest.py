@@ -3,7 +3,15 @@
 import pytest
 
 from tests.support import cluster
-from tests.support.cluster import REPO, load_file, utils_mapping
+from tests.support.cluster import (
+    REPO,
+    cluster_config,
+    load_file,
+    set_path,
+    utils_mapping,
+    versions_table,
+)
+from tests.support.pki import issue
 
 
 def load(kind, name, **dunders):
@@ -45,3 +53,33 @@ def rules():
 def objects():
     """_utils/k8s_objects.py, the Kubernetes objects' pure rules."""
     return cluster.objects()
+
+
+@pytest.fixture(scope="module")
+def cluster_at(tmp_path_factory):
+    """cluster_at(version) -> (k8s_controlplane module loader args): the hardway cluster at
+    ``version``, its PKI and rendered config files under a temporary directory."""
+    made = {}
+
+    def make(version, extra_args=None, table=None, source="pillar"):
+        cfg = cluster_config("hardway")
+        set_path(cfg, "pki:source", source)
+        root = tmp_path_factory.mktemp(f"v{version}-{source}")
+        for key, sub in (("pki_dir", "pki"), ("config_dir", "config")):
+            set_path(cfg, f"controlplane:{key}", str(root / sub))
+            (root / sub).mkdir()
+        set_path(cfg, "controlplane:audit_log_path", str(root / "log" / "audit.log"))
+        set_path(cfg, "kubernetes:version", version)
+        set_path(cfg, "controlplane:extra_args", extra_args or {})
+        for name, text in cfg["secrets"].items():
+            if name != "encryption_key" and "." in name:
+                (root / "pki" / name).write_text(text)
+        if source == "salt":
+            # the apiserver's own client certificate to the kubelets, as Salt issues it
+            cert, key = issue(cfg["secrets"], "kubernetes", "Kubernetes", server=False)
+            (root / "pki" / "apiserver-kubelet-client.pem").write_text(cert)
+            (root / "pki" / "apiserver-kubelet-client-key.pem").write_text(key)
+        made[version] = (cfg, table or versions_table(), root)
+        return made[version]
+
+    return make

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from tests.doubles import build
-from tests.doubles.kube_double import COMPONENTS
+from tests.doubles.kube_double import COMPONENTS, REAL_MINORS, SUPPORTED_MINORS
 from tests.doubles.kube_double.__main__ import main as kube_double_main
 from tests.doubles.kube_double.cli import parse_flags
 from tests.doubles.kube_double.flags import (
@@ -39,6 +39,7 @@ from tests.doubles.kube_double.flags import (
     exists_in,
     flags_for,
 )
+from tools import upstream_build
 
 REPO = Path(__file__).resolve().parents[2]
 ETCD = "/usr/bin/etcd"
@@ -521,6 +522,19 @@ def test_built_executable_knows_its_component(built):
     assert "cannot tell which component to be from the name 'kube-double'" in out.stderr
 
 
+def test_a_double_built_for_a_real_minor_refuses_naming_the_real_build(tmp_path):
+    """The zipapp carries the range as constants (it cannot import tools/): a double stamped with a
+    minor that has a real build refuses to be it, whatever it is asked."""
+    version = upstream_build.TESTED_RELEASES[-1]
+    path = tmp_path / "kube-apiserver"
+    path.write_bytes(build.executable(version))
+    path.chmod(0o755)
+    for args in (["--version"], ["--help"], ["--etcd-servers=https://127.0.0.1:1"]):
+        out = run_built(path, *args)
+        assert (out.returncode, out.stdout) == (1, ""), out
+        assert "has a real build" in out.stderr, out.stderr
+
+
 def test_builds_are_byte_identical_per_version():
     first = build.executable("1.18.6")
     assert build.executable("v1.18.6") == first
@@ -614,7 +628,7 @@ def test_flag_table_removals(component, flag, last_minor):
 
 
 def test_flag_table_keeps_current_flags():
-    for minor in (18, 24, 34, 37):
+    for minor in (18, 24, 29, SUPPORTED_MINORS[1]):
         api = flags_for("kube-apiserver", minor)
         assert {
             "service-account-issuer",
@@ -683,6 +697,38 @@ def test_unsupported_versions_exit_1(version):
     out = check("kube-apiserver", version, ["--version"])
     assert out.returncode == 1
     assert "not supported" in out.stderr
+    assert "real build" not in out.stderr
+
+
+def test_the_doubles_range_ends_where_the_real_builds_begin():
+    """The double's constants (the zipapp cannot import tools/) are tools/upstream_build.py's."""
+    real = upstream_build.REAL_MINORS
+    (low, high), (first, last) = SUPPORTED_MINORS, REAL_MINORS
+    assert (low, high) == (18, real[0] - 1)
+    assert list(range(first, last + 1)) == list(real)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("minor", list(upstream_build.REAL_MINORS))
+def test_a_minor_with_a_real_build_is_refused_naming_it(component, minor):
+    """For 1.35+ the real binary is the authority: the double refuses to pretend it, the way it
+    refuses an unsupported minor (cobra's "Error: ..." line, exit status 1), and says why."""
+    version = f"1.{minor}.0"
+    out = check(component, version, ["--version"])
+    assert (out.returncode, out.stdout) == (1, "")
+    low, high = SUPPORTED_MINORS
+    first, last = REAL_MINORS
+    assert out.stderr.strip() == (
+        f"Error: test double: Kubernetes version '{version}' is not supported by this double "
+        f"(supported: 1.{low} - 1.{high}); 1.{minor} has a real build (tools/upstream_build.py "
+        f"builds 1.{first} - 1.{last} from upstream's Go modules): run that instead"
+    )
+
+
+def test_the_last_minor_without_a_real_build_is_pretended():
+    version = f"1.{SUPPORTED_MINORS[1]}.0"
+    out = check("kube-apiserver", version, ["--version"])
+    assert (out.returncode, out.stdout) == (0, f"Kubernetes v{version} (test double)\n"), out
 
 
 @pytest.mark.parametrize(
@@ -729,7 +775,7 @@ def test_admission_plugin_removals(plugin, last_minor):
             24,
             "apiserver-count is deprecated and will be removed in a future version.",
         ),
-        ("kube-apiserver", "apiserver-count", 37, "apiserver-count is deprecated and will be "
+        ("kube-apiserver", "apiserver-count", 34, "apiserver-count is deprecated and will be "
          "removed in a future version."),
         ("kube-apiserver", "kubelet-https", 18, None),
         ("kube-apiserver", "insecure-port", 21, "This flag has no effect now and will be removed "

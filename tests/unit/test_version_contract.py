@@ -2,12 +2,14 @@
 The contract between the formula's version table
 (salt/k8s_control_plane/controlplane/parameters/versions.yaml) and the kube control plane test
 doubles (tests/doubles/kube_double/flags.py), two tables written from separate readings of
-upstream: for every supported minor, each component's flags as k8s_controlplane.flags builds
-them (the utils' build_flags), with the files they point at rendered from the formula's own
-templates (encryption config, scheduler config at the table's API version) and the cluster's
+upstream: for every minor the double covers, each component's flags as k8s_controlplane.flags
+builds them (the utils' build_flags), with the files they point at rendered from the formula's
+own templates (encryption config, scheduler config at the table's API version) and the cluster's
 PKI, run through the double stamped with that minor in validate-only mode. The double must
-accept them, print exactly the deprecation warnings the table declares, and pretend the same
-supported range. Negative controls prove the contract can fail.
+accept them and print exactly the deprecation warnings the table declares. The double covers the
+table's supported range up to the minors with a real build (tools/upstream_build.py
+REAL_MINORS), where the binary is the authority (test_version_contract_real.py): together, the
+whole range, once. Negative controls prove the contract can fail.
 """
 
 import contextlib
@@ -24,7 +26,7 @@ from tests.doubles.kube_double.apiserver import RBAC_GROUP, rbac_versions
 from tests.doubles.kube_double.flags import FLAGS as DOUBLE_FLAGS
 from tests.doubles.kube_double.flags import SCHEDULER_CONFIG_VERSIONS
 from tests.support.cluster import REPO, cluster_config, set_path, versions_table
-from tests.support.pki import issue
+from tools import upstream_build
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 FORMULA = REPO / "salt" / "k8s_control_plane"
@@ -45,6 +47,9 @@ def _minor(text):
 TABLE = versions_table()
 LOW, HIGH = _minor(TABLE["supported"]["min"]), _minor(TABLE["supported"]["max"])
 MINORS = list(range(LOW[1], HIGH[1] + 1))
+# The table's minors split at the first one with a real build: the double's below, the real after.
+REAL_MINORS = list(upstream_build.REAL_MINORS)
+DOUBLE_MINORS = [m for m in MINORS if m < REAL_MINORS[0]]
 
 
 def run_double(component, version, flags):
@@ -67,36 +72,6 @@ def render(name, **context):
     loader = jinja2.FileSystemLoader(str(TEMPLATES[name]))
     env = jinja2.Environment(loader=loader, autoescape=False)
     return env.get_template(name).render(source=f"test of {name}", **context)
-
-
-@pytest.fixture(scope="module")
-def cluster_at(tmp_path_factory):
-    """cluster_at(version) -> (k8s_controlplane module loader args): the hardway cluster at
-    ``version``, its PKI and rendered config files under a temporary directory."""
-    made = {}
-
-    def make(version, extra_args=None, table=None, source="pillar"):
-        cfg = cluster_config("hardway")
-        set_path(cfg, "pki:source", source)
-        root = tmp_path_factory.mktemp(f"v{version}-{source}")
-        for key, sub in (("pki_dir", "pki"), ("config_dir", "config")):
-            set_path(cfg, f"controlplane:{key}", str(root / sub))
-            (root / sub).mkdir()
-        set_path(cfg, "controlplane:audit_log_path", str(root / "log" / "audit.log"))
-        set_path(cfg, "kubernetes:version", version)
-        set_path(cfg, "controlplane:extra_args", extra_args or {})
-        for name, text in cfg["secrets"].items():
-            if name != "encryption_key" and "." in name:
-                (root / "pki" / name).write_text(text)
-        if source == "salt":
-            # the apiserver's own client certificate to the kubelets, as Salt issues it
-            cert, key = issue(cfg["secrets"], "kubernetes", "Kubernetes", server=False)
-            (root / "pki" / "apiserver-kubelet-client.pem").write_text(cert)
-            (root / "pki" / "apiserver-kubelet-client-key.pem").write_text(key)
-        made[version] = (cfg, table or TABLE, root)
-        return made[version]
-
-    return make
 
 
 def controlplane(modules, cfg, table):
@@ -153,12 +128,20 @@ def printed_warnings(stderr):
 
 
 def test_the_double_pretends_the_tables_supported_range():
+    """The table's supported range is the double's plus the real minors: contiguous, no gap, no
+    overlap (a minor is either pretended by the double or built from upstream, never both)."""
     assert (LOW[0], HIGH[0]) == (1, 1)
-    assert (LOW[1], HIGH[1]) == SUPPORTED_MINORS
     assert MINORS[0] == 18 and MINORS[-1] == 37
+    double = list(range(SUPPORTED_MINORS[0], SUPPORTED_MINORS[1] + 1))
+    real = REAL_MINORS
+    assert double[0] == LOW[1] and real[-1] == HIGH[1]  # from the table's first to its last
+    assert double[-1] + 1 == real[0]  # no gap: the real minors begin where the double ends
+    assert not set(double) & set(real)  # no overlap
+    assert double + real == MINORS  # and nothing else: each of them once, in order
+    assert double == DOUBLE_MINORS
 
 
-@pytest.mark.parametrize("minor", MINORS)
+@pytest.mark.parametrize("minor", DOUBLE_MINORS)
 def test_every_components_flags_pass_the_double(modules, cluster_at, minor):
     version = f"1.{minor}.0"
     cfg, table, root = cluster_at(version)
@@ -172,14 +155,15 @@ def test_every_components_flags_pass_the_double(modules, cluster_at, minor):
         assert printed_warnings(stderr) == declared_warnings(table, component, (1, minor), flags)
 
 
-@pytest.mark.parametrize("minor", [LOW[1], HIGH[1]])
+@pytest.mark.parametrize("minor", [DOUBLE_MINORS[0], DOUBLE_MINORS[-1]])
 def test_with_pki_source_salt_the_apiserver_presents_its_own_kubelet_client_certificate(
     modules, cluster_at, minor
 ):
     """
     pki:source salt (the default): the kubelet client flags name the
     apiserver-kubelet-client pair Salt issues, and the double accepts them;
-    pki:source pillar (the seed's layout, the contract above) names kubernetes.pem.
+    pki:source pillar (the seed's layout, the contract above) names kubernetes.pem. (The real
+    minors: test_version_contract_real.py.)
     """
     version = f"1.{minor}.0"
     for source, name in (("salt", "apiserver-kubelet-client"), ("pillar", "kubernetes")):
@@ -206,14 +190,16 @@ def test_versions_outside_the_table_fail_validation_naming_the_range(rules, vers
 def test_the_contract_covers_what_the_double_knows(rules):
     """
     The table against the double's own facts (tests/doubles/kube_double/, written from a
-    separate reading of upstream): the same components, the same minors (20 x 3 runs of the
-    parametrized contract test), and at every minor the table's scheduler config and RBAC API
-    versions are ones the double serves at that minor.
+    separate reading of upstream): the same components, the table's minors below the first real
+    one (17 x 3 runs of the parametrized contract test; the real minors' 3 x 3 are
+    test_version_contract_real.py's, against the binaries), and at every such minor the table's
+    scheduler config and RBAC API versions are ones the double serves at that minor.
     """
     double_minors = list(range(SUPPORTED_MINORS[0], SUPPORTED_MINORS[1] + 1))
-    assert double_minors == MINORS
+    assert double_minors == DOUBLE_MINORS == MINORS[: MINORS.index(REAL_MINORS[0])]
     assert set(TABLE["flags"]) == set(DOUBLE_FLAGS) == set(DOUBLE_COMPONENTS) == set(COMPONENTS)
-    assert len(double_minors) * len(DOUBLE_COMPONENTS) == 60
+    assert len(double_minors) * len(DOUBLE_COMPONENTS) == 51
+    assert len(REAL_MINORS) * len(COMPONENTS) == 9
     for minor in double_minors:
         apis = rules.api_versions(TABLE, f"1.{minor}.0")
         since, removed = SCHEDULER_CONFIG_VERSIONS[apis["scheduler_config"]]

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-from . import MARK, SUPPORTED_MINORS, Fatal, Log
+from . import MARK, REAL_MINORS, SUPPORTED_MINORS, Fatal, Log
 from .flags import FLAGS, deprecation, flags_for
 
 
@@ -184,15 +184,23 @@ def command_failed(minor: int, message: str) -> str:
 
 
 def minor_of(version: str) -> int:
-    """The minor version of ``1.MINOR.PATCH``; Fatal when the double does not pretend it."""
+    """The minor version of ``1.MINOR.PATCH``; Fatal when the double does not pretend it (a minor
+    with a real build included: there the real binary is the authority)."""
     match = re.fullmatch(r"1\.(\d+)\.(\d+)", version)
     low, high = SUPPORTED_MINORS
-    if not match or not low <= int(match.group(1)) <= high:
-        raise Fatal(
-            f"{MARK}: Kubernetes version {version!r} is not supported by this double "
-            f"(supported: 1.{low} - 1.{high})"
+    if match and low <= int(match.group(1)) <= high:
+        return int(match.group(1))
+    message = (
+        f"{MARK}: Kubernetes version {version!r} is not supported by this double "
+        f"(supported: 1.{low} - 1.{high})"
+    )
+    first, last = REAL_MINORS
+    if match and first <= int(match.group(1)) <= last:
+        message += (
+            f"; 1.{match.group(1)} has a real build (tools/upstream_build.py builds "
+            f"1.{first} - 1.{last} from upstream's Go modules): run that instead"
         )
-    return int(match.group(1))
+    raise Fatal(message)
 
 
 def run(component: str, version: str, args: list[str]) -> int:

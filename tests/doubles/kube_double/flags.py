@@ -1,11 +1,14 @@
-"""Per-version flag tables of the three components, as data, for Kubernetes 1.18 to 1.37.
+"""Per-version flag tables of the three components, as data, for Kubernetes 1.18 to 1.34.
 
-Each entry: (type, first minor, minor it was removed in or None, check). Types follow pflag:
-bool, int, float, string, ip, duration, strings (comma list, repeatable), array (repeatable), map
-(k=v list), portrange, version. "check" names what a file flag must point at (see checks.py).
-Removal versions are given only where the changelogs are clear. The project's pillar can add any
-flag (``controlplane:extra_args``), so the whole table is observable: a flag the pretended
-version lacks fails the unit like the real binary does.
+The double's range ends where the real builds begin (tools/upstream_build.py REAL_MINORS, from
+1.35): for those minors the binary is the authority, and no fact here is about them.
+
+Each entry: (type, first minor, minor it was removed in or None: not removed by 1.34, check).
+Types follow pflag: bool, int, float, string, ip, duration, strings (comma list, repeatable), array
+(repeatable), map (k=v list), portrange, version. "check" names what a file flag must point at
+(see checks.py). Removal versions are given only where the changelogs are clear. The project's
+pillar can add any flag (``controlplane:extra_args``), so the whole table is observable: a flag
+the pretended version lacks fails the unit like the real binary does.
 
 These facts are the double's own, read from upstream (each group cites its source: the
 kubernetes/kubernetes PR that changed it, its CHANGELOG-1.x.md entry, or the reference pages at
@@ -111,7 +114,8 @@ APISERVER_FLAGS = {
     "allow-privileged": _f("bool"),
     "anonymous-auth": _f("bool"),
     "api-audiences": _f("strings"),
-    # Deprecated in 1.24 (#108062), still accepted in 1.37 (DEPRECATED below).
+    # Deprecated in 1.24 (#108062), still accepted in 1.34, the double's last minor (DEPRECATED
+    # below).
     "apiserver-count": _f("int"),
     "audit-log-compress": _f("bool", since=19),
     "audit-log-format": _f("string"),
