@@ -711,7 +711,7 @@ def test_the_doubles_range_ends_where_the_real_builds_begin():
 @pytest.mark.parametrize("component", COMPONENTS)
 @pytest.mark.parametrize("minor", list(upstream_build.REAL_MINORS))
 def test_a_minor_with_a_real_build_is_refused_naming_it(component, minor):
-    """For 1.35+ the real binary is the authority: the double refuses to pretend it, the way it
+    """For 1.34+ the real binary is the authority: the double refuses to pretend it, the way it
     refuses an unsupported minor (cobra's "Error: ..." line, exit status 1), and says why."""
     version = f"1.{minor}.0"
     out = check(component, version, ["--version"])
@@ -775,7 +775,7 @@ def test_admission_plugin_removals(plugin, last_minor):
             24,
             "apiserver-count is deprecated and will be removed in a future version.",
         ),
-        ("kube-apiserver", "apiserver-count", 34, "apiserver-count is deprecated and will be "
+        ("kube-apiserver", "apiserver-count", 33, "apiserver-count is deprecated and will be "
          "removed in a future version."),
         ("kube-apiserver", "kubelet-https", 18, None),
         ("kube-apiserver", "insecure-port", 21, "This flag has no effect now and will be removed "
@@ -1021,7 +1021,7 @@ def test_kubeconfig_needs_a_client_certificate(pki, tmp_path):
         ("1.29.0", "v1beta3", False),
         ("1.24.0", "v1", False),
         ("1.25.0", "v1", True),
-        ("1.34.0", "v1", True),
+        ("1.33.0", "v1", True),
     ],
 )
 def test_scheduler_config_api_version_per_version(pki, tmp_path, version, api, ok):

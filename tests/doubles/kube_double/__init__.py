@@ -1,8 +1,8 @@
 """Test doubles of kube-apiserver, kube-controller-manager and kube-scheduler.
 
 Only for the minors that cannot be built here: tools/upstream_build.py builds the real binaries
-from upstream's Go modules for its REAL_MINORS (1.35-1.37), and for those the binary is the
-authority (tests/unit/test_version_contract_real.py); the double covers 1.18-1.34 and refuses a
+from upstream's Go modules for its REAL_MINORS (1.34-1.37), and for those the binary is the
+authority (tests/unit/test_version_contract_real.py); the double covers 1.18-1.33 and refuses a
 real minor, naming its build. For those older minors the lab's release mirror serves one
 executable (``tests/doubles/build.py`` makes it, a zipapp with the version stamped inside) under
 the three official names. It is a test double, not Kubernetes: it says so in ``--version``, in
@@ -39,8 +39,8 @@ COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # build. The zipapp carries only this package (tests/doubles/build.py), so it cannot import
 # tools/upstream_build.py: REAL_MINORS copies that module's range as (first, last), and
 # tests/unit/test_kube_double.py checks both against it (SUPPORTED_MINORS[1] == REAL_MINORS[0] - 1).
-SUPPORTED_MINORS = (18, 34)
-REAL_MINORS = (35, 37)  # tools/upstream_build.py REAL_MINORS: built from upstream, never a double
+SUPPORTED_MINORS = (18, 33)
+REAL_MINORS = (34, 37)  # tools/upstream_build.py REAL_MINORS: built from upstream, never a double
 MARK = "test double"
 
 
