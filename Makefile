@@ -20,6 +20,7 @@ APT_PACKAGES := keepalived haproxy etcd-server etcd-client openssl iproute2 curl
 help:
 	@echo "make lab        build the lab (three controllers) and run the orchestration on it"
 	@echo "make lab CONTROLLERS=5   the same with five controllers (1-9)"
+	@echo "make lab VERSION=1.36.3  another Kubernetes release (real for 1.34-1.37, built from upstream's Go modules; test doubles below)"
 	@echo "make test       run every test (lint, unit, functional, integration, lab)"
 	@echo "make render CLUSTER=hardway OUT=build/render   write every managed file per controller"
 	@echo "make docs       regenerate README's pillar reference from the parameter files"
@@ -76,9 +77,12 @@ render: venv
 
 # CONTROLLERS=N (1-9): k8s-controller-1..N at 10.240.0.11.. (the seed's pattern); unset keeps
 # the running lab's count, three for a new lab.
+# VERSION=1.Y.Z: the Kubernetes release (unset keeps the running lab's, 1.37.2 for a new lab);
+# built from upstream's Go modules where its minor has a real build, else the test doubles.
 CONTROLLERS ?=
+VERSION ?=
 lab: venv deps
-	$(PY) tests/lab/labctl.py up $(if $(CONTROLLERS),--controllers $(CONTROLLERS))
+	$(PY) tests/lab/labctl.py up $(if $(CONTROLLERS),--controllers $(CONTROLLERS)) $(if $(VERSION),--version $(VERSION))
 
 lab-down: venv
 	$(PY) tests/lab/labctl.py down

@@ -147,6 +147,7 @@ def verify() -> None:
         ).stdout
         status = out.splitlines()[0].strip() if out else "no answer"
         say(f"  {name}: curl -i http://127.0.0.1/healthz -> {status}")
+    seed_kubectl_checks()
     proc = salt_cmd(["salt", "--static", "--out=json", "*", "k8s_health.summary"], timeout=120)
     data = parse_json(proc.stdout)
     full = LOG_DIR / "health-summary.json"
@@ -174,12 +175,60 @@ def verify() -> None:
 
 
 ADMIN_KUBECONFIG = "/var/lib/kubernetes/admin.kubeconfig"
+# The seed's verification, verbatim, and the kubelet RBAC it applies asked both ways: the user
+# `kubernetes` (the apiserver's kubelet client) may reach the kubelet API, and may do nothing else.
+COMPONENTSTATUSES = "kubectl get componentstatuses --kubeconfig admin.kubeconfig"
+# (`nodes/proxy` would be read as the node named "proxy": a subresource is --subresource=...)
+CAN_I = {
+    "get nodes --subresource=proxy": "yes",
+    "get nodes --subresource=stats": "yes",
+    "get nodes --subresource=log": "yes",
+    "delete nodes": "no",
+    "get secrets": "no",
+}
 
 
-def kubectl(name: str, args: str, timeout: float = 60):
+def componentstatuses(name: str) -> tuple[int, str, dict[str, str]]:
+    """The seed's `kubectl get componentstatuses` on a controller, run in the seed's directory
+    (/var/lib/kubernetes, where admin.kubeconfig is): (exit code, its output, {NAME: STATUS})."""
+    proc = cexec(name, f"cd /var/lib/kubernetes && {COMPONENTSTATUSES}", timeout=60)
+    rows = {}
+    for line in proc.stdout.splitlines()[1:]:
+        words = line.split()
+        if len(words) >= 2:
+            rows[words[0]] = words[1]
+    return proc.returncode, proc.stdout + proc.stderr, rows
+
+
+def can_i(name: str, verb_resource: str, as_user: str = "kubernetes") -> str:
+    """`kubectl auth can-i <verb> <resource> --as=<user>` on a controller: "yes" or "no"."""
+    proc = kubectl(name, f"auth can-i {verb_resource} --all-namespaces --as={as_user}")
+    return proc.stdout.strip() or proc.stderr.strip()
+
+
+def seed_kubectl_checks() -> None:
+    """Print the seed's componentstatuses table (first controller verbatim, then each one's
+    summary) and the kubelet RBAC asked both ways."""
+    for i, name in enumerate(controllers()):
+        code, out, rows = componentstatuses(name)
+        if i == 0:
+            say(f"  {name}: {COMPONENTSTATUSES} (exit {code})")
+            for line in out.rstrip().splitlines():
+                say(f"    {line}")
+        else:
+            summary = ", ".join(f"{k} {v}" for k, v in rows.items()) or out.strip()[-300:]
+            say(f"  {name}: componentstatuses (exit {code}): {summary}")
+    name = next(iter(controllers()))
+    asked = ", ".join(f"{q} -> {can_i(name, q)}" for q in CAN_I)
+    say(f"  {name}: kubectl auth can-i ... --as=kubernetes: {asked}")
+
+
+def kubectl(name: str, args: str, timeout: float = 60, input: str | None = None):
     """Run the installed kubectl inside a controller with the admin kubeconfig (its 127.0.0.1
-    apiserver); returns the CompletedProcess."""
-    return cexec(name, f"kubectl --kubeconfig {ADMIN_KUBECONFIG} {args}", timeout=timeout)
+    apiserver, or the --server given in args); returns the CompletedProcess."""
+    return cexec(
+        name, f"kubectl --kubeconfig {ADMIN_KUBECONFIG} {args}", timeout=timeout, input=input
+    )
 
 
 def kubectl_get_json(name: str, kind: str, obj: str) -> dict:

@@ -11,6 +11,7 @@ import fcntl
 import functools
 import ipaddress
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -204,6 +205,20 @@ def set_controller_count(count: int) -> None:
     write_file(COUNT_FILE, f"{check_count(count)}\n")
 
 
+# The Kubernetes release the lab runs: the newest one built from upstream's Go modules
+# (tools/upstream_build.py). `make lab VERSION=X` sets another (recorded like the count, removed
+# by `down`); a minor without a real build runs on the test doubles, and `up` says so.
+DEFAULT_VERSION = "1.37.2"
+VERSION_FILE = STATE_DIR / "version"
+
+
+def set_lab_version(version: str) -> None:
+    version = str(version).strip().lstrip("v")
+    if not re.fullmatch(r"1\.\d+\.\d+", version):
+        raise LabError(f"invalid VERSION {version!r}: expected 1.<minor>.<patch>, e.g. 1.37.2")
+    write_file(VERSION_FILE, version + "\n")
+
+
 def cluster() -> dict:
     """The lab's cluster: the seed's (pillar/hardway.sls) with the lab's controller count."""
     return _cluster(controller_count())
@@ -245,7 +260,12 @@ def vip() -> str:
 
 
 def kube_version() -> str:
-    return str(cluster()["kubernetes"]["version"]).lstrip("v")
+    """The lab's Kubernetes version: the one `up` recorded, else DEFAULT_VERSION (the seed's
+    cluster file pins 1.18.6; the lab's pillar overrides it, as it does the mirror)."""
+    try:
+        return VERSION_FILE.read_text().strip() or DEFAULT_VERSION
+    except OSError:
+        return DEFAULT_VERSION
 
 
 def hosts_file() -> str:

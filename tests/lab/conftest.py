@@ -47,17 +47,20 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="module")
-def fresh_lab(measured):
-    """A lab brought up from nothing (down first), keys accepted, not yet orchestrated."""
+def fresh_lab(request, measured):
+    """
+    A lab brought up from nothing (down first), keys accepted, not yet orchestrated, at the
+    module's LAB_VERSION (default: the lab's, the real 1.37.2).
+    """
     with lab.exclusive():
-        yield from _fresh_lab(measured)
+        yield from _fresh_lab(measured, getattr(request.module, "LAB_VERSION", None))
 
 
-def _fresh_lab(measured):
+def _fresh_lab(measured, version=None):
     lab.down()
     try:
         lab.TIMINGS.clear()
-        lab.bring_up(orchestration=False)
+        lab.bring_up(orchestration=False, version=version)
         for phase in ("image (cold build)", "image (cached)", "boot", "keys accepted", "up total"):
             if phase in lab.TIMINGS:
                 measured[f"up: {phase}"] = lab.TIMINGS[phase]

@@ -62,7 +62,10 @@ import time
 from pathlib import Path
 
 from .checks import (
+    CAN_I,
     HolderTimeline,
+    can_i,
+    componentstatuses,
     kube_api,
     kubectl,
     kubectl_client_version,
@@ -105,6 +108,7 @@ from .common import (
     salt_bin,
     say,
     set_controller_count,
+    set_lab_version,
     timed,
     vip,
 )
@@ -138,6 +142,7 @@ from .mirror import (
     ensure_mirror_files,
     ensure_mirror_server,
     etcd_version,
+    is_real,
     kubectl_for,
     publish_version,
 )
@@ -160,6 +165,7 @@ from .procs import cmdline, pid_of, stop
 # The facade: what the tests, labctl.py and bench/ use (some names re-exported).
 __all__ = [
     "BRIDGE",
+    "CAN_I",
     "HEALTHZ_HOST",
     "IFACE",
     "LOG_DIR",
@@ -173,7 +179,9 @@ __all__ = [
     "LabError",
     "admin_credentials",
     "bring_up",
+    "can_i",
     "cexec",
+    "componentstatuses",
     "container_pid",
     "controller_count",
     "controllers",
@@ -184,6 +192,7 @@ __all__ = [
     "hosts_file",
     "in_container",
     "in_netns",
+    "is_real",
     "kill_container",
     "kube_api",
     "kube_version",
@@ -296,14 +305,18 @@ def unavailable() -> str | None:
     return None
 
 
-def bring_up(orchestration: bool = True, count: int | None = None) -> int:
+def bring_up(
+    orchestration: bool = True, count: int | None = None, version: str | None = None
+) -> int:
     """
     `up`: set everything up (or reuse it), run the orchestration, print the seed's checks.
     `count` controllers (1-9, in the seed's pattern); None keeps the running lab's count
     (the seed's three for a new lab). Controllers beyond a smaller count are removed.
+    `version` the Kubernetes release (None keeps the running lab's, DEFAULT_VERSION for a new
+    lab): built from upstream's Go modules where its minor has a real build, else the doubles.
     """
     with exclusive():
-        return _bring_up(orchestration, count)
+        return _bring_up(orchestration, count, version)
 
 
 def retire(names: list[str]) -> None:
@@ -318,12 +331,14 @@ def retire(names: list[str]) -> None:
         say(f"{name} removed (the lab has {len(controllers())} controllers)")
 
 
-def _bring_up(orchestration: bool, count: int | None) -> int:
+def _bring_up(orchestration: bool, count: int | None, version: str | None = None) -> int:
     t0 = time.monotonic()
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, nspawn, cgroups)")
     if count is not None:
         set_controller_count(check_count(count))
+    if version is not None:
+        set_lab_version(version)
     with timed("host packages"):
         ensure_host_packages()
     if not (LOG_DIR.exists() and running_containers()):

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="build and converge the lab, then run the orchestration")
     up.add_argument("--no-orchestration", action="store_true", help="stop after keys")
     up.add_argument("--controllers", type=int, help="controller count (1-9)")
+    up.add_argument("--version", help="Kubernetes release (default: the running lab's, 1.37.2)")
     sub.add_parser("down", help="remove the lab")
     ex = sub.add_parser("exec", help="run a command on a controller")
     ex.add_argument("host")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return lab.bring_up(not args.no_orchestration, args.controllers)
+            return lab.bring_up(not args.no_orchestration, args.controllers, args.version)
         if args.command == "down":
             return 1 if lab.down() else 0
         if args.command == "exec":

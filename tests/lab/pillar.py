@@ -24,6 +24,7 @@ from .common import (
     cluster,
     controller_count,
     controllers,
+    kube_version,
     say,
     write_file,
 )
@@ -65,7 +66,7 @@ def ensure_pki() -> dict:
 def lab_pillar() -> dict:
     return {
         "k8s_control_plane": {
-            "kubernetes": {"release_url": MIRROR_URL},
+            "kubernetes": {"release_url": MIRROR_URL, "version": kube_version()},
             "etcd": {"managed": True, "version": etcd_version(), "release_url": MIRROR_URL},
         }
     }
@@ -83,7 +84,8 @@ def ensure_pillar() -> None:
     )
     write_file(
         PILLAR_DIR / "lab.sls",
-        "# Lab settings: the local binary mirror and a managed etcd on the controllers.\n"
+        "# Lab settings: the local binary mirror, the Kubernetes release the lab runs"
+        " (make lab VERSION=...)\n# and a managed etcd on the controllers.\n"
         + yaml.safe_dump(lab_pillar(), sort_keys=False),
     )
     (PILLAR_DIR / "hardway-secrets.sls").unlink(missing_ok=True)  # an older lab's

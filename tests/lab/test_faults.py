@@ -20,6 +20,11 @@ from tests.lab.faults import FAULTS, heal_network, split_network
 from tests.lab.master import BROKEN_WORKER
 from tests.lab.probe import ApiProbe, probe_once
 
+# Still on the test doubles at the seed's 1.18.6 (the lab's default is the real 1.37.2): not yet
+# run on the real binaries within CI's budget (the orchestration-speed issue buys it back); the
+# failover faults on real apiservers are measured by `make bench-quick` and `make bench`.
+LAB_VERSION = "1.18.6"
+
 # `make faults` runs each failover fault this many times in one run (the census adds up).
 REPEAT = int(os.environ.get("K8S_FAULT_REPEAT", "1"))
 TRIALS = range(1, REPEAT + 1)

