@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 __virtualname__ = "k8s_pki"
 
 
+# x509_v2 sets a file's mode through a nested state.single, which compiles the pillar over a
+# new channel; Salt 3008.4's tornado sometimes raises "RuntimeError: dictionary keys changed
+# during iteration" there (IOLoop.initialize walks a class-level dict another thread changes:
+# tornadoweb/tornado#3125). Seen in 2 of about 15 fresh lab orchestrations on 2026-12-05, each
+# time on one certificate; the state is idempotent, so it is tried again.
+X509_RETRY = {"retry": {"attempts": 3, "interval": 1}}
+
+
 def __virtual__():
     if not HAS_CRYPTOGRAPHY:
         return (False, "k8s_pki needs the cryptography library (a dependency of Salt's x509)")
@@ -154,6 +162,7 @@ def sls_states(sls, validated):
                     {"keysize": 256},
                     {"user": "root"},
                     {"group": "root"},
+                    X509_RETRY,
                 ]
             }
         elif entry["kind"] == "certificate":
@@ -177,6 +186,7 @@ def sls_states(sls, validated):
                     {"days_remaining": entry["days_remaining"]},
                     {"user": "root"},
                     {"group": "root"},
+                    X509_RETRY,
                     {"require": requires},
                 ]
             }

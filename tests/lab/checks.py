@@ -245,6 +245,15 @@ def kubectl_client_version(name: str) -> str:
     return (parse_json(out) or {}).get("clientVersion", {}).get("gitVersion", "?")
 
 
+def unit_restarts(unit: str) -> dict[str, str]:
+    """{controller: systemd's NRestarts of the unit}: restarts by Restart=on-failure after the
+    service exited on its own (a `systemctl restart` by Salt does not count)."""
+    return {
+        name: cexec(name, f"systemctl show -P NRestarts {unit}", check=True).stdout.strip()
+        for name in controllers()
+    }
+
+
 def unit_pids(unit: str) -> dict[str, str]:
     """{controller: the unit's MainPID} (0 when not running): a restart changes it."""
     return {

@@ -49,11 +49,12 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="module")
 def fresh_lab(request, measured):
     """
-    A lab brought up from nothing (down first), keys accepted, not yet orchestrated, at the
-    module's LAB_VERSION (default: the lab's, the real 1.37.2).
+    A lab brought up from nothing (down first), keys accepted, not yet orchestrated, at
+    K8S_LAB_VERSION when set, else the module's LAB_VERSION, else the lab's (the real 1.37.2).
     """
+    version = os.environ.get("K8S_LAB_VERSION") or getattr(request.module, "LAB_VERSION", None)
     with lab.exclusive():
-        yield from _fresh_lab(measured, getattr(request.module, "LAB_VERSION", None))
+        yield from _fresh_lab(measured, version)
 
 
 def _fresh_lab(measured, version=None):
