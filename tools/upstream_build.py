@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -110,7 +111,9 @@ def _go(args: list[str], *, cwd: Path | None = None, step: str) -> str:
     return proc.stdout
 
 
+@functools.cache
 def go_version() -> str:
+    """The Go version, asked once per process (every cache lookup keys on it)."""
     return _go(["env", "GOVERSION"], step="go version").strip()
 
 
@@ -240,28 +243,23 @@ def _build(kind: str, version: str, target: Path) -> Path:
         if kind == "kubernetes":
             _say(f"generating the wrapper module for k8s.io/kubernetes v{version}")
             (work / "go.mod").write_text(kubernetes_go_mod(version))
-            packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS]
+            targets = {c: f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS}
             ldflags = _ldflags(version)
         elif kind == "etcd":
             (work / "go.mod").write_text(etcd_go_mod(version))
-            packages = list(ETCD_COMMANDS.values())
+            targets = dict(ETCD_COMMANDS)
             ldflags = "all=-s -w"
         else:
             raise BuildError(f"unknown kind {kind!r}. Valid: kubernetes, etcd")
         _say(f"resolving the module graph of {kind} v{version}")
         # @version on each package: a bare `go get pkg` means @upgrade (the newest release)
-        _go(["get", *(f"{p}@v{version}" for p in packages)], cwd=work, step="resolve")
+        _go(["get", *(f"{p}@v{version}" for p in targets.values())], cwd=work, step="resolve")
         main_module = "k8s.io/kubernetes" if kind == "kubernetes" else ETCD_COMMANDS["etcd"]
         resolved = _go(["list", "-m", main_module], cwd=work, step="check").split()
         if resolved != [main_module, f"v{version}"]:
             raise BuildError(f"resolved {resolved}, not {main_module} v{version}")
         (work / "bin").mkdir()
-        for pkg in packages:
-            name = (
-                pkg.rsplit("/", 1)[1]
-                if kind == "kubernetes"
-                else next(n for n, p in ETCD_COMMANDS.items() if p == pkg)
-            )
+        for name, pkg in targets.items():
             t0 = time.monotonic()
             _say(f"go build {name} v{version}")
             _go(
