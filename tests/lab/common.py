@@ -106,7 +106,7 @@ def poll(what: str, func, timeout: float, interval: float = 0.2):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what} (last: {value!r})")
         time.sleep(interval)
 
 

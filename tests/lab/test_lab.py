@@ -32,6 +32,7 @@ import pytest
 
 from tests.doubles.build import executable
 from tests.lab import lab
+from tests.lab.common import poll
 from tools import upstream_build
 
 VIP_SERVER = f"--server=https://{lab.vip()}:8443"  # haproxy's TLS passthrough frontend
@@ -269,17 +270,6 @@ def kubectl(name: str, args: str, **kw) -> str:
     return ok(lab.kubectl(name, args, **kw))
 
 
-def poll(what: str, fn, timeout: float = 60, interval: float = 0.5):
-    """fn() until it returns something true (returned), bounded; the last value in the error."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not after {timeout}s (last: {last!r})")
-
-
 # --- the seed's verification ------------------------------------------------------------------
 
 
@@ -388,6 +378,8 @@ def test_a_csr_approved_by_the_admin_is_signed_by_the_controller_manager(up):
     issued = poll(
         "the signed certificate",
         lambda: lab.kubectl(name, "get csr lab-user -o jsonpath={.status.certificate}").stdout,
+        timeout=60,
+        interval=0.5,
     )
     lab.cexec(name, "cat > /tmp/lab-user.pem", input=base64.b64decode(issued).decode(), check=True)
     verified = ok(lab.cexec(name, f"openssl verify -CAfile {PKI}/ca.pem /tmp/lab-user.pem"))
@@ -406,7 +398,7 @@ def test_a_deployment_gets_pods_and_the_scheduler_says_why_it_cannot_place_them(
         listed = json.loads(kubectl(name, "get pods -l app=web -o json"))["items"]
         return listed if len(listed) == 2 else None
 
-    listed = poll("two pods of the deployment", pods, timeout=90)
+    listed = poll("two pods of the deployment", pods, timeout=90, interval=0.5)
     owners = {ref["kind"] for pod in listed for ref in pod["metadata"]["ownerReferences"]}
     assert owners == {"ReplicaSet"}, owners
 
@@ -419,7 +411,7 @@ def test_a_deployment_gets_pods_and_the_scheduler_says_why_it_cannot_place_them(
         ]
         return conds if len(conds) == 2 else None
 
-    conds = poll("the scheduler's verdict on both pods", unschedulable, timeout=90)
+    conds = poll("the scheduler's verdict on both pods", unschedulable, timeout=90, interval=0.5)
     assert {c["reason"] for c in conds} == {"Unschedulable"}, conds
     lab.say(f"scheduler: {conds[0].get('message')}")
 
@@ -472,9 +464,9 @@ def test_one_leader_each_and_leadership_moves_when_its_host_dies(up, measured):
     need_orchestration()
     holders = poll(
         "both leases held",
-        lambda: (
-            all(lease_holders("k8s-controller-1").values()) and lease_holders("k8s-controller-1")
-        ),
+        lambda: (held := lease_holders("k8s-controller-1")) and all(held.values()) and held,
+        timeout=60,
+        interval=0.5,
     )
     assert set(holders.values()) <= set(lab.controllers()), holders
     # exactly one lease per component
