@@ -3,7 +3,7 @@ A small Kubernetes API client (stdlib TLS, a kubeconfig's client
 certificate): enough to read, create and replace cluster-scoped objects such
 as the seed's ClusterRole and ClusterRoleBinding, idempotently, without
 depending on kubectl's version. What to change is decided by
-``_utils/k8s_objects.py`` (``diff``, ``path_of``).
+``_utils/k8s_control_plane/objects.py`` (``diff``, ``path_of``).
 """
 
 import base64
@@ -31,7 +31,7 @@ def __virtual__():
 
 
 def _path_of(manifest):
-    return __utils__["k8s_objects.path_of"](manifest)
+    return __utils__["k8s_control_plane.object_path"](manifest)
 
 
 def _b64_or_file(entry, key):
@@ -140,7 +140,7 @@ def apply(manifest, dry_run=False, kubeconfig=DEFAULT_KUBECONFIG, server=None):
     if isinstance(manifest, str):
         manifest = salt.utils.yaml.safe_load(manifest)
     live = get(manifest, kubeconfig=kubeconfig, server=server)
-    changes = __utils__["k8s_objects.diff"](manifest, live)
+    changes = __utils__["k8s_control_plane.object_diff"](manifest, live)
     label = f"{manifest.get('kind')} {manifest['metadata']['name']}"
     if not changes:
         log.debug("k8s_api: %s unchanged", label)

@@ -14,7 +14,7 @@ master config sets ``k8s_control_plane_root``):
 Every state of this project reads its settings through :func:`config`, so a
 value's default sits beside the states that use it and pillar holds only
 what differs. The rules themselves (merge, validation, PKI files, TOFS) live
-in ``_utils/k8s_control_plane.py``; this module reads the files and the
+in ``_utils/k8s_control_plane/``; this module reads the files and the
 pillar and hands them over.
 """
 
@@ -30,18 +30,18 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_cluster"
 
-PILLAR_KEY = "k8s_control_plane"
-# The one place the formula's root is named; k8s_control_plane_root overrides it.
-DEFAULT_ROOT = "k8s_control_plane"
-
 
 def __virtual__():
     # Shells out to nothing: it reads pillar, grains and salt:// files only.
     return __virtualname__
 
 
+def _key():
+    return __utils__["k8s_control_plane.pillar_key"]()
+
+
 def _root():
-    return str(__salt__["config.get"]("k8s_control_plane_root", DEFAULT_ROOT)).strip("/")
+    return __utils__["k8s_control_plane.formula_root"](__salt__["config.get"])
 
 
 # --------------------------------------------------------------------------
@@ -106,9 +106,9 @@ def _config(os_family=None, with_secrets=False):
 def _merged(os_family):
     """The merged configuration, secrets included, cached in __context__ (do not modify)."""
     os_family = os_family or __grains__.get("os_family", "Debian")
-    pillar_data = __pillar__.get(PILLAR_KEY) or {}
+    pillar_data = __pillar__.get(_key()) or {}
     if not isinstance(pillar_data, dict):
-        raise CommandExecutionError(f"pillar '{PILLAR_KEY}' must be a mapping")
+        raise CommandExecutionError(f"pillar '{_key()}' must be a mapping")
     # Keyed on the pillar's content: a loader that outlives a pillar refresh
     # (__context__ can) never serves the old cluster.
     key = f"k8s_cluster.config.{_root()}.{os_family}.{_digest(pillar_data)}"
@@ -169,7 +169,7 @@ def identity():
 
         salt 'k8s-controller-*' k8s_cluster.identity
     """
-    pillar_data = __pillar__.get(PILLAR_KEY)
+    pillar_data = __pillar__.get(_key())
     pillar_data = pillar_data if isinstance(pillar_data, dict) else {}
     result = {
         "cluster": pillar_data.get("cluster"),
@@ -244,7 +244,7 @@ def controller(minion_id=None):
         if entry.get("id") == minion_id:
             return dict(entry, index=index, first=index == 0)
     raise CommandExecutionError(
-        f"{minion_id} is not in {PILLAR_KEY}:controllers; "
+        f"{minion_id} is not in {_key()}:controllers; "
         f"valid: {', '.join(str(c.get('id')) for c in cfg.get('controllers') or [])}"
     )
 
@@ -262,14 +262,14 @@ def _missing_policies(cfg):
     """
     if __utils__["k8s_control_plane.pki_source"](cfg) != "salt":
         return []
-    wanted = __utils__["k8s_pki.signing_policies"](cfg["cluster"])
+    wanted = __utils__["k8s_control_plane.signing_policies"](cfg["cluster"])
     have = __pillar__.get("x509_signing_policies") or {}
     missing = [name for name in wanted if name not in have]
     if not missing:
         return []
     return [
         f"x509_signing_policies: missing {', '.join(missing)} (pki:source salt signs through "
-        "them; the master's ext_pillar k8s_pki gives them: is it configured? see README, 'PKI')"
+        "them; the master's ext_pillar k8s_pki gives them: is it configured? see docs/pki.md)"
     ]
 
 

@@ -2,7 +2,7 @@
 Flags and API versions of the control plane components, per Kubernetes
 version, from the table in
 ``salt://<root>/controlplane/parameters/versions.yaml`` (the rules:
-``_utils/k8s_control_plane.py``, ``build_flags`` and ``api_versions``).
+``_utils/k8s_control_plane/``, ``build_flags`` and ``api_versions``).
 """
 
 import logging
@@ -76,11 +76,11 @@ def apis():
     table = __salt__["k8s_cluster.versions"]()
     result = __utils__["k8s_control_plane.api_versions"](table, version)
     minor = __utils__["k8s_control_plane.parse_minor"](version)
-    row = __utils__["k8s_objects.row_at"](table.get("encryption_config_api"), minor)
+    row = __utils__["k8s_control_plane.row_at"](table.get("encryption_config_api"), minor)
     if row is None:
         raise CommandExecutionError(f"no encryption config API for Kubernetes {version}")
     result.update(encryption_config=row["api"], encryption_config_kind=row["kind"])
-    row = __utils__["k8s_objects.row_at"](table.get("kubelet_api_resources"), minor)
+    row = __utils__["k8s_control_plane.row_at"](table.get("kubelet_api_resources"), minor)
     result["kubelet_api_resources"] = list((row or {}).get("resources") or [])
     log.debug("k8s_controlplane: API versions at %s: %s", version, result)
     return result

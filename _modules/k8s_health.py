@@ -140,8 +140,8 @@ def etcd(timeout=2):
         salt k8s-controller-1 k8s_health.etcd
     """
     cfg = _cfg()
-    # a managed etcd's own client files, else the apiserver's (_utils/k8s_pki.py)
-    ca_file, *cert = __utils__["k8s_pki.etcd_check_files"](cfg)
+    # a managed etcd's own client files, else the apiserver's (_utils/k8s_control_plane/pki.py)
+    ca_file, *cert = __utils__["k8s_control_plane.etcd_check_files"](cfg)
     servers = __utils__["k8s_control_plane.etcd_servers"](cfg)
     missing = [path for path in (ca_file, *cert) if not os.path.exists(path)]
     if missing:

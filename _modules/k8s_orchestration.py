@@ -6,7 +6,7 @@ pillar here on the master from the pillar files as they are now (as
 nothing compiled is returned but the cluster's name and controller ids.
 
 Loads on the master only (the orchestrations' master minion); the rules are
-in ``_utils/k8s_orchestration.py``.
+in ``_utils/k8s_control_plane/orchestration.py``.
 """
 
 import logging
@@ -18,7 +18,6 @@ import salt.utils.minions
 log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_orchestration"
-PILLAR_KEY = "k8s_control_plane"
 
 
 def __virtual__():
@@ -34,14 +33,16 @@ def _pillars():
     for minion in accepted:
         _, grains, _ = salt.utils.minions.get_minion_data(minion, __opts__)
         pillar = salt.pillar.Pillar(__opts__, grains or {"id": minion}, minion, "base")
-        result[minion] = pillar.compile_pillar().get(PILLAR_KEY)
+        result[minion] = pillar.compile_pillar().get(__utils__["k8s_control_plane.pillar_key"]())
     return result
 
 
 def cluster(name=None, command="orch.control_plane"):
     """
-    Return ``{"cluster": name, "controllers": [ids]}`` for the cluster an
-    orchestration runs on, after the checks: one cluster file defines it, its
+    Return ``{"cluster": name, "controllers": [ids], "pillar_key": ...,
+    "root": ...}`` for the cluster an orchestration runs on (with the pillar
+    key and the formula's root folder on the master, which the orchestrations
+    name nowhere else), after the checks: one cluster file defines it, its
     members are exactly the controllers it lists, and each listed controller
     gets its pillar. Raises with what to fix otherwise.
 
@@ -58,9 +59,14 @@ def cluster(name=None, command="orch.control_plane"):
 
         salt-run salt.cmd k8s_orchestration.cluster hardway
     """
-    rules = "k8s_orchestration."
+    rules = "k8s_control_plane."
     clusters = __utils__[rules + "clusters_from"](_pillars())
-    chosen = __utils__[rules + "choose"](clusters, name, command)
+    chosen = __utils__[rules + "choose_cluster"](clusters, name, command)
     ids = __utils__[rules + "controllers_of"](chosen, clusters[chosen])
     log.debug("k8s_orchestration: cluster %s, controllers %s", chosen, ids)
-    return {"cluster": chosen, "controllers": ids}
+    return {
+        "cluster": chosen,
+        "controllers": ids,
+        "pillar_key": __utils__[rules + "pillar_key"](),
+        "root": __utils__[rules + "formula_root"](__salt__["config.get"]),
+    }

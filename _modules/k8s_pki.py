@@ -1,8 +1,8 @@
 """
 The cluster PKI on a controller: which files it holds and how each is made
 (:func:`plan`), the state data of the pki SLS files (:func:`sls_states`), and
-what is on disk (:func:`certificates`). The rules are in _utils/k8s_pki.py;
-README "PKI" tells the whole design. No function returns a private key, the
+what is on disk (:func:`certificates`). The rules are in _utils/k8s_control_plane/pki.py;
+docs/pki.md tells the whole design. No function returns a private key, the
 CA key or the encryption key.
 """
 
@@ -60,12 +60,12 @@ def plan(sls=None):
         salt k8s-controller-1 k8s_pki.plan
         salt k8s-controller-1 k8s_pki.plan sls=etcd
     """
-    entries = __utils__["k8s_pki.plan"](_cfg(), __grains__["id"])
+    entries = __utils__["k8s_control_plane.pki_plan"](_cfg(), __grains__["id"])
     return [e for e in entries if sls is None or e["sls"] == sls]
 
 
 def _guard_id(root, entry):
-    return __utils__["k8s_pki.state_id"](root, entry).replace(
+    return __utils__["k8s_control_plane.pki_state_id"](root, entry).replace(
         "-file-directory-", "-k8s_pki-no_symlinks-"
     )
 
@@ -83,7 +83,7 @@ def _directories(root, everything, sls, validated):
             for e in everything
             if e["kind"] != "directory" and os.path.dirname(e["path"]) == directory["path"]
         ]
-        dir_id = __utils__["k8s_pki.state_id"](root, directory)
+        dir_id = __utils__["k8s_control_plane.pki_state_id"](root, directory)
         states[dir_id] = {
             "file.directory": [
                 {"name": directory["path"]},
@@ -128,13 +128,13 @@ def sls_states(sls, validated):
         raise CommandExecutionError(f"unknown pki sls {sls!r}; valid: ca, init, etcd")
     root = validated.split(".")[0]
     util = __utils__
-    everything = util["k8s_pki.plan"](_cfg(), __grains__["id"])
+    everything = util["k8s_control_plane.pki_plan"](_cfg(), __grains__["id"])
     entries = [e for e in everything if e["sls"] == sls]
     states = _directories(root, everything, sls, validated)
     guard_of = {
         e["path"]: {"k8s_pki": _guard_id(root, e)} for e in everything if e["kind"] == "directory"
     }
-    ids = {e["path"]: util["k8s_pki.state_id"](root, e) for e in everything}
+    ids = {e["path"]: util["k8s_control_plane.pki_state_id"](root, e) for e in everything}
     by_path = {e["path"]: e for e in everything}
     for entry in entries:
         if entry["kind"] == "directory":
@@ -167,7 +167,7 @@ def sls_states(sls, validated):
             }
         elif entry["kind"] == "certificate":
             # the key is x509's, or file's where the master gives it (CLUSTER_KEYS)
-            key_module = util["k8s_pki.requisite_module"](by_path[entry["key"]])
+            key_module = util["k8s_control_plane.pki_requisite_module"](by_path[entry["key"]])
             requires = [*guards, {key_module: ids[entry["key"]]}]
             ca_files = (entry["signing_cert"], entry["signing_key"])
             requires += [{"file": ids[p]} for p in ca_files if p in ids]
@@ -255,8 +255,8 @@ def watch(service, root=None):
         salt k8s-controller-1 k8s_pki.watch kube-scheduler
     """
     if root is None:
-        root = __salt__["config.get"]("k8s_control_plane_root", "k8s_control_plane").strip("/")
-    return __utils__["k8s_pki.watch_for"](root, plan(), service)
+        root = __utils__["k8s_control_plane.formula_root"](__salt__["config.get"])
+    return __utils__["k8s_control_plane.pki_watch_for"](root, plan(), service)
 
 
 def etcd_files():
@@ -271,7 +271,7 @@ def etcd_files():
 
         salt k8s-controller-1 k8s_pki.etcd_files
     """
-    return list(__utils__["k8s_pki.etcd_check_files"](_cfg()))
+    return list(__utils__["k8s_control_plane.etcd_check_files"](_cfg()))
 
 
 _EKU = {"serverAuth": "SERVER_AUTH", "clientAuth": "CLIENT_AUTH"}

@@ -3,7 +3,7 @@ The seed's kubelet RBAC objects as manifests, with the API version the
 cluster's Kubernetes version serves and the kubelet API subresources it
 needs (k8s_controlplane.apis, from the version table's
 ``kubelet_api_resources``; the rule:
-``_utils/k8s_objects.py``, ``rbac_manifests``).
+``_utils/k8s_control_plane/objects.py``, ``rbac_manifests``).
 """
 
 import logging
@@ -33,4 +33,4 @@ def manifests():
     api_version = apis["rbac"]
     resources = apis.get("kubelet_api_resources") or []
     log.debug("k8s_rbac: manifests at %s, kubelet API %s", api_version, resources)
-    return __utils__["k8s_objects.rbac_manifests"](cfg["rbac"], api_version, resources)
+    return __utils__["k8s_control_plane.rbac_manifests"](cfg["rbac"], api_version, resources)

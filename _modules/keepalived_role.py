@@ -3,7 +3,7 @@ keepalived roles, computed from the ordered controller list.
 
 The seed wrote these by hand with shell conditionals on the hostname
 (``state SLAVE``, priorities 101/100/99, peers grepped from /etc/hosts).
-Here they are one rule (``_utils/k8s_control_plane.py``: ``priorities`` and
+Here they are one rule (``_utils/k8s_control_plane/``: ``priorities`` and
 ``keepalived_role``) of the cluster configuration and the minion's grains,
 callable from the CLI.
 """

@@ -1,5 +1,5 @@
 """
-The cluster CA's keeper on the master (README "PKI"): an ext_pillar that,
+The cluster CA's keeper on the master (docs/pki.md): an ext_pillar that,
 for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
 ``pki:source`` salt (the default), gives
 
@@ -17,7 +17,7 @@ for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
   --service-account-key-file holds only its own key's certificate), as
   kubeadm copies sa.key to every control-plane node;
 * ``x509_signing_policies``: the cluster's signing policies (subject and key
-  usages of every certificate kind, _utils/k8s_pki.py), which the
+  usages of every certificate kind, _utils/k8s_control_plane/pki.py), which the
   controllers' x509.certificate_managed states sign through.
 
 Minions the cluster does not list get nothing, so only the cluster's
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_pki"
 
-KEY = "k8s_control_plane"
 _CLUSTER_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -163,11 +162,11 @@ def ext_pillar(minion_id, pillar, dir=None):
     signing policies of the cluster that
     lists ``minion_id`` among its controllers; nothing for any other minion.
     """
-    cfg = pillar.get(KEY) if isinstance(pillar, dict) else None
+    key = __utils__["k8s_control_plane.pillar_key"]()
+    cfg = pillar.get(key) if isinstance(pillar, dict) else None
     if not isinstance(cfg, dict):
         return {}
-    pki = cfg.get("pki", {})
-    if not isinstance(pki, dict) or pki.get("source", "salt") != "salt":
+    if __utils__["k8s_control_plane.pki_source"](cfg) != "salt":
         return {}  # pillar, or a value the validation names
     cluster = cfg.get("cluster")
     if not isinstance(cluster, str) or not _CLUSTER_RE.match(cluster):
@@ -175,7 +174,7 @@ def ext_pillar(minion_id, pillar, dir=None):
     if minion_id not in __utils__["k8s_control_plane.controller_ids"](cfg):
         return {}
     given = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
-    base = dir or os.path.join(__opts__["pki_dir"], "k8s_control_plane")
+    base = dir or os.path.join(__opts__["pki_dir"], key)  # the pillar key names the folder
     directory = _cluster_dir(base, cluster)
     if directory is None:
         return {}  # the validation names the missing CA
@@ -189,6 +188,6 @@ def ext_pillar(minion_id, pillar, dir=None):
         if not given.get("service-account-key.pem"):
             found["service-account-key.pem"] = _ensure_service_account_key(directory, cluster)
     return {
-        KEY: {"secrets": found},
-        "x509_signing_policies": __utils__["k8s_pki.signing_policies"](cluster),
+        key: {"secrets": found},
+        "x509_signing_policies": __utils__["k8s_control_plane.signing_policies"](cluster),
     }

@@ -60,7 +60,7 @@ def present(name, manifest, kubeconfig=None, server=None):
         ret["comment"] = f"{label} would be applied (the API server is not reachable yet)"
         return ret
     try:
-        changes = __utils__["k8s_objects.diff"](manifest, live)
+        changes = __utils__["k8s_control_plane.object_diff"](manifest, live)
         log.debug("k8s_object: %s differs in %s", label, sorted(changes) or "nothing")
         if not changes:
             ret["comment"] = f"{label} is as described"
@@ -107,7 +107,7 @@ def absent(name, manifest, kubeconfig=None, server=None):
             ret["changes"] = {"deleted": name}
             ret["comment"] = f"{label} would be deleted"
             return ret
-        path = __utils__["k8s_objects.path_of"](manifest)
+        path = __utils__["k8s_control_plane.object_path"](manifest)
         resp = __salt__["k8s_api.request"]("DELETE", path, **kwargs)
         if resp["status"] not in (200, 202, 404):
             raise CommandExecutionError(f"DELETE {path}: {resp['status']} {resp['body']}")

@@ -1,5 +1,5 @@
 """
-States of the cluster PKI on a controller (README "PKI"): the guard that
+States of the cluster PKI on a controller (docs/pki.md): the guard that
 refuses symlinks where secrets are written, and the kubeconfigs built from
 the certificates on this host. Neither ever returns a key or a kubeconfig's
 content.
@@ -15,7 +15,7 @@ __virtualname__ = "k8s_pki"
 
 
 def __virtual__():
-    # Reads and writes local files only; the kubeconfig text comes from _utils/k8s_pki.py.
+    # Reads and writes local files only; the kubeconfig text comes from the utils (pki.py).
     return __virtualname__
 
 
@@ -113,7 +113,7 @@ def kubeconfig_managed(name, ca, cert, key, server, cluster, user, mode="0600"):
         ret["result"] = False
         ret["comment"] = f"Cannot build {name}: missing {', '.join(absent)}"
         return ret
-    wanted = __utils__["k8s_pki.kubeconfig_text"](
+    wanted = __utils__["k8s_control_plane.kubeconfig_text"](
         cluster, server, _read(ca), _read(cert), _read(key), user
     )
     current = _read(name) if os.path.isfile(name) else None

@@ -34,7 +34,7 @@ COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 def __virtual__():
     # Runs on the master, in an orchestration: asks the controllers with
-    # saltutil.cmd; the skew rule is _utils/k8s_orchestration.py.
+    # saltutil.cmd; the skew rule is _utils/k8s_control_plane/orchestration.py.
     return __virtualname__
 
 
@@ -110,7 +110,7 @@ def skew_checked(name, tgt, tgt_type="list", version=None):
     for minion, report in reports.items():
         if report.get("serving"):
             running[minion]["kube-apiserver"] = report["serving"]
-    errors = __utils__["k8s_orchestration.skew_errors"](target, running)
+    errors = __utils__["k8s_control_plane.skew_errors"](target, running)
     log.debug("k8s_upgrade.skew_checked: to %s, %d error(s)", target, len(errors))
     if errors:
         ret["result"] = False
@@ -420,7 +420,7 @@ def installable(name):
     target = str(name).lstrip("v")
     installed = __salt__["k8s_health.versions"]()["installed"]
     me = __grains__.get("id", "this controller")
-    errors = __utils__["k8s_orchestration.skew_errors"](target, {me: installed})
+    errors = __utils__["k8s_control_plane.skew_errors"](target, {me: installed})
     log.debug("k8s_upgrade.installable: %s over %s: %d error(s)", target, installed, len(errors))
     if errors:
         ret["result"] = False

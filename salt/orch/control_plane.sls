@@ -24,15 +24,11 @@ pillar='{"cluster": NAME}' (the k8s_control_plane:cluster pillar value).
 
 from salt.exceptions import CommandExecutionError, SaltRenderError
 
-KEY = "k8s_control_plane"
-# The formula's root folder on the master (salt://k8s_control_plane/); a master
-# that serves it under another name sets `k8s_control_plane_root` in its config.
-ROOT_OPTION = "k8s_control_plane_root"
-
 
 def _cluster(wanted):
     """
-    The cluster and its controller ids. The master compiles the accepted
+    The cluster, its controller ids, the pillar key and the formula's root
+    folder (k8s_orchestration.cluster). The master compiles the accepted
     minions' pillar itself (k8s_orchestration.cluster, after syncing the
     project's modules to the master only), so finding the cluster touches no
     minion; it refuses a cluster name shared by two cluster files and a
@@ -43,7 +39,7 @@ def _cluster(wanted):
         found = __salt__["k8s_orchestration.cluster"](wanted, "orch.control_plane")
     except CommandExecutionError as exc:
         raise SaltRenderError(f"orch.control_plane: {exc}") from exc
-    return found["cluster"], found["controllers"]
+    return found
 
 
 def _sync(ids):
@@ -86,11 +82,12 @@ def _identities(name, ids):
 
 
 def run():
-    name, ids = _cluster(__pillar__.get("cluster"))
+    found = _cluster(__pillar__.get("cluster"))
+    name, ids = found["cluster"], found["controllers"]
     _sync(ids)
     view = _identities(name, ids)[ids[0]]
     rbac = view["apply_from"]
-    root = __salt__["config.get"](ROOT_OPTION, KEY)
+    root = found["root"]  # the formula's folder on the master
     # The controllers by id: exactly the minions the cluster file lists.
     tgt = ",".join(ids)
     common = {"tgt": tgt, "tgt_type": "list", "expect_minions": True}

@@ -44,9 +44,6 @@ ready. test=True predicts the steps.
 
 from salt.exceptions import CommandExecutionError, SaltRenderError
 
-KEY = "k8s_control_plane"
-ROOT_OPTION = "k8s_control_plane_root"
-
 
 def _cluster(wanted):
     """The cluster and its controllers, found on the master (see orch.control_plane)."""
@@ -55,7 +52,7 @@ def _cluster(wanted):
         found = __salt__["k8s_orchestration.cluster"](wanted, "orch.upgrade")
     except CommandExecutionError as exc:
         raise SaltRenderError(f"orch.upgrade: {exc}") from exc
-    return found["cluster"], found["controllers"]
+    return found
 
 
 def _holder(ids):
@@ -66,14 +63,15 @@ def _holder(ids):
 
 
 def run():
-    name, ids = _cluster(__pillar__.get("cluster"))
+    found = _cluster(__pillar__.get("cluster"))
+    name, ids = found["cluster"], found["controllers"]
     targets = {"tgt_type": "list", "timeout": 60}
     __salt__["saltutil.cmd"](ids, "saltutil.refresh_pillar", kwarg={"wait": True}, **targets)
     __salt__["saltutil.cmd"](ids, "saltutil.sync_all", **targets)
     version = __pillar__.get("version")
     # A version given on the command line reaches the controllers' states as pillar.
-    override = {KEY: {"kubernetes": {"version": str(version)}}} if version else None
-    root = __salt__["config.get"](ROOT_OPTION, KEY)
+    override = {found["pillar_key"]: {"kubernetes": {"version": str(version)}}} if version else None
+    root = found["root"]  # the formula's folder on the master
     every = ",".join(ids)
 
     def state(tgt, sls, require, **extra):

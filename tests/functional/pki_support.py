@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.support.cluster import REPO, load_file, utils_mapping, utils_module
+from tests.support.cluster import REPO, load_file, utils_mapping, utils_package
 from tests.support.minion import Minion, controller_grains
 
 CLUSTER_FILE = "hardway"
@@ -171,7 +171,7 @@ def failed(ret):
 
 
 def state_id(entry):
-    return utils_module("k8s_pki").state_id("k8s_control_plane", entry)
+    return utils_package().pki.pki_state_id("k8s_control_plane", entry)
 
 
 # --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import copy
 import functools
 import importlib.util
 import pathlib
+import sys
 import types
 
 import yaml
@@ -40,38 +41,45 @@ def load_file(path, name):
 
 
 @functools.cache
-def utils_module(name):
-    """_utils/<name>.py as plain Python (the file Salt syncs as a utils module)."""
-    return load_file(REPO / "_utils" / f"{name}.py", f"k8s_test_utils_{name}")
+def utils_package():
+    """
+    _utils/k8s_control_plane/ as plain Python: the package Salt syncs as a utils module (its
+    submodules import each other relatively, so it is registered in sys.modules under a name
+    of its own).
+    """
+    name = "k8s_test_utils_k8s_control_plane"
+    path = REPO / "_utils" / "k8s_control_plane"
+    spec = importlib.util.spec_from_file_location(
+        name, path / "__init__.py", submodule_search_locations=[str(path)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def utils_mapping():
     """
-    ``__utils__`` as Salt's loader builds it from _utils/: ``"<module>.<function>"``
-    for each public function defined in the file (names starting with ``_``
+    ``__utils__`` as Salt's loader builds it from _utils/: ``"k8s_control_plane.<function>"``
+    for each public function the package's ``__init__`` holds (names starting with ``_``
     are not packed).
     """
-    mapping = {}
-    for path in sorted((REPO / "_utils").glob("*.py")):
-        module = utils_module(path.stem)
-        for attr, value in vars(module).items():
-            if (
-                isinstance(value, types.FunctionType)
-                and not attr.startswith("_")
-                and value.__module__ == module.__name__
-            ):
-                mapping[f"{path.stem}.{attr}"] = value
-    return mapping
+    package = utils_package()
+    return {
+        f"k8s_control_plane.{attr}": value
+        for attr, value in vars(package).items()
+        if isinstance(value, types.FunctionType) and not attr.startswith("_")
+    }
 
 
 def rules():
-    """_utils/k8s_control_plane.py: the cluster's pure rules."""
-    return utils_module("k8s_control_plane")
+    """_utils/k8s_control_plane/: the cluster's pure rules."""
+    return utils_package()
 
 
 def objects():
-    """_utils/k8s_objects.py: the Kubernetes objects' pure rules."""
-    return utils_module("k8s_objects")
+    """_utils/k8s_control_plane/objects.py: the Kubernetes objects' pure rules."""
+    return utils_package().objects
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import pathlib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ORCH = REPO / "salt" / "orch" / "control_plane.sls"
-RULES = REPO / "_utils" / "k8s_orchestration.py"
 SEED_IDS = ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3")
 
 
@@ -32,12 +31,15 @@ def cluster_pillar(cluster="hardway", ids=SEED_IDS, apply_from=None):
     return data
 
 
+def _package():
+    from tests.support.cluster import utils_package
+
+    return utils_package()
+
+
 def rules():
-    """_utils/k8s_orchestration.py as a plain module."""
-    spec = importlib.util.spec_from_file_location("k8s_orchestration_rules", RULES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """_utils/k8s_control_plane/orchestration.py as a plain module."""
+    return _package().orchestration
 
 
 def load(pillars, wanted=None, options=None, answers=None, orch=ORCH):
@@ -73,12 +75,18 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH):
         return (options or {}).get(key, default)
 
     logic = rules()
+    package = _package()
 
     def cluster(name=None, command="orch.control_plane"):
         # k8s_orchestration.cluster, with the master's compiled pillars given.
         clusters = logic.clusters_from(pillars)
-        chosen = logic.choose(clusters, name, command)
-        return {"cluster": chosen, "controllers": logic.controllers_of(chosen, clusters[chosen])}
+        chosen = logic.choose_cluster(clusters, name, command)
+        return {
+            "cluster": chosen,
+            "controllers": logic.controllers_of(chosen, clusters[chosen]),
+            "pillar_key": package.pillar_key(),
+            "root": package.formula_root(config_get),
+        }
 
     module.__salt__ = {
         "saltutil.cmd": cmd,

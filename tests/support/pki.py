@@ -82,10 +82,10 @@ def _issue(ca_cert, ca_key, cn, org=None, sans=(), server=True, days=365, window
 
 
 def _kubeconfig(cluster, server, ca_pem, cert, key, user):
-    """The product's kubeconfig (_utils/k8s_pki.py kubeconfig_text), with these credentials."""
-    from tests.support.cluster import utils_module
+    """The product's kubeconfig (the utils' kubeconfig_text), with these credentials."""
+    from tests.support.cluster import utils_package
 
-    text = utils_module("k8s_pki").kubeconfig_text
+    text = utils_package().pki.kubeconfig_text
     return text(cluster, server, ca_pem, _pem_cert(cert), _pem_key(key), user)
 
 

@@ -45,13 +45,13 @@ def state_modules():
 
 @pytest.fixture
 def rules():
-    """_utils/k8s_control_plane.py, the cluster's pure rules."""
+    """_utils/k8s_control_plane/, the cluster's pure rules."""
     return cluster.rules()
 
 
 @pytest.fixture
 def objects():
-    """_utils/k8s_objects.py, the Kubernetes objects' pure rules."""
+    """_utils/k8s_control_plane/objects.py, the Kubernetes objects' pure rules."""
     return cluster.objects()
 
 

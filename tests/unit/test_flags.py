@@ -310,13 +310,13 @@ def test_encryption_config_is_the_documented_form(modules, table, seed_cfg, vers
     )
 
 
-def test_row_at_picks_the_newest_row_not_above_the_minor(objects, table):
+def test_row_at_picks_the_newest_row_not_above_the_minor(rules, table):
     rows = table["kubelet_api_resources"]
-    assert objects.row_at(rows, (1, 17)) is None
-    assert objects.row_at(rows, (1, 18))["since"] == "1.18"
-    assert objects.row_at(rows, (1, 32))["since"] == "1.18"
-    assert objects.row_at(rows, (1, 33))["since"] == "1.33"
-    assert objects.row_at(list(reversed(rows)), (1, 37))["since"] == "1.33"
+    assert rules.row_at(rows, (1, 17)) is None
+    assert rules.row_at(rows, (1, 18))["since"] == "1.18"
+    assert rules.row_at(rows, (1, 32))["since"] == "1.18"
+    assert rules.row_at(rows, (1, 33))["since"] == "1.33"
+    assert rules.row_at(list(reversed(rows)), (1, 37))["since"] == "1.33"
 
 
 SEED_RESOURCES = ["nodes/proxy", "nodes/stats", "nodes/log", "nodes/spec", "nodes/metrics"]

@@ -1,7 +1,7 @@
 """k8s_health.etcd against real TLS servers that demand the client certificate, as etcd's
 ``--client-cert-auth`` does: one answers like a member with a leader, one like a member without
 (``"health":"false"``), one port is closed. The client files are those
-_utils/k8s_pki.py's etcd_check_files names: in a managed etcd's directory the
+_utils/k8s_control_plane/pki.py's etcd_check_files names: in a managed etcd's directory the
 apiserver's certificate with pki:source pillar (the seed's layout), etcd's own
 with pki:source salt; the control plane's with an unmanaged etcd."""
 

@@ -1,5 +1,5 @@
 """
-path_of, diff and rbac_manifests (_utils/k8s_objects.py) against the seed's objects,
+path_of, diff and rbac_manifests (_utils/k8s_control_plane/objects.py) against the seed's objects,
 and k8s_rbac.manifests.
 """
 
@@ -93,7 +93,7 @@ def seed_manifests():
     ids=["ClusterRole", "ClusterRoleBinding", "v1beta1", "core-group"],
 )
 def test_path_of(objects, manifest, path):
-    assert objects.path_of(manifest) == path
+    assert objects.object_path(manifest) == path
 
 
 # --------------------------------------------------------------------------
@@ -103,34 +103,36 @@ def test_path_of(objects, manifest, path):
 
 @pytest.mark.parametrize("manifest", [ROLE, BINDING], ids=["ClusterRole", "ClusterRoleBinding"])
 def test_diff_absent(objects, manifest):
-    assert objects.diff(manifest, None) == {
+    assert objects.object_diff(manifest, None) == {
         "object": {"old": None, "new": manifest["metadata"]["name"]}
     }
 
 
 @pytest.mark.parametrize("manifest", [ROLE, BINDING], ids=["ClusterRole", "ClusterRoleBinding"])
 def test_diff_identical(objects, manifest):
-    assert objects.diff(manifest, served(manifest)) == {}
-    assert objects.diff(manifest, copy.deepcopy(manifest)) == {}
+    assert objects.object_diff(manifest, served(manifest)) == {}
+    assert objects.object_diff(manifest, copy.deepcopy(manifest)) == {}
 
 
 def test_diff_changed_rules(objects):
     live = served(ROLE)
     live["rules"][0]["verbs"] = ["get", "list"]
-    assert objects.diff(ROLE, live) == {"rules": {"old": live["rules"], "new": ROLE["rules"]}}
+    assert objects.object_diff(ROLE, live) == {
+        "rules": {"old": live["rules"], "new": ROLE["rules"]}
+    }
 
 
 def test_diff_rules_missing_on_the_server(objects):
     live = served(ROLE)
     del live["rules"]
-    assert objects.diff(ROLE, live) == {"rules": {"old": None, "new": ROLE["rules"]}}
+    assert objects.object_diff(ROLE, live) == {"rules": {"old": None, "new": ROLE["rules"]}}
 
 
 def test_diff_changed_binding(objects):
     live = served(BINDING)
     live["subjects"][0]["name"] = "admin"
     live["roleRef"]["name"] = "cluster-admin"
-    changes = objects.diff(BINDING, live)
+    changes = objects.object_diff(BINDING, live)
     assert sorted(changes) == ["roleRef", "subjects"]
     assert changes["subjects"] == {"old": live["subjects"], "new": BINDING["subjects"]}
 
@@ -139,21 +141,21 @@ def test_diff_ignores_fields_it_does_not_own(objects):
     live = served(ROLE)
     live["status"] = {"anything": True}
     live["apiVersion"] = "rbac.authorization.k8s.io/v1beta1"
-    assert objects.diff(ROLE, live) == {}
+    assert objects.object_diff(ROLE, live) == {}
 
 
 @pytest.mark.parametrize("meta", ["labels", "annotations"])
 def test_diff_extra_server_metadata_is_not_a_change(objects, meta):
     live = served(ROLE)
     live["metadata"][meta] = {**ROLE["metadata"][meta], "added.by/server": "yes"}
-    assert objects.diff(ROLE, live) == {}
+    assert objects.object_diff(ROLE, live) == {}
 
 
 @pytest.mark.parametrize("meta", ["labels", "annotations"])
 def test_diff_missing_metadata_entry(objects, meta):
     live = served(ROLE)
     live["metadata"][meta] = {"added.by/server": "yes"}
-    assert objects.diff(ROLE, live) == {
+    assert objects.object_diff(ROLE, live) == {
         f"metadata.{meta}": {
             "old": {"added.by/server": "yes"},
             "new": {"added.by/server": "yes", **ROLE["metadata"][meta]},
@@ -165,7 +167,7 @@ def test_diff_missing_metadata_entry(objects, meta):
 def test_diff_metadata_absent_on_the_server(objects, meta):
     live = served(ROLE)
     del live["metadata"][meta]
-    assert objects.diff(ROLE, live) == {
+    assert objects.object_diff(ROLE, live) == {
         f"metadata.{meta}": {"old": {}, "new": ROLE["metadata"][meta]}
     }
 
@@ -173,7 +175,7 @@ def test_diff_metadata_absent_on_the_server(objects, meta):
 def test_diff_changed_label_value(objects):
     live = served(ROLE)
     live["metadata"]["labels"] = {"kubernetes.io/bootstrapping": "other", "keep": "me"}
-    assert objects.diff(ROLE, live) == {
+    assert objects.object_diff(ROLE, live) == {
         "metadata.labels": {
             "old": {"kubernetes.io/bootstrapping": "other", "keep": "me"},
             "new": {"kubernetes.io/bootstrapping": "rbac-defaults", "keep": "me"},
@@ -184,7 +186,7 @@ def test_diff_changed_label_value(objects):
 def test_diff_without_desired_metadata_maps(objects):
     """A binding with no labels/annotations never asks the server to drop its own."""
     live = served(BINDING, labels={"a": "b"}, annotations={"c": "d"})
-    assert objects.diff(BINDING, live) == {}
+    assert objects.object_diff(BINDING, live) == {}
 
 
 # --------------------------------------------------------------------------
@@ -216,8 +218,8 @@ def test_rbac_manifests_equal_the_seeds_but_v1(objects, cluster):
 def test_built_manifests_diff_clean_against_themselves(objects):
     built = objects.rbac_manifests(cluster_config("hardway")["rbac"], RBAC_V1)
     for manifest in built:
-        assert objects.diff(manifest, served(manifest)) == {}
-        assert objects.path_of(manifest).startswith("/apis/rbac.authorization.k8s.io/v1/")
+        assert objects.object_diff(manifest, served(manifest)) == {}
+        assert objects.object_path(manifest).startswith("/apis/rbac.authorization.k8s.io/v1/")
 
 
 def test_rbac_manifests_do_not_share_rbac_settings(objects):

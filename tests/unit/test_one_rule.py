@@ -1,8 +1,9 @@
 """
-Each rule once in _utils/: minor-version parsing, the row of a per-minor
-table and the component names live in k8s_control_plane.py; k8s_objects.py
-and k8s_orchestration.py use them (loaded from their own directory, as Salt
-syncs them side by side), and k8s_pki.py writes no list of them.
+Each rule and each name once in the product: the component names in
+_utils/k8s_control_plane/names.py, minor-version parsing in facts.py (every
+other module of the package imports it), the row of a per-minor table once;
+the pillar key and the formula's root folder written once in all the code
+Salt runs (modules, states, ext_pillar, utils, #!py SLS, orchestrations).
 """
 
 import ast
@@ -13,12 +14,20 @@ import pytest
 from tests.support.cluster import REPO
 from tests.support.orchestration import rules as orchestration_rules
 
-UTILS = REPO / "_utils"
+UTILS = REPO / "_utils" / "k8s_control_plane"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Everything Salt loads or renders from this repository.
+PRODUCT = [
+    *sorted((REPO / "_modules").glob("*.py")),
+    *sorted((REPO / "_states").glob("*.py")),
+    *sorted((REPO / "_pillar").glob("*.py")),
+    *sorted(UTILS.glob("*.py")),
+    *sorted(p for p in (REPO / "salt").rglob("*.sls") if not p.name.startswith("_")),
+]
 
 
-def _functions(name):
-    tree = ast.parse((UTILS / f"{name}.py").read_text(encoding="utf-8"))
+def _functions(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     return {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
 
 
@@ -29,39 +38,54 @@ def test_the_component_names_are_written_once():
         )
         for path in sorted(UTILS.glob("*.py"))
     }
-    assert written == {
-        "k8s_control_plane.py": 1,
-        "k8s_objects.py": 0,
-        "k8s_orchestration.py": 0,
-        "k8s_pki.py": 0,
-    }
+    assert {name for name, count in written.items() if count} == {"names.py"}
+    assert written["names.py"] == 1
     assert orchestration_rules().COMPONENTS == COMPONENTS
 
 
-@pytest.mark.parametrize("name", ["k8s_objects", "k8s_orchestration", "k8s_pki"])
-def test_no_version_parsing_outside_k8s_control_plane(name):
-    """No ``.split(".")`` or ``.lstrip("v")`` of a version: parse_minor does that."""
-    source = (UTILS / f"{name}.py").read_text(encoding="utf-8")
-    assert not re.search(r"""\.(split|lstrip)\(["'](\.|v)["']\)""", source)
-    assert not {"_minor", "_since", "parse_minor", "parse_version"} & set(_functions(name))
+@pytest.mark.parametrize("literal", ['"k8s_control_plane"', '"k8s_control_plane_root"'])
+def test_the_pillar_key_and_the_formula_root_are_written_once(literal):
+    """The pillar key (and the default root folder, the same word) and the option that moves
+    the root: one assignment each in names.py; everything else asks the utils (modules,
+    ext_pillar) or k8s_orchestration.cluster (the orchestrations)."""
+    found = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in PRODUCT
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if literal in line
+    ]
+    expected = 2 if literal == '"k8s_control_plane"' else 1
+    assert len(found) == expected, found
+    assert all(f.startswith("_utils/k8s_control_plane/names.py:") for f in found), found
+
+
+@pytest.mark.parametrize("name", ["objects", "orchestration", "pki", "flags", "checks", "schema"])
+def test_no_version_parsing_outside_facts(name):
+    """No ``.split(".")`` or ``.lstrip("v")`` of a version: facts.parse_minor does that."""
+    path = UTILS / f"{name}.py"
+    source = path.read_text(encoding="utf-8")
+    # a version is never split by hand (a DNS name's labels are, in schema.py)
+    found = re.findall(r"""(\w+)\.(?:split|lstrip)\(["'](?:\.|v)["']\)""", source)
+    assert not [name for name in found if "version" in name or "minor" in name], found
+    assert not {"minor_of", "_since", "parse_minor", "parse_version"} & set(_functions(path))
 
 
 def test_one_row_picker(rules, objects):
-    """k8s_objects.row_at is k8s_control_plane.row_at; _pick (the API versions) uses it too."""
+    """row_at lives in facts.py only; the API versions (flags._pick) use it too."""
     rows = [
         {"since": "1.25", "api": "c"},
         {"since": "v1.18", "api": "a"},
         {"since": "1.22", "api": "b"},
     ]
-    for minor in [(1, 17), (1, 18), (1, 21), (1, 22), (1, 24), (1, 25), (1, 40)]:
-        assert objects.row_at(rows, minor) == rules.row_at(rows, minor), minor
+    assert not hasattr(objects, "row_at")
+    assert rules.row_at is rules.facts.row_at
     assert rules.row_at(rows, (1, 24))["api"] == "b"
     assert rules.row_at(rows, (1, 17)) is None
     # unordered rows: the table's API versions come from the same picker
-    assert rules._pick(rows, (1, 23), "test API") == "b"
-    assert rules._pick(rows, (1, 26), "test API") == "c"
+    assert rules.flags._pick(rows, (1, 23), "test API") == "b"
+    assert rules.flags._pick(rows, (1, 26), "test API") == "c"
     with pytest.raises(Exception, match=r"no test API for Kubernetes 1\.17"):
-        rules._pick(rows, (1, 17), "test API")
+        rules.flags._pick(rows, (1, 17), "test API")
 
 
 def test_the_skew_rule_reads_versions_as_parse_minor_does(rules):

@@ -1,5 +1,5 @@
 """
-The PKI's pure rules (_utils/k8s_pki.py) as plain Python, the validation of
+The PKI's pure rules (_utils/k8s_control_plane/pki.py) as plain Python, the validation of
 pki:source salt, and the master's ext_pillar (_pillar/k8s_pki.py) with Salt's
 real x509 module: the CA and the cluster's one service-account signing key
 are made once, kept root-only, given to the cluster's controllers only, and
@@ -32,7 +32,7 @@ from tests.support.cluster import (
     merged_config,
     rules,
     utils_mapping,
-    utils_module,
+    utils_package,
 )
 
 ROOT = "k8s_control_plane"
@@ -74,7 +74,7 @@ HARDWAY_SANS = [
 
 @pytest.fixture(scope="module")
 def k8s_pki():
-    return utils_module("k8s_pki")
+    return utils_package().pki
 
 
 def salt_pillar(cluster="hardway", **pki):
@@ -164,7 +164,7 @@ def test_changing_the_vip_changes_the_sans(k8s_pki):
         s for s in after if s != "IP:10.240.0.20"
     ]
     # the planned apiserver certificate follows, and no other certificate names the VIP
-    entries = _by_name(k8s_pki.plan(cfg, "k8s-controller-1"))
+    entries = _by_name(k8s_pki.pki_plan(cfg, "k8s-controller-1"))
     assert entries["kubernetes.pem"]["sans"] == after
     others = [e for n, e in entries.items() if e["kind"] == "certificate" and n != "kubernetes.pem"]
     assert others and all(not e["sans"] for e in others)
@@ -200,7 +200,7 @@ SALT_CERTS = {
 
 def test_plan_with_source_salt(k8s_pki):
     cfg = salt_config()
-    entries = k8s_pki.plan(cfg, "k8s-controller-1")
+    entries = k8s_pki.pki_plan(cfg, "k8s-controller-1")
     pki_dir = cfg["controlplane"]["pki_dir"]
     assert entries[0] == {"name": pki_dir, "path": pki_dir, "kind": "directory", "sls": "ca"}
     kinds = {}
@@ -263,7 +263,7 @@ def test_the_service_account_key_comes_from_the_master(k8s_pki, etcd_managed):
     cfg = salt_config(etcd_managed=etcd_managed)
     pki_dir = cfg["controlplane"]["pki_dir"]
     for minion_id in ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3"):
-        entries = k8s_pki.plan(cfg, minion_id)
+        entries = k8s_pki.pki_plan(cfg, minion_id)
         found = [e for e in entries if e["name"] == SA_KEY]
         # from secrets, root-only, in the init SLS (the controller's run), never an x509 key
         assert found == [
@@ -275,8 +275,8 @@ def test_the_service_account_key_comes_from_the_master(k8s_pki, etcd_managed):
                 "sls": "init",
             }
         ]
-        assert k8s_pki.requisite_module(found[0]) == "file"
-        assert k8s_pki.state_id(ROOT, found[0]) == (
+        assert k8s_pki.pki_requisite_module(found[0]) == "file"
+        assert k8s_pki.pki_state_id(ROOT, found[0]) == (
             "k8s_control_plane-pki-file-managed-service-account-key.pem"
         )
         by_name = _by_name(entries)
@@ -297,7 +297,7 @@ def test_the_service_account_key_comes_from_the_master(k8s_pki, etcd_managed):
             sorted(SALT_KEYS)
         )
     # with pki:source pillar it is one of the files the operator gives, as before
-    pillar_entries = _by_name(k8s_pki.plan(pillar_config(), "k8s-controller-1"))
+    pillar_entries = _by_name(k8s_pki.pki_plan(pillar_config(), "k8s-controller-1"))
     assert pillar_entries[SA_KEY]["kind"] == "pillar"
     assert pillar_entries["service-account.pem"]["kind"] == "pillar"
 
@@ -309,7 +309,7 @@ def test_plan_with_source_salt_and_a_managed_etcd(k8s_pki):
         ("k8s-controller-1", "10.240.0.11"),
         ("k8s-controller-3", "10.240.0.13"),
     ):
-        entries = [e for e in k8s_pki.plan(cfg, minion_id) if e["sls"] == "etcd"]
+        entries = [e for e in k8s_pki.pki_plan(cfg, minion_id) if e["sls"] == "etcd"]
         assert [(e["kind"], e["path"]) for e in entries] == [
             ("directory", etcd_dir),
             ("pillar", f"{etcd_dir}/ca.pem"),
@@ -338,7 +338,7 @@ def test_plan_with_source_salt_and_a_managed_etcd(k8s_pki):
 
 def test_plan_with_source_pillar_places_the_nine_secret_files(k8s_pki):
     cfg = pillar_config()
-    entries = k8s_pki.plan(cfg, "k8s-controller-1")
+    entries = k8s_pki.pki_plan(cfg, "k8s-controller-1")
     pki_dir = cfg["controlplane"]["pki_dir"]
     placed = [(e["name"], e["mode"]) for e in entries if e["kind"] == "pillar"]
     assert placed == [
@@ -357,7 +357,7 @@ def test_plan_with_source_pillar_places_the_nine_secret_files(k8s_pki):
     assert all(e["path"] == f"{pki_dir}/{e['name']}" for e in entries if e["kind"] == "pillar")
     # nothing is made on the controller: no key, no certificate, no kubeconfig build
     assert not [e for e in entries if e["kind"] in ("key", "certificate", "kubeconfig")]
-    with_etcd = k8s_pki.plan(pillar_config(etcd_managed=True), "k8s-controller-1")
+    with_etcd = k8s_pki.pki_plan(pillar_config(etcd_managed=True), "k8s-controller-1")
     etcd_dir = cfg["etcd"]["config_dir"]
     assert [(e["kind"], e["path"], e.get("mode")) for e in with_etcd if e["sls"] == "etcd"] == [
         ("directory", etcd_dir, None),
@@ -420,7 +420,7 @@ def x509_mods():
     """Salt's x509 module (x509_v2) through Salt's loader, with the hardway policies in pillar."""
     opts = salt.config.minion_config(None)
     opts["file_client"] = "local"
-    opts["pillar"] = {"x509_signing_policies": utils_module("k8s_pki").signing_policies("hardway")}
+    opts["pillar"] = {"x509_signing_policies": utils_package().pki.signing_policies("hardway")}
     return salt.loader.minion_mods(opts, whitelist=["x509", "pillar", "config"])
 
 
@@ -478,13 +478,13 @@ def test_a_request_cannot_change_what_a_policy_pins(x509_mods, kind):
 
 
 def _watched(k8s_pki, cfg, service):
-    entries = k8s_pki.plan(cfg, "k8s-controller-1")
-    ids = {k8s_pki.state_id(ROOT, e): e for e in entries}
+    entries = k8s_pki.pki_plan(cfg, "k8s-controller-1")
+    ids = {k8s_pki.pki_state_id(ROOT, e): e for e in entries}
     found = []
-    for requisite in k8s_pki.watch_for(ROOT, entries, service):
+    for requisite in k8s_pki.pki_watch_for(ROOT, entries, service):
         ((module, sid),) = requisite.items()
         entry = ids[sid]  # every requisite names a planned state
-        assert module == k8s_pki.requisite_module(entry)
+        assert module == k8s_pki.pki_requisite_module(entry)
         found.append((module, entry["path"]))
     return found
 
@@ -495,13 +495,13 @@ def test_watch_kube_scheduler_only_its_kubeconfig(k8s_pki):
     assert _watched(k8s_pki, cfg, "kube-scheduler") == [
         ("k8s_pki", f"{d}/kube-scheduler.kubeconfig")
     ]
-    entries = k8s_pki.plan(cfg, "k8s-controller-1")
-    assert k8s_pki.watch_for(ROOT, entries, "kube-scheduler") == [
+    entries = k8s_pki.pki_plan(cfg, "k8s-controller-1")
+    assert k8s_pki.pki_watch_for(ROOT, entries, "kube-scheduler") == [
         {"k8s_pki": "k8s_control_plane-pki-k8s_pki-kubeconfig_managed-kube-scheduler.kubeconfig"}
     ]
     pillar_cfg = pillar_config()
-    assert k8s_pki.watch_for(
-        ROOT, k8s_pki.plan(pillar_cfg, "k8s-controller-1"), "kube-scheduler"
+    assert k8s_pki.pki_watch_for(
+        ROOT, k8s_pki.pki_plan(pillar_cfg, "k8s-controller-1"), "kube-scheduler"
     ) == [{"file": "k8s_control_plane-pki-file-managed-kube-scheduler.kubeconfig"}]
 
 
@@ -514,8 +514,8 @@ def test_watch_etcd_only_the_files_of_pki_etcd(k8s_pki):
         ("x509", f"{e}/etcd-key.pem"),
         ("x509", f"{e}/etcd.pem"),
     ]
-    entries = k8s_pki.plan(cfg, "k8s-controller-1")
-    assert k8s_pki.watch_for(ROOT, entries, "etcd") == [
+    entries = k8s_pki.pki_plan(cfg, "k8s-controller-1")
+    assert k8s_pki.pki_watch_for(ROOT, entries, "etcd") == [
         {"file": "k8s_control_plane-pki-etcd-file-managed-ca.pem"},
         {"file": "k8s_control_plane-pki-etcd-file-managed-ca-key.pem"},
         {"x509": "k8s_control_plane-pki-etcd-x509-private_key_managed-etcd-key.pem"},
@@ -551,11 +551,11 @@ def test_watch_apiserver_and_controller_manager(k8s_pki):
         ("k8s_pki", f"{d}/kube-controller-manager.kubeconfig"),
     ]
     # a new service-account key from the master restarts both readers
-    entries = k8s_pki.plan(cfg, "k8s-controller-1")
+    entries = k8s_pki.pki_plan(cfg, "k8s-controller-1")
     sa_key = {"file": "k8s_control_plane-pki-file-managed-service-account-key.pem"}
     for service in ("kube-apiserver", "kube-controller-manager"):
-        assert sa_key in k8s_pki.watch_for(ROOT, entries, service)
-    assert sa_key not in k8s_pki.watch_for(ROOT, entries, "kube-scheduler")
+        assert sa_key in k8s_pki.pki_watch_for(ROOT, entries, service)
+    assert sa_key not in k8s_pki.pki_watch_for(ROOT, entries, "kube-scheduler")
     # the files of etcd's own directory never restart a control plane component
     for service in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         for _, path in _watched(k8s_pki, cfg, service):
@@ -564,7 +564,7 @@ def test_watch_apiserver_and_controller_manager(k8s_pki):
 
 def test_state_ids(k8s_pki):
     cfg = salt_config(etcd_managed=True)
-    ids = [k8s_pki.state_id(ROOT, e) for e in k8s_pki.plan(cfg, "k8s-controller-1")]
+    ids = [k8s_pki.pki_state_id(ROOT, e) for e in k8s_pki.pki_plan(cfg, "k8s-controller-1")]
     assert len(ids) == len(set(ids))
     assert "k8s_control_plane-pki-ca-file-directory-var_lib_kubernetes" in ids
     assert "k8s_control_plane-pki-etcd-file-directory-etc_etcd" in ids
@@ -651,7 +651,7 @@ def test_a_missing_service_account_key_is_still_a_missing_file_with_source_pilla
     del pillar["secrets"][SA_KEY]
     errors = rules().validate_config(merged_config(pillar))
     assert errors == [
-        "k8s_control_plane:secrets: missing service-account-key.pem (see README, 'Secrets')"
+        "k8s_control_plane:secrets: missing service-account-key.pem (see docs/pki.md, 'Secrets')"
     ]
 
 
@@ -847,7 +847,7 @@ def test_the_ca_is_made_once_and_kept_root_only(ext, tmp_path):
     for minion_id in ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3"):
         again = ext.ext_pillar(minion_id, {"k8s_control_plane": _hardway()})
         assert again == first
-    assert first["x509_signing_policies"] == utils_module("k8s_pki").signing_policies("hardway")
+    assert first["x509_signing_policies"] == utils_package().pki.signing_policies("hardway")
 
 
 def test_the_service_account_key_is_made_once_per_cluster(ext, tmp_path):

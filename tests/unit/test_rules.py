@@ -1,5 +1,5 @@
 """
-The rules that were written more than once before _utils/k8s_control_plane.py:
+The rules that were written more than once before _utils/k8s_control_plane/:
 version parsing, VRRP priorities, rbac:apply_from, the PKI files, the layer
 files; plus TOFS sources, the formula's root, the ``__utils__`` mapping, and
 what the modules log and which binaries they need.
@@ -135,14 +135,14 @@ def test_one_priority_rule_in_the_code():
     """`grep "def priorities\\|def _priority"` over _modules, _states and _utils finds one."""
     found = []
     for folder in ("_modules", "_states", "_utils"):
-        for path in sorted((REPO / folder).glob("*.py")):
+        for path in sorted((REPO / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             found += [
-                f"{folder}/{path.name}:{node.name}"
+                f"{path.relative_to(REPO)}:{node.name}"
                 for node in ast.walk(tree)
                 if isinstance(node, ast.FunctionDef) and "priorit" in node.name
             ]
-    assert found == ["_utils/k8s_control_plane.py:priorities"]
+    assert found == ["_utils/k8s_control_plane/facts.py:priorities"]
 
 
 # --------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_pki_files_are_the_ones_validation_requires(rules):
         cfg["secrets"].pop(entry["name"])
     errors = rules.validate_config(cfg, versions_table())
     names = ", ".join(f["name"] for f in rules.pki_files())
-    assert f"k8s_control_plane:secrets: missing {names} (see README, 'Secrets')" in errors
+    assert f"k8s_control_plane:secrets: missing {names} (see docs/pki.md, 'Secrets')" in errors
 
 
 def test_layer_files(rules):
@@ -304,7 +304,7 @@ def test_a_relocated_root(modules):
 def test_utils_mapping_packs_public_functions_only():
     mapping = utils_mapping()
     assert "k8s_control_plane.priorities" in mapping
-    assert "k8s_objects.diff" in mapping
+    assert "k8s_control_plane.object_diff" in mapping
     assert not [name for name in mapping if name.split(".", 1)[1].startswith("_")]
     # what a module file imports is not the module's own
     assert "k8s_control_plane.update" not in mapping
@@ -415,7 +415,7 @@ def _parameter_keys(rules):
         if path.name == "versions.yaml":
             continue
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        walk(doc["k8s_control_plane"], rules.SCHEMA, "")
+        walk(doc["k8s_control_plane"], rules.schema.SCHEMA, "")
     return found
 
 
@@ -429,24 +429,24 @@ def _schema_keys(spec, path=""):
 
 
 def test_the_schema_has_every_parameter_and_nothing_else(rules):
-    parameters, schema = _parameter_keys(rules), set(_schema_keys(rules.SCHEMA))
+    parameters, schema = _parameter_keys(rules), set(_schema_keys(rules.schema.SCHEMA))
     assert parameters - schema == set(), "parameters without a check in SCHEMA"
     assert schema - parameters == PILLAR_ONLY, "checks of keys no parameter file sets"
 
 
 @pytest.mark.parametrize("value", ["2s", "500ms", "100us", "1m", "1h", "1d", "35", 500])
 def test_haproxy_durations(rules, value):
-    assert rules._duration(value) is None
+    assert rules.schema._duration(value) is None
 
 
 @pytest.mark.parametrize("value", ["2 seconds", "2 s", "2S", "0", "0s", "1.5s", "-1s", True, None])
 def test_not_haproxy_durations(rules, value):
-    assert "valid: a haproxy duration > 0" in rules._duration(value)
+    assert "valid: a haproxy duration > 0" in rules.schema._duration(value)
 
 
 @pytest.mark.parametrize(("value", "ok"), [(1, True), (250, True), (0, False), ("2", False)])
 def test_counts(rules, value, ok):
-    assert (rules._count(value) is None) is ok
+    assert (rules.schema._count(value) is None) is ok
 
 
 def test_a_leading_zero_is_no_version(rules):

@@ -209,7 +209,7 @@ def upgrade_states(state_modules):
         return state_modules(
             "k8s_upgrade",
             __salt__={"saltutil.cmd": controllers},
-            __utils__={"k8s_orchestration.skew_errors": logic.skew_errors},
+            __utils__={"k8s_control_plane.skew_errors": logic.skew_errors},
             __opts__={"test": test},
         )
 
@@ -422,7 +422,7 @@ def test_installable_guards_every_state_run(state_modules, installed, version, r
     states = state_modules(
         "k8s_upgrade",
         __salt__={"k8s_health.versions": lambda: {"installed": dict.fromkeys(ALL, installed)}},
-        __utils__={"k8s_orchestration.skew_errors": rules().skew_errors},
+        __utils__={"k8s_control_plane.skew_errors": rules().skew_errors},
         __grains__={"id": "k8s-controller-1"},
     )
     ret = states.installable(version)

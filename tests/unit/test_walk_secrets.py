@@ -38,10 +38,14 @@ def test_a_list_of_entries_is_shown_without_its_secrets(rules):
 
 
 def test_a_leaf_under_a_secret_looking_key_says_what_is_valid_not_what_it_got(rules):
-    spec = {"db_password": rules._string, "admin_credential": rules._port, "plain": rules._port}
+    spec = {
+        "db_password": rules.schema._string,
+        "admin_credential": rules.schema.port_rule,
+        "plain": rules.schema.port_rule,
+    }
     node = {"db_password": {"value": PASSWORD}, "admin_credential": PASSWORD, "plain": "http"}
-    errors = rules._Errors()
-    rules._walk(errors, node, spec, "", quiet_absent=False)
+    errors = rules.schema.Errors()
+    rules.schema.walk(errors, node, spec, "", quiet_absent=False)
     assert errors == [
         f"{PREFIX}db_password: expected a string; its value is not shown",
         f"{PREFIX}admin_credential: invalid; its value is not shown; valid: an integer 1-65535",
@@ -50,8 +54,10 @@ def test_a_leaf_under_a_secret_looking_key_says_what_is_valid_not_what_it_got(ru
 
 
 def test_a_leaf_whose_value_holds_a_secret_looking_key_is_not_shown(rules):
-    errors = rules._Errors()
-    rules._walk(errors, {"name": {"password": PASSWORD}}, {"name": rules._string}, "", False)
+    errors = rules.schema.Errors()
+    rules.schema.walk(
+        errors, {"name": {"password": PASSWORD}}, {"name": rules.schema._string}, "", False
+    )
     assert errors == [f"{PREFIX}name: expected a string; its value is not shown"]
 
 

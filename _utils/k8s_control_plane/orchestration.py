@@ -3,35 +3,17 @@ The orchestrations' pure rules, once for orch.control_plane and orch.upgrade:
 which cluster a run is for and which minions it may touch, and whether an
 upgrade respects Kubernetes' version-skew policy.
 
-A synced utils module for the reason given in k8s_control_plane.py: the
-execution module k8s_orchestration (master side) and the unit tests share
-these functions, and none of them belongs on the CLI.
+The execution module k8s_orchestration (master side), the k8s_upgrade state
+and the unit tests share these functions; none of them belongs on the CLI.
 """
-
-import importlib.util
-import os
 
 from salt.exceptions import CommandExecutionError
 
+from .facts import parse_minor
+from .names import COMPONENT_BINARIES, PILLAR_KEY
 
-def _sibling(name):
-    """
-    ``<name>.py`` of this file's directory as plain Python: the shared rules
-    of k8s_control_plane.py (see its docstring), synced next to this file.
-    Loaded afresh with this module, so a re-sync never leaves an old copy.
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_k8s_sibling_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_RULES = _sibling("k8s_control_plane")
-
-PILLAR_KEY = _RULES.PILLAR_KEY
 # The control plane's components, apiserver first (the skew rules rely on it).
-COMPONENTS = _RULES.COMPONENT_BINARIES
+COMPONENTS = COMPONENT_BINARIES
 
 
 def clusters_from(pillars):
@@ -50,7 +32,7 @@ def clusters_from(pillars):
     return clusters
 
 
-def choose(clusters, wanted, command):
+def choose_cluster(clusters, wanted, command):
     """The cluster to run for: ``wanted``, or the only one; errors say how to pick."""
     if wanted:
         if wanted not in clusters:
@@ -119,14 +101,14 @@ def skew_errors(target, running):
       its controller (they talk to it through 127.0.0.1).
     """
     errors = []
-    want = _RULES.parse_minor(target)
+    want = parse_minor(target)
     if want is None:
         return [f"target version {target!r} is not X.Y.Z"]
     apiservers = {}
     for controller, components in sorted((running or {}).items()):
         for component in COMPONENTS:
             version = (components or {}).get(component)
-            have = _RULES.parse_minor(version)
+            have = parse_minor(version)
             if version is None:
                 continue
             if have is None:
@@ -147,7 +129,7 @@ def skew_errors(target, running):
                 apiservers[controller] = have
         api = apiservers.get(controller)
         for component in COMPONENTS[1:]:
-            have = _RULES.parse_minor((components or {}).get(component))
+            have = parse_minor((components or {}).get(component))
             if api and have and have > api:
                 errors.append(
                     f"{controller}: {component} ({have[0]}.{have[1]}) is newer than its "

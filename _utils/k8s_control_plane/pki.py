@@ -25,26 +25,11 @@ _pillar/k8s_pki.py (the policies) and the tests.
 """
 
 import base64
-import importlib.util
 import ipaddress
-import os
 
 import yaml
 
-
-def _sibling(name):
-    """
-    ``<name>.py`` of this file's directory as plain Python (as k8s_objects.py
-    does): the shared rules of k8s_control_plane.py, synced next to this file.
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_k8s_sibling_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_RULES = _sibling("k8s_control_plane")
+from .facts import pki_files, pki_source
 
 SOURCES = ("salt", "pillar")
 API_DNS = (
@@ -75,7 +60,7 @@ POLICIES = {
 }
 # The files placed from k8s_control_plane:secrets with pki:source pillar, in
 # order, with their modes (k8s_control_plane.pki_files, the validation's list).
-PILLAR_FILES = tuple((f["name"], f["mode"]) for f in _RULES.pki_files())
+PILLAR_FILES = tuple((f["name"], f["mode"]) for f in pki_files())
 # What the master gives with pki:source salt (the rest the controllers make).
 FROM_MASTER = ("ca.pem", "ca-key.pem", "encryption_key")
 # Keys the master makes once per cluster with pki:source salt (the controllers sign their own
@@ -104,11 +89,6 @@ READERS = {
 }
 # Client certificates and the kubeconfig each is embedded in.
 KUBECONFIGS = ("admin", "kube-controller-manager", "kube-scheduler")
-
-
-def source(cfg):
-    """The cluster's pki:source: k8s_control_plane.pki_source, the one reading (None: invalid)."""
-    return _RULES.pki_source(cfg)
 
 
 def policy_name(cluster, kind):
@@ -199,7 +179,7 @@ def _cert(cfg, directory, name, kind, sans, sls, ca_dir=None):
     }
 
 
-def plan(cfg, minion_id):
+def pki_plan(cfg, minion_id):
     """
     Every PKI file of controller ``minion_id``, in the order they are made:
     ``{"name", "path", "kind", "mode", "sls", ...}`` with ``kind`` one of
@@ -217,7 +197,7 @@ def plan(cfg, minion_id):
     if etcd.get("managed"):
         directory = etcd["config_dir"]
         entries.append({"name": directory, "path": directory, "kind": "directory", "sls": "etcd"})
-    if source(cfg) == "pillar":
+    if pki_source(cfg) == "pillar":
         for name, mode in PILLAR_FILES:
             entries.append(
                 _pillar_entry(pki_dir, name, mode, "ca" if name in FROM_MASTER else "init")
@@ -291,7 +271,7 @@ def client_files(cfg):
     pki_dir = cfg["controlplane"]["pki_dir"]
     api = (f"{pki_dir}/ca.pem", f"{pki_dir}/kubernetes.pem", f"{pki_dir}/kubernetes-key.pem")
     kubelet = api
-    if source(cfg) != "pillar":
+    if pki_source(cfg) != "pillar":
         kubelet = (
             f"{pki_dir}/ca.pem",
             f"{pki_dir}/apiserver-kubelet-client.pem",
@@ -306,11 +286,11 @@ def etcd_check_files(cfg):
     if not etcd.get("managed"):
         return client_files(cfg)["etcd"]
     base = etcd["config_dir"]
-    name = "kubernetes" if source(cfg) == "pillar" else "etcd"
+    name = "kubernetes" if pki_source(cfg) == "pillar" else "etcd"
     return (f"{base}/ca.pem", f"{base}/{name}.pem", f"{base}/{name}-key.pem")
 
 
-def state_id(root, entry):
+def pki_state_id(root, entry):
     """The state ID of a plan entry: <root>-pki[-<sls>]-<module>-<function>-<name>."""
     sls = "" if entry["sls"] == "init" else f"-{entry['sls']}"
     function = {
@@ -324,17 +304,17 @@ def state_id(root, entry):
     name = entry["name"]
     if entry["kind"] == "directory":
         name = entry["path"].strip("/").replace("/", "_")
-    return f"{root}-pki{sls}-{requisite_module(entry)}-{function}-{name}"
+    return f"{root}-pki{sls}-{pki_requisite_module(entry)}-{function}-{name}"
 
 
-def requisite_module(entry):
+def pki_requisite_module(entry):
     """The state module of a plan entry, for a requisite: file, x509 or k8s_pki."""
     return {"key": "x509", "certificate": "x509", "kubeconfig": "k8s_pki"}.get(
         entry["kind"], "file"
     )
 
 
-def watch_for(root, entries, service):
+def pki_watch_for(root, entries, service):
     """
     The requisites on the PKI files ``service`` reads: etcd those of pki.etcd,
     a control plane component its READERS among the others.
@@ -343,7 +323,9 @@ def watch_for(root, entries, service):
         chosen = [e for e in entries if e["sls"] == "etcd"]
     else:
         chosen = [e for e in entries if e["sls"] != "etcd" and e["name"] in READERS[service]]
-    return [{requisite_module(e): state_id(root, e)} for e in chosen if e["kind"] != "directory"]
+    return [
+        {pki_requisite_module(e): pki_state_id(root, e)} for e in chosen if e["kind"] != "directory"
+    ]
 
 
 def kubeconfig_text(cluster, server, ca_pem, cert_pem, key_pem, user):

@@ -1,47 +1,15 @@
 """
 The pure rules about Kubernetes objects: the seed's kubelet RBAC manifests
-(with the kubelet API subresources a Kubernetes minor needs), the row of a
-per-minor table that applies, the API path of a cluster-scoped object, and
-the diff that decides whether an object must be created or replaced.
-
-A synced custom utils module, like k8s_control_plane.py (read its docstring
-for why): k8s_rbac builds the manifests, k8s_api and the k8s_object state
-share the path and the diff through ``__utils__["k8s_objects.<function>"]``,
-and none of them is a CLI function.
+(with the kubelet API subresources a Kubernetes minor needs), the API path of
+a cluster-scoped object, and the diff that decides whether an object must be
+created or replaced. k8s_rbac builds the manifests, k8s_api and the k8s_object
+state share the path and the diff (``object_path``, ``object_diff``).
 """
-
-import importlib.util
-import os
-
-
-def _sibling(name):
-    """
-    ``<name>.py`` of this file's directory as plain Python: the shared rules
-    of k8s_control_plane.py (see its docstring), synced next to this file.
-    Loaded afresh with this module, so a re-sync never leaves an old copy.
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_k8s_sibling_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_RULES = _sibling("k8s_control_plane")
 
 # Fields of an object that our states own; everything else (status,
 # metadata the server sets) is left to the server.
 OWNED_FIELDS = ("rules", "roleRef", "subjects", "aggregationRule")
 PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
-
-
-def row_at(rows, minor):
-    """
-    The row of a per-minor table that applies at ``minor`` ((major, minor)):
-    k8s_control_plane.row_at, the one implementation, kept here under the
-    name k8s_controlplane calls.
-    """
-    return _RULES.row_at(rows, minor)
 
 
 def kubelet_rules(rules, resources):
@@ -97,7 +65,7 @@ def rbac_manifests(rbac, api_version, kubelet_resources=()):
     return [cluster_role, cluster_role_binding]
 
 
-def path_of(manifest):
+def object_path(manifest):
     """The API path of a cluster-scoped object."""
     group_version = manifest["apiVersion"]
     prefix = "/api" if "/" not in group_version else "/apis"
@@ -105,7 +73,7 @@ def path_of(manifest):
     return f"{prefix}/{group_version}/{plural}/{manifest['metadata']['name']}"
 
 
-def diff(desired, live):
+def object_diff(desired, live):
     """
     The fields of ``desired`` that ``live`` lacks or has otherwise, as
     {field: {"old": live value, "new": desired value}}; {} when nothing

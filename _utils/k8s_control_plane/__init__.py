@@ -1,0 +1,151 @@
+"""
+The pure rules of the k8s_control_plane formula, each in one place, as one synced utils
+package: the formula's names (names.py), the parameter layers and their merge (layers.py),
+facts derived from a configuration (facts.py), the components' flags (flags.py), the
+validation (schema.py, checks.py, pki_checks.py, validate.py), the PKI plan (pki.py), the
+Kubernetes objects (objects.py) and the orchestrations' rules (orchestration.py).
+
+Why a synced utils package (``_utils/k8s_control_plane/``) and not helpers inside the
+execution modules:
+
+- Salt's custom execution modules cannot import each other: the loader imports each one under
+  its own generated name, and reaching a pure helper through ``__salt__`` would put it on the
+  CLI (``salt '*' k8s_cluster.priorities``). Before this package the VRRP priority rule existed
+  three times.
+- ``__utils__`` is how Salt shares code between custom modules: the master syncs ``_utils/``
+  with ``saltutil.sync_all`` (or ``sync_utils``) like ``_modules/`` and ``_states/``, and the
+  loader hands every execution, state and ext_pillar module a ``__utils__`` mapping; they call
+  ``__utils__["k8s_control_plane.<function>"](...)``. Utils functions are not execution
+  functions, so none of them appears on the CLI.
+- Why a package: Salt's loader gives a utils module no ``__utils__`` of its own, so utils
+  modules cannot call each other through it. But it loads a folder with ``__init__.py`` from a
+  module dir as a package (salt/loader/lazy.py, ``_refresh_file_mapping`` maps it and prefers
+  it over a plain module; ``_load_module`` imports it as ``salt.loaded.ext.utils.<name>``),
+  ``saltutil.sync_utils`` copies the folder (salt/utils/extmods.py), and the submodules import
+  each other relatively. The loader packs the public functions this ``__init__`` holds: the
+  list below is the formula's utils API, one name each. Names starting with ``_`` are not
+  packed.
+- One wrinkle, measured with Salt 3008.4 (tests/functional/test_utils_loader.py): the loader
+  puts the package in ``sys.modules`` only after this file ran, and ``salt.loaded.ext.utils``
+  is no package, so the relative imports below would fail ("'salt.loaded.ext.utils' is not a
+  package"). A stand-in holding the package's ``__path__`` is registered under its name first;
+  the loader replaces it with this module once this file has run. And the loader re-runs
+  this file after a re-sync into the same module object: the submodules are then dropped
+  from ``sys.modules`` first, so that a re-sync never leaves an old copy of one.
+- Nothing here uses a loader dunder, so the tests import the package as plain Python
+  (tests/support/cluster.py).
+
+A masterless minion or a test harness must list the repository root in ``module_dirs`` (or
+``_utils`` in ``utils_dirs``); module_dirs entries are searched for a ``_utils`` folder.
+"""
+
+# ruff: noqa: E402 (the submodules are imported after the stand-in below)
+import sys
+import types
+
+# Every load of this file imports its submodules afresh: after a re-sync, a minion's loader
+# runs this file again and must not get the old submodules from sys.modules.
+for _name in [name for name in sys.modules if name.startswith(__name__ + ".")]:
+    del sys.modules[_name]
+if __name__ not in sys.modules:  # Salt's loader; a plain import registers the package first
+    _stand_in = types.ModuleType(__name__)
+    _stand_in.__path__ = __path__
+    sys.modules[__name__] = _stand_in
+
+from .facts import (
+    apply_from,
+    controller_ids,
+    etcd_servers,
+    keepalived_role,
+    parse_minor,
+    parse_version,
+    pki_files,
+    pki_source,
+    priorities,
+    row_at,
+)
+from .flags import api_versions, build_flags, flag_context
+from .layers import layer_files, merge_layers, profile_of, tofs_sources
+from .names import (
+    COMPONENT_BINARIES,
+    COMPONENTS,
+    DEFAULT_ROOT,
+    PILLAR_KEY,
+    PROFILES,
+    ROOT_OPTION,
+    SECRET_FILES,
+    SECRET_KEYS,
+    formula_root,
+    pillar_key,
+)
+from .objects import kubelet_rules, object_diff, object_path, rbac_manifests
+from .orchestration import choose_cluster, clusters_from, controllers_of, skew_errors
+from .pki import (
+    apiserver_sans,
+    client_files,
+    etcd_check_files,
+    etcd_sans,
+    first_service_ip,
+    kubeconfig_text,
+    pki_plan,
+    pki_requisite_module,
+    pki_state_id,
+    pki_watch_for,
+    policy_name,
+    signing_policies,
+)
+from .validate import preflight, redact, validate_config, validate_minion
+
+__all__ = [
+    "COMPONENTS",
+    "COMPONENT_BINARIES",
+    "DEFAULT_ROOT",
+    "PILLAR_KEY",
+    "PROFILES",
+    "ROOT_OPTION",
+    "SECRET_FILES",
+    "SECRET_KEYS",
+    "api_versions",
+    "apiserver_sans",
+    "apply_from",
+    "build_flags",
+    "choose_cluster",
+    "client_files",
+    "clusters_from",
+    "controller_ids",
+    "controllers_of",
+    "etcd_check_files",
+    "etcd_sans",
+    "etcd_servers",
+    "first_service_ip",
+    "flag_context",
+    "formula_root",
+    "keepalived_role",
+    "kubeconfig_text",
+    "kubelet_rules",
+    "layer_files",
+    "merge_layers",
+    "object_diff",
+    "object_path",
+    "parse_minor",
+    "parse_version",
+    "pillar_key",
+    "pki_files",
+    "pki_plan",
+    "pki_requisite_module",
+    "pki_source",
+    "pki_state_id",
+    "pki_watch_for",
+    "policy_name",
+    "preflight",
+    "priorities",
+    "profile_of",
+    "rbac_manifests",
+    "redact",
+    "row_at",
+    "signing_policies",
+    "skew_errors",
+    "tofs_sources",
+    "validate_config",
+    "validate_minion",
+]

@@ -1,0 +1,79 @@
+"""Parameter layers (defaults, OS family, profile, pillar) and their merge; the TOFS
+source list of a template."""
+
+import copy
+
+import salt.utils.dictupdate
+from salt.exceptions import CommandExecutionError
+
+from .names import COMPONENTS, PILLAR_KEY, PROFILES
+
+
+def layer_files(root, layer, value=None):
+    """
+    The per-component parameter files of one layer, as salt:// paths without
+    the scheme: ``layer`` is ``defaults``, ``os_family`` (value: the family)
+    or ``profile`` (value: the profile name; none for an unknown profile,
+    which the validation reports).
+    """
+    if layer == "profile" and value not in PROFILES:
+        return []
+    name = {
+        "defaults": "defaults.yaml",
+        "os_family": f"os_family/{value}.yaml",
+        "profile": f"profile/{value}.yaml",
+    }[layer]
+    return [f"{root}/{component}/parameters/{name}" for component in COMPONENTS]
+
+
+def _layer(result, doc, source):
+    if doc is None:
+        return result
+    if not isinstance(doc, dict) or not isinstance(doc.get(PILLAR_KEY, {}), dict):
+        raise CommandExecutionError(f"{source}: expected a mapping under '{PILLAR_KEY}'")
+    layer = copy.deepcopy(doc.get(PILLAR_KEY) or {})
+    return salt.utils.dictupdate.update(result, layer, merge_lists=False)
+
+
+def merge_layers(defaults, os_layers, profile_layers, pillar):
+    """
+    Merge parameter layers, lowest first: defaults, OS family, profile, then
+    the pillar. Each layer is a list of ``(source, doc)`` pairs, ``doc``
+    holding a ``k8s_control_plane`` mapping (None: the file is absent). Lists
+    are replaced, never concatenated; the inputs are not changed.
+    """
+    result = {}
+    for source, doc in [*defaults, *os_layers, *profile_layers]:
+        result = _layer(result, doc, source)
+    return salt.utils.dictupdate.update(result, copy.deepcopy(pillar or {}), merge_lists=False)
+
+
+def profile_of(pillar, defaults):
+    """The profile the pillar asks for, else the one the defaults layer sets."""
+    profile = (pillar or {}).get("profile")
+    if profile is None:
+        for _, doc in defaults:
+            profile = ((doc or {}).get(PILLAR_KEY) or {}).get("profile", profile)
+    return profile
+
+
+def tofs_sources(root, component, name, tofs=None, grains=None):
+    """
+    The salt:// sources of a template, first found wins (template-formula's
+    TOFS): ``tofs:source_files:<name>`` (a list), then per grain of
+    ``tofs:files_switch`` (default id, os_family)
+    ``salt://<root>/<component>/files/<grain value>/<name>``, then
+    ``salt://<root>/<component>/files/default/<name>``.
+    """
+    tofs = tofs if isinstance(tofs, dict) else {}
+    grains = grains or {}
+    sources = list((tofs.get("source_files") or {}).get(name) or [])
+    switch = tofs.get("files_switch")
+    for grain in ["id", "os_family"] if switch is None else switch:
+        value = grains
+        for part in str(grain).split(":"):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            sources.append(f"salt://{root}/{component}/files/{value}/{name}")
+    sources.append(f"salt://{root}/{component}/files/default/{name}")
+    return sources
