@@ -1,6 +1,6 @@
 # The seed's cluster: "Kubernetes the Hard Way", chapter 08 (Korean edition).
 # Three controllers behind a keepalived VIP with haproxy, Kubernetes v1.18.6.
-# Every key and its default is documented in README.md ("Pillar reference");
+# Every key and its default is documented in docs/pillar.md ("Pillar reference");
 # keys left out here take the defaults in salt/k8s_control_plane/*/parameters/.
 k8s_control_plane:
   cluster: hardway           # this cluster's identity (orchestration targets it)

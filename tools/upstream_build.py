@@ -61,7 +61,7 @@ ETCD_COMMANDS = {
 # build/dependencies.yaml "etcd: version: 3.7.0"). Not the 3.6 line: 1.37.2 moved to 3.7.0.
 ETCD_VERSION = "3.7.0"
 # Minors whose k8s.io/kubernetes module graph the Go module proxy serves whole and that built
-# here (measured; see README "Versions"). Others run on the test doubles in the lab.
+# here (measured; see docs/lab.md, "Real binaries"). Others run on the test doubles in the lab.
 REAL_MINORS = range(34, 38)
 # The releases `make test` builds: one per real minor for the contract with the version table,
 # the last three the upgrade test's path (the last the lab's default); other releases of a real

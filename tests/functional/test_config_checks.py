@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.render import render_minion
+from tools.render import render_minion
 
 from .conftest import cluster_file
 

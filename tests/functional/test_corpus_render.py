@@ -1,5 +1,5 @@
 """
-`make render` (tests/render.py's main) refuses the corpus's invalid pillars
+`make render` (tools/render.py's main) refuses the corpus's invalid pillars
 (tests/corpus/invalid.yaml): it exits 1, prints every error of the case, and
 writes or removes nothing. A sample by default (about 2 s a case: one
 in-process minion per controller); CORPUS_ALL=1 runs every case.
@@ -11,9 +11,9 @@ import pathlib
 import pytest
 
 from tests.corpus import case_files, cases
-from tests.render import main
 from tests.support import pki
 from tests.support.cluster import PREFIX, versions_table
+from tools.render import main
 
 SAMPLE = {
     "combined-faults",
@@ -87,7 +87,7 @@ def test_a_rejected_render_keeps_what_out_holds(tmp_path, capsys):
 
 
 def test_render_never_writes_outside_out(tmp_path):
-    from tests.render import _write
+    from tools.render import _write
 
     out = tmp_path / "out"
     with pytest.raises(SystemExit, match="outside"):

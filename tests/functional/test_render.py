@@ -8,9 +8,9 @@ Regenerate the golden files after an intended change with
 
 import pytest
 
-from tests.render import render_minion
 from tests.support.golden import GOLDEN, GOLDEN_FILES, golden_text, updating
 from tests.support.minion import REPO
+from tools.render import render_minion
 
 from .conftest import cluster_file
 

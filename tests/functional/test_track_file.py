@@ -6,7 +6,7 @@ has started; the seed profile polls only and gets neither.
 
 import pytest
 
-from tests.render import render_minion
+from tools.render import render_minion
 
 DROP_IN = "etc/systemd/system/haproxy.service.d/k8s_control_plane-track-file.conf"
 TRACK = "/run/k8s_control_plane-haproxy-down"

@@ -22,8 +22,8 @@ import yaml
 from tests.doubles.kube_double.apiserver import ApiError, validate_rbac
 from tests.doubles.kube_double.checks import Checker
 from tests.doubles.kube_double.flags import SCHEDULER_CONFIG_VERSIONS, exists_in
-from tests.render import render_minion
 from tests.support.golden import GOLDEN, VERSIONED_FILES, golden_text
+from tools.render import render_minion
 
 MINION = "k8s-controller-1"  # applies the RBAC objects
 # The version-dependent files of the golden list (the load balancer's are not).

@@ -357,7 +357,7 @@ def _bring_up(orchestration: bool, count: int | None, version: str | None = None
         ensure_mirror_server()
         ensure_master()
         # the ext_pillar k8s_pki (the CA's keeper) and the utils it uses, on the master before
-        # any minion's pillar is compiled: what README "PKI" tells an operator to run once
+        # any minion's pillar is compiled: what docs/pki.md tells an operator to run once
         salt_cmd(["salt-run", "saltutil.sync_all"], timeout=120, check=True)
     ctl = controllers()
     extra = sorted(p.stem for p in RUN_DIR.glob("k8s-*.json") if p.stem not in ctl)

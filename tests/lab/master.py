@@ -50,7 +50,7 @@ def master_config() -> str:
         # salt/ only: _modules and _states are reached through its symlinks.
         "file_roots": {"base": [str(REPO / "salt")]},
         "pillar_roots": {"base": [str(PILLAR_DIR), str(REPO / "pillar")]},
-        # the cluster CA's keeper (README "PKI"): <pki_dir>/k8s_control_plane/<cluster>/
+        # the cluster CA's keeper (docs/pki.md): <pki_dir>/k8s_control_plane/<cluster>/
         "ext_pillar": [{"k8s_pki": {}}],
     }
     return "# The lab's salt-master (tests/lab/lab.py).\n" + yaml.safe_dump(conf, sort_keys=False)

@@ -7,8 +7,8 @@ repeats a secret value.
 import pytest
 
 from tests.corpus import case_config, case_pillar, cases
-from tests.render import load_cluster_text
 from tests.support.cluster import PREFIX, versions_table
+from tools.render import load_cluster_text
 
 CASES = cases()
 

@@ -83,7 +83,7 @@ def test_no_usable_controller_list_leaves_it_to_validation():
 
 
 def test_the_steps_form_one_chain_in_the_designed_order():
-    """The design (README, "The orchestration"): each step requires the one before."""
+    """The design (docs/installing.md, "The orchestration"): each step requires the one before."""
     steps = compile_steps()
     order = step_ids(steps)
     for before, after in itertools.pairwise(order):

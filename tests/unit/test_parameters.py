@@ -5,7 +5,7 @@ import pathlib
 import pytest
 import yaml
 
-from tests import pillar_reference
+from tools import pillar_reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "salt" / "k8s_control_plane"
 
@@ -33,7 +33,7 @@ def test_every_profile_sets_the_same_keys(folder):
     assert not keys["tuned"] & defaults, "a profile key also in defaults.yaml hides which wins"
 
 
-def test_the_readme_reference_is_current():
+def test_the_docs_pillar_reference_is_current():
     assert pillar_reference.main(["--check"]) == 0
 
 
@@ -59,8 +59,8 @@ def test_a_commented_mapping_is_one_entry(tmp_path):
 
 
 def test_drift_is_detected(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"x\n{pillar_reference.BEGIN}\n| stale |\n{pillar_reference.END}\n")
-    assert pillar_reference.main(["--check", "--readme", str(readme)]) == 1
-    assert pillar_reference.main(["--write", "--readme", str(readme)]) == 0
-    assert pillar_reference.main(["--check", "--readme", str(readme)]) == 0
+    doc = tmp_path / "pillar.md"
+    doc.write_text(f"x\n{pillar_reference.BEGIN}\n| stale |\n{pillar_reference.END}\n")
+    assert pillar_reference.main(["--check", "--doc", str(doc)]) == 1
+    assert pillar_reference.main(["--write", "--doc", str(doc)]) == 0
+    assert pillar_reference.main(["--check", "--doc", str(doc)]) == 0

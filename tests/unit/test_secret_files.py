@@ -11,9 +11,9 @@ import stat
 
 import pytest
 
-from tests import render
 from tests.support import pki
 from tests.support.files import write_file
+from tools import render
 
 
 def mode_of(path):

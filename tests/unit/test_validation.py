@@ -1,6 +1,6 @@
 """
 The layered configuration (k8s_cluster.config, the utils' merge_layers) and
-``validate_config`` (_utils/k8s_control_plane.py), one case per rule.
+``validate_config`` (_utils/k8s_control_plane/), one case per rule.
 
 The merged configurations are built as ``k8s_cluster.config`` builds them
 (tests/support/cluster.py): the repository's parameter files under the
@@ -726,7 +726,7 @@ def test_missing_secrets_are_listed_in_one_error(table, rules):
     assert missing[0] == (
         f"{PREFIX}secrets: missing ca.pem, ca-key.pem, kubernetes.pem, kubernetes-key.pem, "
         "service-account.pem, service-account-key.pem, admin.kubeconfig, "
-        "kube-controller-manager.kubeconfig, kube-scheduler.kubeconfig (see README, 'Secrets')"
+        "kube-controller-manager.kubeconfig, kube-scheduler.kubeconfig (see docs/pki.md, 'Secrets')"
     )
     assert errors_for(errors, "secrets:encryption_key")
 

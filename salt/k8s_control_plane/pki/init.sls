@@ -2,7 +2,7 @@
 """
 Seed step "Configure the Kubernetes API Server" (the certificates, keys,
 kubeconfigs and encryption config in /var/lib/kubernetes), made by Salt
-(README "PKI"): with pki:source salt each key is made on this controller and
+(docs/pki.md): with pki:source salt each key is made on this controller and
 each certificate signed here through the cluster's signing policies, re-issued
 when its SANs differ from the pillar's or it is within pki:renew_before_days
 of expiry; the kubeconfigs are built from them (k8s_pki.kubeconfig_managed).

@@ -71,7 +71,7 @@ def run():
         watch = [
             {"file": unit},
             {"file": f"{root}-controlplane-binaries-file-managed-{component}"},
-            # the PKI files it reads (k8s_pki.watch: _utils/k8s_pki.py READERS)
+            # the PKI files it reads (k8s_pki.watch: _utils/k8s_control_plane/pki.py READERS)
             *__salt__["k8s_pki.watch"](component, root),
         ]
         if component == "kube-scheduler":
