@@ -11,9 +11,9 @@ CMD ?=
 
 # Debian packages the tests use on the host: the real tools that check the
 # rendered configs (keepalived -t, haproxy -c), etcd for the doubles' tests,
-# and what the lab needs to build and boot its controllers.
+# what the lab needs to build and boot its controllers, and shellcheck for make lint.
 APT_PACKAGES := keepalived haproxy etcd-server etcd-client openssl iproute2 curl \
-	systemd-container debootstrap python3-venv nftables
+	systemd-container debootstrap python3-venv nftables shellcheck
 
 .PHONY: help venv deps test unit functional integration lint docs render lab lab-down lab-exec lab-salt faults bench bench-quick clean
 
@@ -23,7 +23,7 @@ help:
 	@echo "make lab VERSION=1.36.3  another Kubernetes release (real for 1.34-1.37, built from upstream's Go modules; test doubles below)"
 	@echo "make test       run every test (lint, unit, functional, integration, lab)"
 	@echo "make render CLUSTER=hardway OUT=build/render   write every managed file per controller"
-	@echo "make docs       regenerate README's pillar reference from the parameter files"
+	@echo "make docs       regenerate docs/pillar.md's pillar reference from the parameter files"
 	@echo "make lab-exec HOST=k8s-controller-1 CMD='...'  run a command on a lab controller"
 	@echo "make lab-salt CMD=\"salt '*' test.ping\"        run a Salt command on the lab's master"
 	@echo "make lab-down   remove the lab"
@@ -49,12 +49,14 @@ build/.apt-installed: Makefile
 	fi
 	@touch $@
 
-lint: venv
+lint: venv deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) tests/lint_sls.py
 	$(PY) tests/lint_cli.py
-	$(PY) tests/pillar_reference.py --check
+	$(PY) tools/pillar_reference.py --check
+	$(VENV)/bin/yamllint --strict .
+	shellcheck .ci/run
 
 unit: venv
 	$(PY) -m pytest tests/unit
@@ -68,12 +70,12 @@ integration: venv deps
 test: venv deps lint
 	$(PY) -m pytest tests
 
-# README's pillar reference, from the commented parameter files.
+# docs/pillar.md's pillar reference, from the commented parameter files.
 docs: venv
-	$(PY) tests/pillar_reference.py --write
+	$(PY) tools/pillar_reference.py --write
 
 render: venv
-	$(PY) tests/render.py --cluster $(CLUSTER) --out $(OUT)
+	$(PY) tools/render.py --cluster $(CLUSTER) --out $(OUT)
 
 # CONTROLLERS=N (1-9): k8s-controller-1..N at 10.240.0.11.. (the seed's pattern); unset keeps
 # the running lab's count, three for a new lab.
