@@ -213,7 +213,7 @@ def sls_states(sls, validated):
                 ]
             }
         elif entry["kind"] == "template":
-            apis = __salt__["k8s_controlplane.apis"]()
+            apis = __salt__["k8s_flags.apis"]()
             states[sid] = {
                 "file.managed": [
                     *common[:2],

@@ -1,7 +1,7 @@
 """
 The seed's kubelet RBAC objects as manifests, with the API version the
 cluster's Kubernetes version serves and the kubelet API subresources it
-needs (k8s_controlplane.apis, from the version table's
+needs (k8s_flags.apis, from the version table's
 ``kubelet_api_resources``; the rule:
 ``_utils/k8s_control_plane/objects.py``, ``rbac_manifests``).
 """
@@ -29,7 +29,7 @@ def manifests():
         salt k8s-controller-1 k8s_rbac.manifests --out=yaml
     """
     cfg = __salt__["k8s_cluster.config"]()
-    apis = __salt__["k8s_controlplane.apis"]()
+    apis = __salt__["k8s_flags.apis"]()
     api_version = apis["rbac"]
     resources = apis.get("kubelet_api_resources") or []
     log.debug("k8s_rbac: manifests at %s, kubelet API %s", api_version, resources)

@@ -231,7 +231,7 @@ def vip_given_back(name, tgt, tgt_type="list", timeout=30, interval=0.2):
         ret["changes"] = {"keepalived": {name: "would start"}}
         ret["comment"] = f"Would start keepalived on {name}"
         return ret
-    role = _ask(name, "list", "keepalived_role.role").get(name) or {}
+    role = _ask(name, "list", "k8s_keepalived.role").get(name) or {}
     want = name if role.get("state") == "MASTER" else None
     _ask(name, "list", "service.start", kwarg={"name": "keepalived"})
     holders, silent = _wait_holder(tgt, tgt_type, None, timeout, interval, want)

@@ -36,7 +36,7 @@ def test_highstate_test_mode_on_every_controller(salt_cli, synced):
 
 
 def test_role_module_from_the_cli(salt_cli, synced):
-    ret = salt_cli.run("keepalived_role.role", minion_tgt="k8s-controller-2")
+    ret = salt_cli.run("k8s_keepalived.role", minion_tgt="k8s-controller-2")
     assert ret.data["state"] == "BACKUP"
     assert ret.data["priority"] == 100
     assert ret.data["unicast_peers"] == ["10.240.0.11", "10.240.0.13"]

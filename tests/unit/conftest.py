@@ -57,7 +57,7 @@ def objects():
 
 @pytest.fixture(scope="module")
 def cluster_at(tmp_path_factory):
-    """cluster_at(version) -> (k8s_controlplane module loader args): the hardway cluster at
+    """cluster_at(version) -> (k8s_flags module loader args): the hardway cluster at
     ``version``, its PKI and rendered config files under a temporary directory."""
     made = {}
 

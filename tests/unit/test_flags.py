@@ -1,7 +1,7 @@
 """
 The components' flags per Kubernetes version (the utils' build_flags and
 flag_context; the seed's v1.18.6 units are the reference), the API versions
-per version (api_versions), and k8s_controlplane.flags/apis over them.
+per version (api_versions), and k8s_flags.flags/apis over them.
 """
 
 import pathlib
@@ -209,7 +209,7 @@ def test_extra_args_combined(table, rules, seed_cfg):
 def test_flags_reads_extra_args_from_the_config(modules, table, seed_cfg):
     set_path(seed_cfg, "controlplane:extra_args", {"kube-scheduler": {"v": 5}})
     mod = modules(
-        "k8s_controlplane",
+        "k8s_flags",
         __salt__={
             "k8s_cluster.config": lambda: seed_cfg,
             "k8s_cluster.controller": lambda: {"id": "k8s-controller-2", "address": "10.240.0.12"},
@@ -300,7 +300,7 @@ def test_api_versions_below_the_table(table, rules):
 def test_encryption_config_is_the_documented_form(modules, table, seed_cfg, version):
     set_path(seed_cfg, "kubernetes:version", version)
     mod = modules(
-        "k8s_controlplane",
+        "k8s_flags",
         __salt__={"k8s_cluster.config": lambda: seed_cfg, "k8s_cluster.versions": lambda: table},
     )
     apis = mod.apis()
@@ -335,7 +335,7 @@ FINE_GRAINED = ["nodes/pods", "nodes/healthz", "nodes/configz"]
 def test_kubelet_rbac_rules_per_version(modules, table, seed_cfg, version, resources):
     set_path(seed_cfg, "kubernetes:version", version)
     salt = {"k8s_cluster.config": lambda: seed_cfg, "k8s_cluster.versions": lambda: table}
-    salt["k8s_controlplane.apis"] = modules("k8s_controlplane", __salt__=salt).apis
+    salt["k8s_flags.apis"] = modules("k8s_flags", __salt__=salt).apis
     role, binding = modules("k8s_rbac", __salt__=salt).manifests()
     assert role["rules"] == [{"apiGroups": [""], "resources": resources, "verbs": ["*"]}]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]

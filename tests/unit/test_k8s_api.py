@@ -238,7 +238,7 @@ def test_manifests_uses_the_config_and_the_api_version(modules):
         "k8s_rbac",
         __salt__={
             "k8s_cluster.config": lambda: cfg,
-            "k8s_controlplane.apis": lambda: {"rbac": RBAC_V1},
+            "k8s_flags.apis": lambda: {"rbac": RBAC_V1},
         },
     )
     assert mod.manifests() == [ROLE, BINDING]

@@ -157,7 +157,7 @@ def test_roles_of_a_valid_cluster_validate(rules, seed):
 
 def _with_config(modules, cfg, minion_id, ip4_interfaces):
     return modules(
-        "keepalived_role",
+        "k8s_keepalived",
         __salt__={"k8s_cluster.config": lambda: cfg},
         __grains__={"id": minion_id, "ip4_interfaces": ip4_interfaces},
     )

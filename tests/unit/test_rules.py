@@ -351,11 +351,11 @@ def test_roles_and_flags_are_logged(modules, caplog):
     }
     grains = {"id": "k8s-controller-2", "ip4_interfaces": {}}
     with caplog.at_level(logging.DEBUG):
-        modules("keepalived_role", __salt__=salt, __grains__=grains).role()
-        modules("k8s_controlplane", __salt__=salt).flags("kube-scheduler")
+        modules("k8s_keepalived", __salt__=salt, __grains__=grains).role()
+        modules("k8s_flags", __salt__=salt).flags("kube-scheduler")
     messages = [r.getMessage() for r in caplog.records]
-    assert "keepalived_role: k8s-controller-2 is BACKUP, priority 100, on enp0s8" in messages
-    assert "k8s_controlplane: kube-scheduler at 1.18.6: 2 flags (0 from extra_args)" in messages
+    assert "k8s_keepalived: k8s-controller-2 is BACKUP, priority 100, on enp0s8" in messages
+    assert "k8s_flags: kube-scheduler at 1.18.6: 2 flags (0 from extra_args)" in messages
 
 
 def test_k8s_health_needs_ip(modules, monkeypatch):
@@ -369,7 +369,7 @@ def test_k8s_health_needs_ip(modules, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name", ["k8s_cluster", "keepalived_role", "k8s_controlplane", "k8s_rbac", "k8s_api"]
+    "name", ["k8s_cluster", "k8s_keepalived", "k8s_flags", "k8s_rbac", "k8s_api"]
 )
 def test_modules_that_shell_out_to_nothing_always_load(modules, name):
     assert modules(name).__virtual__() == name

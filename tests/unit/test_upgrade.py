@@ -186,7 +186,7 @@ class Controllers:
             },
             "k8s_health.haproxy_server": lambda m: self._haproxy(m, kwarg),
             "service.status": lambda m: self.keepalived[m],
-            "keepalived_role.role": lambda m: {"state": "MASTER" if m == IDS[0] else "BACKUP"},
+            "k8s_keepalived.role": lambda m: {"state": "MASTER" if m == IDS[0] else "BACKUP"},
         }
         answer = answers.get(fun, lambda m: True)
         if fun == "k8s_health.haproxy_server":

@@ -2,7 +2,7 @@
 The contract between the formula's version table
 (salt/k8s_control_plane/controlplane/parameters/versions.yaml) and the kube control plane test
 doubles (tests/doubles/kube_double/flags.py), two tables written from separate readings of
-upstream: for every minor the double covers, each component's flags as k8s_controlplane.flags
+upstream: for every minor the double covers, each component's flags as k8s_flags.flags
 builds them (the utils' build_flags), with the files they point at rendered from the formula's
 own templates (encryption config, scheduler config at the table's API version) and the cluster's
 PKI, run through the double stamped with that minor in validate-only mode. The double must
@@ -76,7 +76,7 @@ def render(name, **context):
 
 def controlplane(modules, cfg, table):
     return modules(
-        "k8s_controlplane",
+        "k8s_flags",
         __salt__={
             "k8s_cluster.config": lambda: cfg,
             "k8s_cluster.controller": lambda: {"id": "k8s-controller-1", "address": ADDRESS},

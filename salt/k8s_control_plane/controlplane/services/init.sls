@@ -2,7 +2,7 @@
 """
 Seed steps "Configure the Kubernetes API Server / Controller Manager /
 Scheduler" and "Start the Controller Services": one systemd unit each with
-the flags of the pillar's version (k8s_controlplane.flags), the scheduler's
+the flags of the pillar's version (k8s_flags.flags), the scheduler's
 configuration, all enabled and running, restarted when a unit, a binary or
 a file they read changes.
 """
@@ -35,7 +35,7 @@ def run():
                 {"template": "jinja"},
                 {
                     "context": {
-                        "api_version": __salt__["k8s_controlplane.apis"]()["scheduler_config"],
+                        "api_version": __salt__["k8s_flags.apis"]()["scheduler_config"],
                         "pki_dir": cp["pki_dir"],
                     }
                 },
@@ -59,7 +59,7 @@ def run():
                         "component": component,
                         "description": description,
                         "bin_dir": cp["bin_dir"],
-                        "flags": __salt__["k8s_controlplane.flags"](component),
+                        "flags": __salt__["k8s_flags.flags"](component),
                     }
                 },
                 {"user": "root"},

@@ -2,7 +2,7 @@
 """
 Seed step "Install keepalived": the package, a tracking script run by an
 unprivileged user under script security, and keepalived.conf from the role
-that keepalived_role computes (checked by `keepalived -t` before it replaces
+that k8s_keepalived.role computes (checked by `keepalived -t` before it replaces
 the live file). keepalived reloads when its configuration changes.
 """
 
@@ -45,7 +45,7 @@ def run():
                     )
                 },
                 {"template": "jinja"},
-                {"context": {"ka": ka, "role": __salt__["keepalived_role.role"]()}},
+                {"context": {"ka": ka, "role": __salt__["k8s_keepalived.role"]()}},
                 {"user": "root"},
                 {"group": "root"},
                 {"mode": "0600"},

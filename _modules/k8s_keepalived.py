@@ -14,7 +14,7 @@ from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
-__virtualname__ = "keepalived_role"
+__virtualname__ = "k8s_keepalived"
 
 
 def __virtual__():
@@ -25,7 +25,7 @@ def __virtual__():
 def _compute(cfg, minion_id, ip4_interfaces):
     role = __utils__["k8s_control_plane.keepalived_role"](cfg, minion_id, ip4_interfaces)
     log.debug(
-        "keepalived_role: %s is %s, priority %s, on %s",
+        "k8s_keepalived: %s is %s, priority %s, on %s",
         minion_id,
         role["state"],
         role["priority"],
@@ -47,7 +47,7 @@ def role(minion_id=None):
 
     .. code-block:: bash
 
-        salt k8s-controller-2 keepalived_role.role
+        salt k8s-controller-2 k8s_keepalived.role
     """
     cfg = __salt__["k8s_cluster.config"]()
     own = minion_id in (None, __grains__["id"])
@@ -66,7 +66,7 @@ def roles():
 
     .. code-block:: bash
 
-        salt k8s-controller-1 keepalived_role.roles
+        salt k8s-controller-1 k8s_keepalived.roles
     """
     cfg = __salt__["k8s_cluster.config"]()
     grains_if = __grains__.get("ip4_interfaces")
@@ -76,6 +76,6 @@ def roles():
         try:
             result[entry["id"]] = _compute(cfg, entry["id"], grains_if if own else {})
         except CommandExecutionError as exc:
-            log.debug("keepalived_role: no role for %s: %s", entry["id"], exc)
+            log.debug("k8s_keepalived: no role for %s: %s", entry["id"], exc)
             result[entry["id"]] = {"error": str(exc)}
     return result

@@ -11,7 +11,7 @@ from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
-__virtualname__ = "k8s_controlplane"
+__virtualname__ = "k8s_flags"
 
 
 def __virtual__():
@@ -34,7 +34,7 @@ def flags(component, address=None):
 
     .. code-block:: bash
 
-        salt k8s-controller-1 k8s_controlplane.flags kube-apiserver
+        salt k8s-controller-1 k8s_flags.flags kube-apiserver
     """
     cfg = __salt__["k8s_cluster.config"]()
     address = address or __salt__["k8s_cluster.controller"]()["address"]
@@ -48,7 +48,7 @@ def flags(component, address=None):
         extra,
     )
     log.debug(
-        "k8s_controlplane: %s at %s: %d flags (%d from extra_args)",
+        "k8s_flags: %s at %s: %d flags (%d from extra_args)",
         component,
         version,
         len(result),
@@ -69,7 +69,7 @@ def apis():
 
     .. code-block:: bash
 
-        salt k8s-controller-1 k8s_controlplane.apis
+        salt k8s-controller-1 k8s_flags.apis
     """
     cfg = __salt__["k8s_cluster.config"]()
     version = cfg["kubernetes"]["version"]
@@ -82,5 +82,5 @@ def apis():
     result.update(encryption_config=row["api"], encryption_config_kind=row["kind"])
     row = __utils__["k8s_control_plane.row_at"](table.get("kubelet_api_resources"), minor)
     result["kubelet_api_resources"] = list((row or {}).get("resources") or [])
-    log.debug("k8s_controlplane: API versions at %s: %s", version, result)
+    log.debug("k8s_flags: API versions at %s: %s", version, result)
     return result
