@@ -310,3 +310,31 @@ def validate():
         )
         __context__[key] = {"valid": not errors, "errors": errors}
     return copy.deepcopy(__context__[key])
+
+
+def sls_context(sls):
+    """
+    What every ``#!py`` SLS of the formula starts from, in one place: the formula's root
+    (``k8s_control_plane`` unless moved), the validation SLS every state requires
+    (``<root>.cluster.validate``), the prefix of the SLS's state IDs (the SLS path with ``-``
+    for ``.``: ``<root>-loadbalancer-haproxy``, template-formula's rule), and the merged
+    configuration, or None when the validation failed (the SLS then only includes the
+    validation, whose state fails naming every error, and nothing else runs).
+
+    sls
+        The SLS's own name (``sls`` in a ``#!py`` SLS).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_cluster.sls_context k8s_control_plane.loadbalancer.haproxy
+    """
+    root = str(sls).split(".", 1)[0]
+    valid = validate()["valid"]
+    return {
+        "root": root,
+        "validated": f"{root}.cluster.validate",
+        "sid": str(sls).replace(".", "-"),
+        "cfg": config() if valid else None,
+    }

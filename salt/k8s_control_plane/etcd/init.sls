@@ -8,15 +8,14 @@ unless etcd:managed is true.
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
-    cfg = __salt__["k8s_cluster.config"]()
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    root, validated, cfg = ctx["root"], ctx["validated"], ctx["cfg"]
     etcd = cfg["etcd"]
     if not etcd["managed"]:
         return {"include": [validated]}
-    sid = f"{root}-etcd"
+    sid = ctx["sid"]  # the SLS path: <root>-<component>[-<sls>]
     me = __salt__["k8s_cluster.controller"]()
     base = f"{etcd['release_url'].rstrip('/')}/v{str(etcd['version']).lstrip('v')}"
     base += f"/bin/linux/{cfg['kubernetes']['arch']}"

@@ -10,8 +10,8 @@ the directory is refused before anything is written (k8s_pki.no_symlinks).
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    validated = ctx["validated"]
     return {"include": [validated], **__salt__["k8s_pki.sls_states"]("ca", validated)}

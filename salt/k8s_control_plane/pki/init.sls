@@ -12,9 +12,9 @@ content enters the state data and no diff is printed.
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    root, validated = ctx["root"], ctx["validated"]
     states = __salt__["k8s_pki.sls_states"]("init", validated)
     return {"include": [validated, f"{root}.pki.ca"], **states}

@@ -9,14 +9,14 @@ apiserver is ready; on the others this SLS has nothing to do.
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    validated = ctx["validated"]
     if __grains__["id"] != __salt__["k8s_cluster.identity"]()["apply_from"]:
         return {"include": [validated]}
     rbac = __salt__["k8s_cluster.config"]()["rbac"]
-    sid = f"{root}-rbac"
+    sid = ctx["sid"]  # the SLS path: <root>-<component>[-<sls>]
     states = {
         "include": [validated],
         f"{sid}-k8s_health-ready": {

@@ -9,11 +9,10 @@ jump of minors): k8s_upgrade.installable refuses first.
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
-    cfg = __salt__["k8s_cluster.config"]()
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    root, validated, cfg = ctx["root"], ctx["validated"], ctx["cfg"]
     cp, k8s = cfg["controlplane"], cfg["kubernetes"]
     version = "v" + str(k8s["version"]).lstrip("v")
     base = f"{k8s['release_url'].rstrip('/')}/{version}/bin/linux/{k8s['arch']}"

@@ -15,13 +15,12 @@ DESCRIPTIONS = {
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
-    cfg = __salt__["k8s_cluster.config"]()
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    root, validated, cfg = ctx["root"], ctx["validated"], ctx["cfg"]
     cp = cfg["controlplane"]
-    sid = f"{root}-controlplane-services"
+    sid = ctx["sid"]  # the SLS path: <root>-<component>[-<sls>]
     states = {
         "include": [validated, f"{root}.controlplane.binaries", f"{root}.pki"],
         f"{sid}-file-managed-kube-scheduler.yaml": {

@@ -42,13 +42,12 @@ def _track_file_state(cfg, sid):
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
-    cfg = __salt__["k8s_cluster.config"]()
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    root, validated, cfg = ctx["root"], ctx["validated"], ctx["cfg"]
     h = cfg["loadbalancer"]["haproxy"]
-    sid = f"{root}-loadbalancer-haproxy"
+    sid = ctx["sid"]  # the SLS path: <root>-<component>[-<sls>]
     controllers = [{"id": c["id"], "address": c["address"]} for c in cfg["controllers"]]
     track_state = _track_file_state(cfg, sid)
     track_id = f"{sid}-{next(iter(track_state)).replace('.', '-')}-track_file"

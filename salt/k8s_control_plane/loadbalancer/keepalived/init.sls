@@ -14,13 +14,12 @@ CHECK_CMD = 'sh -c \'trap "" TERM; exec keepalived -t -f "$0"\''
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
-    cfg = __salt__["k8s_cluster.config"]()
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    validated, cfg = ctx["validated"], ctx["cfg"]
     ka = cfg["loadbalancer"]["keepalived"]
-    sid = f"{root}-loadbalancer-keepalived"
+    sid = ctx["sid"]  # the SLS path: <root>-<component>[-<sls>]
     return {
         "include": [validated],
         f"{sid}-pkg-installed": {

@@ -6,11 +6,10 @@ haproxy on a backup can bind the VIP it does not hold yet.
 
 
 def run():
-    root = sls.split(".")[0]
-    validated = f"{root}.cluster.validate"
-    if not __salt__["k8s_cluster.validate"]()["valid"]:
-        return {"include": [validated]}
-    cfg = __salt__["k8s_cluster.config"]()
+    ctx = __salt__["k8s_cluster.sls_context"](sls)
+    if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
+        return {"include": [ctx["validated"]]}
+    root, validated, cfg = ctx["root"], ctx["validated"], ctx["cfg"]
     return {
         "include": [validated],
         f"{root}-loadbalancer-sysctl-sysctl-present": {
