@@ -15,7 +15,7 @@ CMD ?=
 APT_PACKAGES := keepalived haproxy etcd-server etcd-client openssl iproute2 curl \
 	systemd-container debootstrap python3-venv nftables shellcheck
 
-.PHONY: help venv deps test unit functional integration lint docs render lab lab-down lab-exec lab-salt faults bench bench-quick clean
+.PHONY: help venv deps test unit functional integration lint docs render lab lab-down lab-exec lab-salt faults upgrades bench bench-quick clean
 
 help:
 	@echo "make lab        build the lab (three controllers) and run the orchestration on it"
@@ -27,6 +27,7 @@ help:
 	@echo "make lab-exec HOST=k8s-controller-1 CMD='...'  run a command on a lab controller"
 	@echo "make lab-salt CMD=\"salt '*' test.ping\"        run a Salt command on the lab's master"
 	@echo "make lab-down   remove the lab"
+	@echo "make upgrades   the lab upgrade test over three releases (1.35.4 -> 1.36.3 with move_vip -> 1.37.2)"
 	@echo "make faults     the lab fault tests, each failover fault 5 times (FAULT_REPEAT=5), with the VIP holder census"
 	@echo "make bench      failover benchmark on the lab: seed profile against tuned (TRIALS=10)"
 	@echo "make bench-quick   the short bench CI runs after the tests, with its gate"
@@ -103,6 +104,11 @@ lab-salt: venv
 FAULT_REPEAT ?= 5
 faults: venv deps
 	K8S_FAULT_REPEAT=$(FAULT_REPEAT) $(PY) -m pytest -ra tests/lab/test_faults.py
+
+# The upgrade test's variants that need a third release (make test runs 1.36.3 -> 1.37.2): a
+# two-minor jump refused, the move_vip upgrade by pillar, then the command-line upgrade.
+upgrades: venv deps
+	K8S_UPGRADE_PATH=three $(PY) -m pytest -ra tests/lab/test_upgrade.py
 
 # Every fault, the apiserver, the load run and the orchestration, TRIALS each
 # (about 1.5 h at 10); bench-quick is CI's short run with its gate.

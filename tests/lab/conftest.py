@@ -1,4 +1,12 @@
-"""The lab's end-to-end fixtures: a fresh lab per module, always torn down.
+"""The lab's end-to-end fixtures: a fresh lab for the modules that need one, a converged lab
+handed from one module to the next where they allow it, always torn down at the end.
+
+A module that needs a lab from nothing (before any orchestration) takes ``fresh_lab``. One that
+needs a converged lab takes ``converged_lab``: the lab the module before it handed over
+(``hand_over()``: converged at that version, the override pillar unset, its last orchestration
+a success), else a fresh one orchestrated here. A lab nobody hands over comes down with its
+module. The modules run in ORDER so that the hand-overs line up (each saves a boot and a
+first orchestration: 2-3 minutes on the real binaries).
 
 The tests run only as root with systemd-nspawn (and without K8S_LAB_SKIP); otherwise they are
 skipped with the reason (pytest -ra prints it). K8S_LAB_KEEP=1 leaves the lab running after the
@@ -7,15 +15,38 @@ tests, for a look with `make lab-exec` / `make lab-salt` (then `make lab-down`).
 
 import json
 import os
+import time
 
 import pytest
 
 from tests.lab import lab
+from tests.lab.common import DEFAULT_VERSION
+from tests.lab.handover import HANDOVER
 
 UNAVAILABLE = lab.unavailable()
 
 
+# The lab modules in the order they run: test_clean hands its lab to test_refused_input and that
+# to test_secrets (the real default release); test_pki hands its lab to test_faults (the doubles
+# at the seed's 1.18.6). test_lab and test_upgrade need labs of their own.
+ORDER = (
+    "test_lab.py",
+    "test_clean.py",
+    "test_refused_input.py",
+    "test_secrets.py",
+    "test_pki.py",
+    "test_faults.py",
+    "test_upgrade.py",
+)
+
+
+def _rank(item) -> int:
+    name = item.path.name if "tests/lab/" in item.nodeid else ""
+    return ORDER.index(name) if name in ORDER else (-1 if not name else len(ORDER))
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)  # stable: the order within a module, and outside the lab, is kept
     for item in items:
         if "tests/lab/" in item.nodeid:
             item.add_marker(pytest.mark.lab)
@@ -46,15 +77,78 @@ def pytest_terminal_summary(terminalreporter):
                 terminalreporter.write_line(f"{name:45} {value:7.2f} s")
 
 
+def _version(request) -> str | None:
+    return os.environ.get("K8S_LAB_VERSION") or getattr(request.module, "LAB_VERSION", None)
+
+
 @pytest.fixture(scope="module")
 def fresh_lab(request, measured):
     """
     A lab brought up from nothing (down first), keys accepted, not yet orchestrated, at
     K8S_LAB_VERSION when set, else the module's LAB_VERSION, else the lab's (the real 1.37.2).
     """
-    version = os.environ.get("K8S_LAB_VERSION") or getattr(request.module, "LAB_VERSION", None)
+    HANDOVER.clear()
     with lab.exclusive():
-        yield from _fresh_lab(measured, version)
+        yield from _fresh_lab(measured, _version(request))
+
+
+@pytest.fixture(scope="module")
+def converged_lab(request, measured):
+    """
+    A converged lab with the override pillar unset, at the version fresh_lab would use: the one
+    the previous module handed over, else a fresh lab and its first orchestration. Yields
+    whether it was handed over.
+    """
+    wanted = _version(request) or DEFAULT_VERSION
+    handed = HANDOVER.pop("version", None)
+    if (
+        handed == wanted
+        and lab.running_containers()
+        and len(lab.running_containers()) == len(lab.controllers())
+    ):
+        lab.say(f"taking over the converged lab at {handed} from the module before")
+        measured["up: converged lab taken over (count)"] = 1
+        with lab.exclusive():
+            yield from _kept(measured, handed=True)
+        return
+    HANDOVER.clear()
+    with lab.exclusive():
+        fresh = _fresh_lab(measured, _version(request))
+        next(fresh)
+        try:
+            start = time.monotonic()
+            report, _ = lab.orchestrate()
+            measured["up: first orchestration"] = time.monotonic() - start
+            assert report["ok"], "orchestration failed:\n" + "\n".join(report["errors"])[-6000:]
+            lab.wait_for_holders([next(iter(lab.controllers()))], timeout=60)
+            yield False
+        finally:
+            fresh.close()  # its finally: down, unless this module handed the lab over
+
+
+def _kept(measured, handed):
+    try:
+        yield handed
+    finally:
+        _down_unless_handed_over(measured)
+
+
+def _down_unless_handed_over(measured):
+    if os.environ.get("K8S_LAB_KEEP") or HANDOVER:
+        return
+    left = lab.down()
+    measured["down"] = lab.TIMINGS.get("down", 0.0)
+    assert not left, f"lab-down left things behind: {left}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _last_lab_down():
+    """A lab handed over to no module comes down at the end of the session."""
+    yield
+    if HANDOVER and not os.environ.get("K8S_LAB_KEEP"):
+        HANDOVER.clear()
+        with lab.exclusive():
+            lab.down()
 
 
 def _fresh_lab(measured, version=None):
@@ -67,7 +161,4 @@ def _fresh_lab(measured, version=None):
                 measured[f"up: {phase}"] = lab.TIMINGS[phase]
         yield lab
     finally:
-        if not os.environ.get("K8S_LAB_KEEP"):
-            left = lab.down()
-            measured["down"] = lab.TIMINGS.get("down", 0.0)
-            assert not left, f"lab-down left things behind: {left}"
+        _down_unless_handed_over(measured)

@@ -28,6 +28,7 @@ import warnings
 import pytest
 
 from tests.lab import lab
+from tests.lab.handover import hand_over
 
 ROOT = "k8s_control_plane"
 TARGET = "k8s-controller-*"
@@ -332,3 +333,4 @@ def test_second_orchestration_after_clean_changes_nothing(up, measured):
     measured["orchestration after clean (no-op)"] = time.monotonic() - start
     assert report["ok"], "\n".join(report["errors"])
     assert report["state_changes"] == []
+    hand_over()  # converged, no override: test_refused_input takes this lab

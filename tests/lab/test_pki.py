@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.lab import lab
+from tests.lab.handover import hand_over
 from tests.lab.probe import probe_once
 
 # Still on the test doubles at the seed's 1.18.6 (the lab's default is the real 1.37.2). On the
@@ -75,8 +76,9 @@ def _sans(cert):
 
 
 @pytest.fixture(scope="module")
-def converged(fresh_lab, measured):
-    _orchestrate(measured, "first orchestration (bare containers to a verified cluster)")
+def converged(converged_lab, measured):
+    """A lab from bare containers to a verified cluster (the first orchestration is
+    converged_lab's), handed to test_faults at the end."""
     try:
         yield
     finally:
@@ -214,3 +216,4 @@ def test_pillar_supplied_certificates_still_work(converged, measured):
             if not path.endswith("/ca.pem"):
                 assert found["signed_by_ca"], f"{name}:{path} not re-issued by the salt CA"
     assert not probe_once("/readyz")["failures"]
+    hand_over()  # converged at pki:source salt, no override: test_faults takes this lab

@@ -1,27 +1,31 @@
-"""The rolling upgrade keeps the API up (issue 8, items 4-5), on the lab.
+"""The rolling upgrade keeps the API up (issue 8, items 4-5), on the lab, on real releases only
+(never a double and a real apiserver on one etcd).
 
-The lab comes up at 1.35.4 (the lab's override pillar sets kubernetes:version before the first
-orchestration, and the default `tuned` profile: the seed's cluster file pins `profile: seed`,
-whose haproxy checks every 10 s without redispatch). The mirror publishes upstream's binaries
-(built from the Go modules) and the real kubectl of every release the test goes through
-(tests/lab/mirror.py): 1.35.4, 1.36.3, 1.37.2, all real. Then:
+`make test` runs the path of tools/upstream_build.py LAB_RELEASES, 1.36.3 -> 1.37.2 (the
+releases the lab runs on anyway: a cold machine builds two releases, not three); `make upgrades`
+(K8S_UPGRADE_PATH=three) runs UPGRADE_PATH, which adds the variants that
+need a third release. The lab comes up at the first release (the lab's override pillar sets
+kubernetes:version before the first orchestration, and the default `tuned` profile: the seed's
+cluster file pins `profile: seed`, whose haproxy checks every 10 s without redispatch). The
+mirror publishes upstream's binaries (built from the Go modules) and the real kubectl of every
+release on the path (tests/lab/mirror.py). Then:
 
-1. `orch.upgrade pillar='{"version": "1.37.2"}'`, two minors ahead, is refused by the skew check
-   (upgrade-skew) with nothing changed (the snapshot of tests/lab/snapshot.py);
-2. the operator bumps the pillar to 1.36.3 and runs `orch.upgrade pillar='{"move_vip": true}'`:
-   it succeeds while a probe in the lab's namespace calls https://VIP:8443/readyz every 100 ms
-   (tests/lab/probe.py); the VIP leaves its holder and comes back, one holder at a time; the
-   probe's failed calls are counted and reported, not asserted (a VIP move cuts the calls in
-   flight: the reason the default does not move it);
-3. `orch.upgrade pillar='{"version": "1.37.2"}' test=True` predicts the steps (each controller in
+1. (three releases) `orch.upgrade pillar='{"version": LAST}'`, two minors ahead, is refused by
+   the skew check (upgrade-skew) with nothing changed (the snapshot of tests/lab/snapshot.py);
+2. (three releases) the operator bumps the pillar to the middle release and runs
+   `orch.upgrade pillar='{"move_vip": true}'`: it succeeds while a probe in the lab's namespace
+   calls https://VIP:8443/readyz every 100 ms (tests/lab/probe.py); the VIP leaves its holder and
+   comes back, one holder at a time; the probe's failed calls are counted and reported, not
+   asserted (a VIP move cuts the calls in flight: the reason the default does not move it);
+3. `orch.upgrade pillar='{"version": LAST}' test=True` predicts the steps (each controller in
    turn, the VIP holder last: drain, controlplane, restore, ready) and changes nothing;
-4. `orch.upgrade pillar='{"version": "1.37.2"}'` succeeds under the same probe with zero failed
-   calls; every controller's binaries and apiserver serve 1.37.2, one VIP holder, never two at
-   once; the installed kubectl is the real 1.37 and reads the RBAC objects back;
-5. a highstate of the control plane with the pillar still at 1.36.3 (the version was given on the
-   command line) is refused by k8s_upgrade.installable with nothing changed; with the pillar at
-   1.37.2 the main orchestration changes nothing;
-6. a downgrade to 1.36.3 is refused by the skew check with nothing changed.
+4. `orch.upgrade pillar='{"version": LAST}'` succeeds under the same probe with zero failed
+   calls; every controller's binaries and apiserver serve LAST, one VIP holder, never two at
+   once; the installed kubectl is LAST's minor and reads the RBAC objects back;
+5. a highstate of the control plane with the pillar still at the release before (the version
+   was given on the command line) is refused by k8s_upgrade.installable with nothing changed;
+   with the pillar at LAST the main orchestration changes nothing;
+6. a downgrade to the release before is refused by the skew check with nothing changed.
 
 The upgrades' durations and the probe's counts are printed in pytest's "lab measurements" and
 written to the lab's log dir (upgrade-*.json, measured.json).
@@ -29,6 +33,7 @@ written to the lab's log dir (upgrade-*.json, measured.json).
 
 import datetime
 import json
+import os
 import time
 
 import pytest
@@ -37,9 +42,17 @@ from tests.lab import lab, snapshot
 from tests.lab.probe import ApiProbe
 from tools import upstream_build
 
-# Real releases only (tools/upstream_build.py TESTED_RELEASES): never a double and a real
-# apiserver on one etcd.
-FROM, MID, TO = upstream_build.TESTED_RELEASES[-3:]
+_PATH = (
+    upstream_build.UPGRADE_PATH
+    if os.environ.get("K8S_UPGRADE_PATH") == "three"
+    else upstream_build.LAB_RELEASES
+)
+FROM, TO = _PATH[0], _PATH[-1]
+MID = _PATH[1] if len(_PATH) == 3 else None  # the variants of three releases (make upgrades)
+BEFORE = MID or FROM  # what runs before the upgrade to TO
+THREE = pytest.mark.skipif(
+    MID is None, reason="needs a third release: `make upgrades` (1.35.4 -> 1.36.3 -> 1.37.2)"
+)
 TARGET = "k8s-controller-*"
 RESULTS: dict = {}
 PROBES: dict = {}
@@ -57,7 +70,7 @@ def need(step: str):
 
 @pytest.fixture(scope="module")
 def lab_at_from(fresh_lab, measured):
-    sources = {v: lab.publish_version(v) for v in (FROM, MID, TO)}
+    sources = {v: lab.publish_version(v) for v in _PATH}
     (lab.LOG_DIR / "upgrade-kubectl.json").write_text(json.dumps(sources, indent=1))
     lab.set_overrides({"profile": "tuned", "kubernetes": {"version": FROM}})
     start = time.monotonic()
@@ -196,7 +209,7 @@ def assert_no_failed_calls(label: str) -> None:
     )
 
 
-# --- at 1.35 -----------------------------------------------------------------------------------
+# --- at the first release ----------------------------------------------------------------------
 
 
 def test_lab_runs_the_first_version_with_its_kubectl(lab_at_from):
@@ -207,6 +220,7 @@ def test_lab_runs_the_first_version_with_its_kubectl(lab_at_from):
     assert role["kind"] == "ClusterRole", role
 
 
+@THREE
 def test_two_minor_jump_is_refused_with_nothing_changed(lab_at_from, measured):
     need("up")
     before = snapshot.managed()
@@ -218,9 +232,10 @@ def test_two_minor_jump_is_refused_with_nothing_changed(lab_at_from, measured):
     assert_at(FROM)
 
 
-# --- 1.35 -> 1.36 (the operator bumps the pillar) -----------------------------------------------
+# --- to the middle release (the operator bumps the pillar; three releases) --------------------
 
 
+@THREE
 def test_upgrade_to_the_next_minor_by_pillar_moving_the_vip(lab_at_from, measured):
     need("up")
     holder = lab.vip_holders()
@@ -234,15 +249,15 @@ def test_upgrade_to_the_next_minor_by_pillar_moving_the_vip(lab_at_from, measure
     assert lab.vip_holders() == holder, result["holders seen"]
 
 
-# --- 1.36 -> 1.37 (the version passed on the command line) -------------------------------------
+# --- to the last release (the version passed on the command line) ------------------------------
 
 
 def test_upgrade_test_mode_predicts_the_steps_and_changes_nothing(lab_at_from, measured):
-    need("mid")
+    need("mid" if MID else "up")
     before = snapshot.managed()
     holder = lab.vip_holders()
     steps, proc, took = upgrade(TO, test=True, log="upgrade-test-mode")
-    measured[f"upgrade: test mode {MID} -> {TO}"] = took
+    measured[f"upgrade: test mode {BEFORE} -> {TO}"] = took
     assert proc.returncode == 0, describe(steps) or proc.stdout[-3000:]
     assert all(s["result"] in (True, None) for s in steps), describe(steps)
     order = [c for c in lab.controllers() if c not in holder] + holder
@@ -261,12 +276,12 @@ def test_upgrade_test_mode_predicts_the_steps_and_changes_nothing(lab_at_from, m
             assert set(predicted["changes"]["haproxy"]) == set(lab.controllers()), predicted
     changed = snapshot.compare(before, snapshot.managed())
     assert not changed, "\n".join(changed[:50])
-    assert_at(MID)
+    assert_at(BEFORE)
 
 
 def test_upgrade_to_the_newest_minor_keeps_the_api_up(lab_at_from, measured):
-    need("mid")
-    PROBES["to"] = rolling_upgrade(TO, TO, f"{MID} -> {TO}", measured)
+    need("mid" if MID else "up")
+    PROBES["to"] = rolling_upgrade(TO, TO, f"{BEFORE} -> {TO}", measured)
     RESULTS["to"] = True
 
 
@@ -285,7 +300,7 @@ def test_highstate_with_the_pillar_left_behind_is_refused(lab_at_from, measured)
     assert isinstance(states, dict), proc.stdout[-3000:]
     guard = next(v for k, v in states.items() if "k8s_upgrade_|-" in k)
     assert guard["result"] is False, guard
-    assert f"Refused to install {MID}" in guard["comment"], guard["comment"]
+    assert f"Refused to install {BEFORE}" in guard["comment"], guard["comment"]
     assert "a downgrade is not supported" in guard["comment"], guard["comment"]
     assert not [v for v in states.values() if v.get("changes")], states
     changed = snapshot.compare(before, snapshot.managed())
@@ -312,8 +327,8 @@ def test_after_the_upgrade_kubectl_and_the_main_orchestration_agree(lab_at_from,
 def test_downgrade_is_refused_with_nothing_changed(lab_at_from, measured):
     need("to")
     before = snapshot.managed()
-    steps, proc, took = upgrade(MID, log="upgrade-refused-downgrade")
-    measured[f"upgrade: refused {TO} -> {MID}"] = took
+    steps, proc, took = upgrade(BEFORE, log="upgrade-refused-downgrade")
+    measured[f"upgrade: refused {TO} -> {BEFORE}"] = took
     assert_refused(steps, proc, "a downgrade is not supported")
     changed = snapshot.compare(before, snapshot.managed())
     assert not changed, "\n".join(changed[:50])
