@@ -85,17 +85,17 @@ render: venv
 CONTROLLERS ?=
 VERSION ?=
 lab: venv deps
-	$(PY) tests/lab/labctl.py up $(if $(CONTROLLERS),--controllers $(CONTROLLERS)) $(if $(VERSION),--version $(VERSION))
+	$(PY) tools/lab/labctl.py up $(if $(CONTROLLERS),--controllers $(CONTROLLERS)) $(if $(VERSION),--version $(VERSION))
 
 lab-down: venv
-	$(PY) tests/lab/labctl.py down
+	$(PY) tools/lab/labctl.py down
 
 # CMD is passed whole (make exports it), so pipes and ';' run in the lab.
 lab-exec: venv
-	$(PY) tests/lab/labctl.py exec $(HOST) -- "$$CMD"
+	$(PY) tools/lab/labctl.py exec $(HOST) -- "$$CMD"
 
 lab-salt: venv
-	$(PY) tests/lab/labctl.py salt -- "$$CMD"
+	$(PY) tools/lab/labctl.py salt -- "$$CMD"
 
 # The lab's fault tests (make test runs them once each) with every failover fault and the
 # network split FAULT_REPEAT times in one run; the totals of the VIP holder census (polls every

@@ -6,7 +6,7 @@ default, in the same run, on the same controllers.
 For each profile it applies the load balancer states with that profile, then
 measures over repeated trials (medians, min-max; bench/report.py):
 
-- every fault of tests/lab/faults.py on the VIP holder (haproxy stopped,
+- every fault of tools/lab/faults.py on the VIP holder (haproxy stopped,
   haproxy SIGKILLed, keepalived stopped, keepalived's VRRP process SIGKILLed,
   the holder's container killed): seconds until the next controller alone
   holds the VIP, then seconds until the first holds it again (preemption)
@@ -48,8 +48,8 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import report
-from tests.lab import lab
-from tests.lab.faults import FAULTS
+from tools.lab import lab
+from tools.lab.faults import FAULTS
 
 # An open-loop client inside a controller: one GET /healthz through the VIP
 # every 1/rate s (each in its own thread, 3 s timeout) until /tmp/bench-stop

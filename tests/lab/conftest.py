@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from tests.lab import lab
-from tests.lab.common import DEFAULT_VERSION
 from tests.lab.handover import HANDOVER
+from tools.lab import lab
+from tools.lab.common import DEFAULT_VERSION
 
 UNAVAILABLE = lab.unavailable()
 

@@ -1,6 +1,6 @@
 """One converged lab handed from one lab test module to the next (tests/lab/conftest.py)."""
 
-from tests.lab import lab
+from tools.lab import lab
 
 # {"version": ...} while the running lab is handed from one module to the next
 HANDOVER: dict = {}

@@ -27,8 +27,8 @@ import warnings
 
 import pytest
 
-from tests.lab import lab
 from tests.lab.handover import hand_over
+from tools.lab import lab
 
 ROOT = "k8s_control_plane"
 TARGET = "k8s-controller-*"

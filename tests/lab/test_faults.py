@@ -1,4 +1,4 @@
-"""Faults survived: each fault of tests/lab/faults.py on the VIP holder of a converged lab in the
+"""Faults survived: each fault of tools/lab/faults.py on the VIP holder of a converged lab in the
 default (tuned) profile, then its recovery; afterwards, within a bounded wait, exactly one
 controller holds the VIP (the first again, by preemption), the API answers /readyz through the
 VIP, every etcd member is healthy, and a probe through the VIP ran the whole time, its failed
@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from tests.lab import lab
-from tests.lab.faults import FAULTS, heal_network, split_network
-from tests.lab.master import BROKEN_WORKER
-from tests.lab.probe import ApiProbe, probe_once
+from tools.lab import lab
+from tools.lab.faults import FAULTS, heal_network, split_network
+from tools.lab.master import BROKEN_WORKER
+from tools.lab.probe import ApiProbe, probe_once
 
 # Still on the test doubles at the seed's 1.18.6 (the lab's default is the real 1.37.2): not yet
 # run on the real binaries within CI's budget (the orchestration-speed issue buys it back); the

@@ -1,4 +1,4 @@
-"""End-to-end: the real orchestration on three systemd-nspawn controllers (tests/lab/lab.py).
+"""End-to-end: the real orchestration on three systemd-nspawn controllers (tools/lab/lab.py).
 
 In order: the lab itself (network, boot, keys, mirror), then the orchestration from fresh
 containers, then the seed's checks, idempotence, what only a real control plane shows, the VIP
@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 
 from tests.doubles.build import executable
-from tests.lab import lab
-from tests.lab.common import poll
 from tools import upstream_build
+from tools.lab import lab
+from tools.lab.common import poll
 
 VIP_SERVER = f"--server=https://{lab.vip()}:8443"  # haproxy's TLS passthrough frontend
 PKI = "/var/lib/kubernetes"

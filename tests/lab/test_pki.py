@@ -19,9 +19,9 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.lab import lab
 from tests.lab.handover import hand_over
-from tests.lab.probe import probe_once
+from tools.lab import lab
+from tools.lab.probe import probe_once
 
 # Still on the test doubles at the seed's 1.18.6 (the lab's default is the real 1.37.2). On the
 # real binaries (K8S_LAB_VERSION=1.37.2, 2026-12-05: 4 passed, 1 failed, 687 s) switching to

@@ -9,7 +9,7 @@ not signed by the CA), on a converged lab:
   /etc/keepalived, /var/lib/kubernetes, /etc/kubernetes, /etc/etcd, /etc/systemd/system,
   /usr/local/bin, /etc/sysctl.d), every service's state (ActiveState, SubState, MainPID, start
   time, restarts, haproxy's workers and keepalived's child) and the VIP holder on all controllers
-  (tests/lab/snapshot.py);
+  (tools/lab/snapshot.py);
 - put the case's keys (and, for a PKI fault, the case's secrets, made as tests/corpus makes them)
   in the lab's override pillar;
 - run `salt-run state.orchestrate orch.control_plane` for real: it fails at orch-validate with
@@ -26,9 +26,9 @@ import time
 import pytest
 
 from tests import corpus
-from tests.lab import lab, snapshot
 from tests.lab.handover import hand_over
 from tests.support import orchestration
+from tools.lab import lab, snapshot
 
 SAMPLE = (
     "tls-port-etcd-client",  # haproxy would bind etcd's client port: etcd or haproxy down

@@ -25,8 +25,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from tests.lab import lab
-from tests.lab.common import HOSTS_DIR, STATE_DIR
+from tools.lab import lab
+from tools.lab.common import HOSTS_DIR, STATE_DIR
 
 VRRP_PASS = "Vr9xQ2mz"  # 8 characters: keepalived uses no more
 OVERRIDE = {

@@ -8,13 +8,13 @@ need a third release. The lab comes up at the first release (the lab's override 
 kubernetes:version before the first orchestration, and the default `tuned` profile: the seed's
 cluster file pins `profile: seed`, whose haproxy checks every 10 s without redispatch). The
 mirror publishes upstream's binaries (built from the Go modules) and the real kubectl of every
-release on the path (tests/lab/mirror.py). Then:
+release on the path (tools/lab/mirror.py). Then:
 
 1. (three releases) `orch.upgrade pillar='{"version": LAST}'`, two minors ahead, is refused by
-   the skew check (upgrade-skew) with nothing changed (the snapshot of tests/lab/snapshot.py);
+   the skew check (upgrade-skew) with nothing changed (the snapshot of tools/lab/snapshot.py);
 2. (three releases) the operator bumps the pillar to the middle release and runs
    `orch.upgrade pillar='{"move_vip": true}'`: it succeeds while a probe in the lab's namespace
-   calls https://VIP:8443/readyz every 100 ms (tests/lab/probe.py); the VIP leaves its holder and
+   calls https://VIP:8443/readyz every 100 ms (tools/lab/probe.py); the VIP leaves its holder and
    comes back, one holder at a time; the probe's failed calls are counted and reported, not
    asserted (a VIP move cuts the calls in flight: the reason the default does not move it);
 3. `orch.upgrade pillar='{"version": LAST}' test=True` predicts the steps (each controller in
@@ -38,9 +38,9 @@ import time
 
 import pytest
 
-from tests.lab import lab, snapshot
-from tests.lab.probe import ApiProbe
 from tools import upstream_build
+from tools.lab import lab, snapshot
+from tools.lab.probe import ApiProbe
 
 _PATH = (
     upstream_build.UPGRADE_PATH

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from tests.lab import common
+from tools.lab import common
 
 
 def test_the_seed_count_is_the_seed_file_unchanged():
@@ -43,7 +43,7 @@ def test_the_recorded_count_is_read_back(tmp_path, monkeypatch):
 
 
 def test_holder_timeline_sums_the_seconds_a_census_held():
-    from tests.lab.checks import HolderTimeline
+    from tools.lab.checks import HolderTimeline
 
     timeline = HolderTimeline()
     timeline.points = [[10.0, ["a"]], [10.5, []], [10.75, ["b"]], [11.0, ["a", "b"]], [11.1, ["a"]]]

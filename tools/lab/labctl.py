@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The lab's command line: up, down, exec, salt, status (see tests/lab/lab.py).
+"""The lab's command line: up, down, exec, salt, status (see tools/lab/lab.py).
 
 labctl.py up                      build/boot/converge the lab, run the orchestration
 labctl.py up --no-orchestration   stop after the keys are accepted
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
-from tests.lab import lab
+from tools.lab import lab
 
 SALT_COMMANDS = ("salt", "salt-run", "salt-key", "salt-cp")
 

@@ -98,7 +98,7 @@ def ensure_pillar() -> None:
         write_file(
             generated,
             f"# pillar/hardway.sls with the lab's {controller_count()} controllers (make lab"
-            f" CONTROLLERS={controller_count()}); written by tests/lab/pillar.py.\n"
+            f" CONTROLLERS={controller_count()}); written by tools/lab/pillar.py.\n"
             + yaml.safe_dump({"k8s_control_plane": cluster()}, sort_keys=False),
         )
     set_overrides(None)

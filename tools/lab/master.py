@@ -53,7 +53,7 @@ def master_config() -> str:
         # the cluster CA's keeper (docs/pki.md): <pki_dir>/k8s_control_plane/<cluster>/
         "ext_pillar": [{"k8s_pki": {}}],
     }
-    return "# The lab's salt-master (tests/lab/lab.py).\n" + yaml.safe_dump(conf, sort_keys=False)
+    return "# The lab's salt-master (tools/lab/lab.py).\n" + yaml.safe_dump(conf, sort_keys=False)
 
 
 def ensure_master() -> None:
