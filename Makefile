@@ -53,6 +53,7 @@ build/.apt-installed: Makefile
 lint: venv deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) tests/lint_sls.py
 	$(PY) tests/lint_cli.py
 	$(PY) tools/pillar_reference.py --check

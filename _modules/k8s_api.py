@@ -14,6 +14,7 @@ import ssl
 import tempfile
 import urllib.error
 import urllib.request
+from typing import Any
 
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
@@ -71,7 +72,14 @@ def _connection(kubeconfig, server=None):
     return (server or cluster["server"]).rstrip("/"), tls
 
 
-def request(method, path, body=None, kubeconfig=DEFAULT_KUBECONFIG, server=None, timeout=10):
+def request(
+    method: str,
+    path: str,
+    body: Any = None,
+    kubeconfig: str = DEFAULT_KUBECONFIG,
+    server: str | None = None,
+    timeout: float = 10,
+) -> dict[str, Any]:
     """
     Send one request to the API server; return ``{"status": int, "body": ...}``
     (JSON decoded when possible).
@@ -102,7 +110,9 @@ def request(method, path, body=None, kubeconfig=DEFAULT_KUBECONFIG, server=None,
     return {"status": status, "body": payload}
 
 
-def get(manifest, kubeconfig=DEFAULT_KUBECONFIG, server=None):
+def get(
+    manifest: dict[str, Any] | str, kubeconfig: str = DEFAULT_KUBECONFIG, server: str | None = None
+) -> dict[str, Any] | None:
     """
     Return the live object for a manifest (dict or YAML), or None when absent.
 
@@ -123,7 +133,12 @@ def get(manifest, kubeconfig=DEFAULT_KUBECONFIG, server=None):
     return resp["body"]
 
 
-def apply(manifest, dry_run=False, kubeconfig=DEFAULT_KUBECONFIG, server=None):
+def apply(
+    manifest: Any,  # a dict or its YAML text (Any: mypy cannot follow the parse below)
+    dry_run: bool = False,
+    kubeconfig: str = DEFAULT_KUBECONFIG,
+    server: str | None = None,
+) -> dict[str, Any]:
     """
     Create the object, or replace the fields we own when they differ.
     Returns ``{"action": "created"|"replaced"|"unchanged", "changes": {...}}``.

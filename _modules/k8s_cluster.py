@@ -22,6 +22,7 @@ import copy
 import hashlib
 import json
 import logging
+from typing import Any
 
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
@@ -70,7 +71,7 @@ def _read_layer(layer, value=None):
     return [(path, _read_yaml(path)) for path in paths]
 
 
-def config(os_family=None):
+def config(os_family: str | None = None) -> dict[str, Any]:
     """
     Return the merged configuration of this minion's cluster (defaults, OS
     family, profile, pillar). ``secrets`` lists only the names of the secrets
@@ -136,7 +137,7 @@ def _digest(*data):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def versions():
+def versions() -> dict[str, Any] | None:
     """
     Return the version table
     (``salt://<root>/controlplane/parameters/versions.yaml``): the supported
@@ -156,7 +157,7 @@ def versions():
 # --------------------------------------------------------------------------
 
 
-def identity():
+def identity() -> dict[str, Any]:
     """
     Return what the orchestration needs to know of this minion's cluster, and
     nothing secret: the cluster, the controller ids in order, and the
@@ -180,7 +181,7 @@ def identity():
     return result
 
 
-def pki_files():
+def pki_files() -> list[dict[str, str]]:
     """
     Return the files the control plane needs from
     ``k8s_control_plane:secrets`` (placed in controlplane:pki_dir), in order,
@@ -196,7 +197,7 @@ def pki_files():
     return __utils__["k8s_control_plane.pki_files"]()
 
 
-def sources(component, name):
+def sources(component: str, name: str) -> list[str]:
     """
     Return the ``salt://`` sources of a template, first found wins
     (template-formula's TOFS): pillar ``k8s_control_plane:tofs:source_files:<name>``,
@@ -224,7 +225,7 @@ def sources(component, name):
     return result
 
 
-def controller(minion_id=None):
+def controller(minion_id: str | None = None) -> dict[str, Any]:
     """
     Return this minion's entry in the controller list, with its index and
     whether it is the first (the one that applies cluster-wide objects).
@@ -273,7 +274,7 @@ def _missing_policies(cfg):
     ]
 
 
-def validate():
+def validate() -> dict[str, Any]:
     """
     Validate this minion's cluster pillar, then preflight this minion (its
     address configured, vip:interface present). Returns ``{"valid": bool,
@@ -312,7 +313,7 @@ def validate():
     return copy.deepcopy(__context__[key])
 
 
-def sls_context(sls):
+def sls_context(sls: str) -> dict[str, Any]:
     """
     What every ``#!py`` SLS of the formula starts from, in one place: the formula's root
     (``k8s_control_plane`` unless moved), the validation SLS every state requires

@@ -6,6 +6,7 @@ version, from the table in
 """
 
 import logging
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -19,7 +20,7 @@ def __virtual__():
     return __virtualname__
 
 
-def flags(component, address=None):
+def flags(component: str, address: str | None = None) -> list[str]:
     """
     Return the flags this minion runs ``component`` with, for the pillar's
     Kubernetes version, in unit-file order.
@@ -57,7 +58,7 @@ def flags(component, address=None):
     return result
 
 
-def apis():
+def apis() -> dict[str, Any]:
     """
     Return the API versions the pillar's Kubernetes version takes for the
     scheduler configuration and the RBAC objects, the apiVersion and kind of

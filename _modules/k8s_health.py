@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
@@ -71,7 +72,13 @@ def _get(url, ca_file=None, verify=True, host=None, timeout=3.0, cert=None):
     return result
 
 
-def endpoint(url, ca_file=None, verify=True, host=None, timeout=3):
+def endpoint(
+    url: str,
+    ca_file: str | None = None,
+    verify: bool = True,
+    host: str | None = None,
+    timeout: float = 3,
+) -> dict[str, Any]:
     """
     GET one URL and report its status and body.
 
@@ -97,7 +104,7 @@ def endpoint(url, ca_file=None, verify=True, host=None, timeout=3):
     return _get(url, ca_file=ca_file, verify=verify, host=host, timeout=float(timeout))
 
 
-def apiserver(address=None, timeout=3):
+def apiserver(address: str | None = None, timeout: float = 3) -> dict[str, Any]:
     """
     Check one apiserver's ``/healthz``, ``/livez`` and ``/readyz`` over TLS,
     verified with the cluster CA.
@@ -122,7 +129,7 @@ def apiserver(address=None, timeout=3):
     return {"address": address, "ok": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
-def etcd(timeout=2):
+def etcd(timeout: float = 2) -> dict[str, Any]:
     """
     Ask every etcd server the apiservers use (their ``--etcd-servers``) for
     its ``/health``, with the apiserver's etcd client certificate (etcd's own
@@ -190,7 +197,7 @@ def _binary_version(path):
     return match.group(1) if match else None
 
 
-def versions():
+def versions() -> dict[str, Any]:
     """
     Return the version of each control plane binary installed on this
     controller (``<bin_dir>/<component> --version``; None when it is not
@@ -221,7 +228,7 @@ def versions():
     return result
 
 
-def vip(timeout=3):
+def vip(timeout: float = 3) -> dict[str, Any]:
     """
     Check the apiservers through the VIP: the seed's plain-HTTP frontend
     (``/healthz`` with the seed's Host header) and the TLS passthrough
@@ -283,7 +290,7 @@ def _stats(command, socket_path):
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def haproxy_backends(socket_path=None):
+def haproxy_backends(socket_path: str | None = None) -> list[dict[str, Any]]:
     """
     Return the status of every haproxy server (UP, DOWN, DRAIN, MAINT, ...)
     and its current sessions, from the stats socket.
@@ -321,7 +328,9 @@ def _admin_states(socket_path):
     return found
 
 
-def haproxy_server(server, state=None, socket_path=None):
+def haproxy_server(
+    server: str, state: str | None = None, socket_path: str | None = None
+) -> list[dict[str, Any]]:
     """
     Return controller ``server``'s rows in every backend of this controller's
     haproxy (status, administrative state and current sessions); with ``state``, first set its
@@ -379,7 +388,7 @@ def _addresses():
     return found
 
 
-def holds_vip(address=None):
+def holds_vip(address: str | None = None) -> bool:
     """
     Return True when this minion holds the VIP.
 
@@ -422,7 +431,9 @@ def _poll_interval(cfg):
     return min(0.5, max(0.05, seconds / 2))
 
 
-def wait_ready(timeout=None, interval=None, scope="cluster"):
+def wait_ready(
+    timeout: float | None = None, interval: float | None = None, scope: str = "cluster"
+) -> dict[str, Any]:
     """
     Wait (bounded, polling) until this controller's apiserver is ready, the
     VIP answers ``/readyz``, and this controller's haproxy has every apiserver
@@ -473,7 +484,7 @@ def wait_ready(timeout=None, interval=None, scope="cluster"):
         time.sleep(interval)
 
 
-def summary():
+def summary() -> dict[str, Any]:
     """
     The seed's verification steps, machine-readable: who holds the VIP,
     haproxy on 127.0.0.1 with the seed's Host header (200 expected), this

@@ -9,6 +9,7 @@ callable from the CLI.
 """
 
 import logging
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -34,7 +35,7 @@ def _compute(cfg, minion_id, ip4_interfaces):
     return role
 
 
-def role(minion_id=None):
+def role(minion_id: str | None = None) -> dict[str, Any]:
     """
     Return this minion's keepalived role: state, priority, unicast source and
     peers, the VIP and the interface.
@@ -58,7 +59,7 @@ def role(minion_id=None):
     )
 
 
-def roles():
+def roles() -> dict[str, dict[str, Any]]:
     """
     Return the roles of every controller of this minion's cluster, keyed by id.
 

@@ -10,6 +10,7 @@ in ``_utils/k8s_control_plane/orchestration.py``.
 """
 
 import logging
+from typing import Any
 
 import salt.key
 import salt.pillar
@@ -37,7 +38,7 @@ def _pillars():
     return result
 
 
-def cluster(name=None, command="orch.control_plane"):
+def cluster(name: str | None = None, command: str = "orch.control_plane") -> dict[str, Any]:
     """
     Return ``{"cluster": name, "controllers": [ids], "pillar_key": ...,
     "root": ...}`` for the cluster an orchestration runs on (with the pillar

@@ -9,6 +9,7 @@ CA key or the encryption key.
 import datetime
 import logging
 import os
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -43,7 +44,7 @@ def _cfg():
     return __salt__["k8s_cluster.config"]()
 
 
-def plan(sls=None):
+def plan(sls: str | None = None) -> list[dict[str, Any]]:
     """
     Return this controller's PKI files in the order they are made, each with
     how it is made (``kind``: directory, pillar, key, certificate, kubeconfig,
@@ -104,7 +105,7 @@ def _directories(root, everything, sls, validated):
     return states
 
 
-def sls_states(sls, validated):
+def sls_states(sls: str, validated: str) -> dict[str, Any]:
     """
     Return the state data of the pki SLS file ``sls`` (``ca``, ``init``,
     ``etcd``) for this controller: contents never enter it (pillar files are
@@ -238,7 +239,7 @@ def sls_states(sls, validated):
     return states
 
 
-def watch(service, root=None):
+def watch(service: str, root: str | None = None) -> list[dict[str, str]]:
     """
     Return the requisites on the PKI files ``service`` reads
     (etcd, kube-apiserver, kube-controller-manager, kube-scheduler): a change
@@ -259,7 +260,7 @@ def watch(service, root=None):
     return __utils__["k8s_control_plane.pki_watch_for"](root, plan(), service)
 
 
-def etcd_files():
+def etcd_files() -> list[str]:
     """
     Return the (CA, certificate, key) paths a managed etcd serves with, which
     the health checks present to it too: etcd's own certificate with
@@ -337,7 +338,7 @@ def _regular(path, mode):
     )
 
 
-def current(path):
+def current(path: str) -> bool:
     """
     Return True when the key or certificate at ``path`` (this controller's
     plan) is exactly as planned, so that its x509 state has nothing to do:
@@ -406,7 +407,7 @@ def _sans(cert):
     ]
 
 
-def certificates():
+def certificates() -> dict[str, dict[str, Any]]:
     """
     Return every certificate this controller's plan names, as found on disk:
     serial, subject, issuer, SANs, expiry and days left, whether its SANs are the
@@ -424,7 +425,7 @@ def certificates():
     ca_path = f"{_cfg()['controlplane']['pki_dir']}/ca.pem"
     ca = _read_cert(ca_path) if os.path.isfile(ca_path) else None
     now = datetime.datetime.now(datetime.UTC)
-    report = {}
+    report: dict[str, dict[str, Any]] = {}
     for entry in entries:
         if entry["kind"] not in ("certificate", "pillar") or not entry["name"].endswith(".pem"):
             continue

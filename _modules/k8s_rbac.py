@@ -7,6 +7,7 @@ needs (k8s_flags.apis, from the version table's
 """
 
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ def __virtual__():
     return __virtualname__
 
 
-def manifests():
+def manifests() -> list[dict[str, Any]]:
     """
     Return the ClusterRole and ClusterRoleBinding this cluster applies.
 

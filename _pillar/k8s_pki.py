@@ -44,6 +44,7 @@ import logging
 import os
 import re
 import secrets as random
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def _ensure_service_account_key(directory, cluster):
     return _read(path)
 
 
-def ext_pillar(minion_id, pillar, dir=None):
+def ext_pillar(minion_id: str, pillar: dict[str, Any], dir: str | None = None) -> dict[str, Any]:
     """
     The CA, the encryption key, the service-account signing key and the
     signing policies of the cluster that
@@ -173,14 +174,14 @@ def ext_pillar(minion_id, pillar, dir=None):
         return {}  # the validation names the key
     if minion_id not in __utils__["k8s_control_plane.controller_ids"](cfg):
         return {}
-    given = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
+    given: Any = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
     base = dir or os.path.join(__opts__["pki_dir"], key)  # the pillar key names the folder
     directory = _cluster_dir(base, cluster)
     if directory is None:
         return {}  # the validation names the missing CA
     found = {}
     with _locked(directory):
-        etcd = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
+        etcd: Any = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
         if etcd.get("managed") is True and not (given.get("ca.pem") or given.get("ca-key.pem")):
             found["ca.pem"], found["ca-key.pem"] = _ensure_ca(directory, cluster)
         if not given.get("encryption_key"):

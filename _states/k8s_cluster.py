@@ -8,6 +8,7 @@ orchestration reports zero changes.
 
 import logging
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def __virtual__():
     return __virtualname__
 
 
-def validated(name):
+def validated(name: str) -> dict[str, Any]:
     """
     Fail, with every error at once, when this minion's cluster pillar is
     invalid. Every other state of this project requires this one, so an
@@ -70,7 +71,13 @@ def _until(ask, done, timeout, interval):
         time.sleep(float(interval))
 
 
-def vip_single_holder(name, tgt, tgt_type="compound", timeout=60, interval=0.5):
+def vip_single_holder(
+    name: str,
+    tgt: str | list[str],
+    tgt_type: str = "compound",
+    timeout: float = 60,
+    interval: float = 0.5,
+) -> dict[str, Any]:
     """
     Wait (bounded, polling) until exactly one of the targeted controllers
     holds the VIP. Runs on the master, in an orchestration.
@@ -153,7 +160,13 @@ def _call(tgt, tgt_type, fun, kwarg=None, timeout=ANSWER_TIMEOUT):
     return good, bad
 
 
-def etcd_quorum(name, tgt, tgt_type="compound", timeout=30, interval=0.5):
+def etcd_quorum(
+    name: str,
+    tgt: str | list[str],
+    tgt_type: str = "compound",
+    timeout: float = 30,
+    interval: float = 0.5,
+) -> dict[str, Any]:
     """
     Wait (bounded, polling) until every targeted controller sees a majority
     of the apiservers' etcd servers healthy (k8s_health.etcd); otherwise
@@ -192,7 +205,7 @@ def etcd_quorum(name, tgt, tgt_type="compound", timeout=30, interval=0.5):
     good, bad, lacking = _until(views, lambda v: not v[1] and not v[2], timeout, interval)
     if bad or lacking:
         ret["result"] = False
-        views = [
+        views = [  # type: ignore[assignment]  # reuses the name of the function above
             f"{minion} sees {view['comment']} ("
             + "; ".join(f"{url}: {a['answer']}" for url, a in view["servers"].items())
             + ")"
@@ -201,7 +214,7 @@ def etcd_quorum(name, tgt, tgt_type="compound", timeout=30, interval=0.5):
         ret["comment"] = (
             f"etcd has no quorum after {timeout}s, so the control plane was left as it is "
             "(no apiserver restarted). Bring the etcd members back (systemctl status etcd on "
-            "their hosts) and run again.\n- " + "\n- ".join(views)
+            "their hosts) and run again.\n- " + "\n- ".join(views)  # type: ignore[arg-type]
         )
         return ret
     unchecked = sorted(m for m, r in good.items() if r.get("quorum") is None)
@@ -215,7 +228,9 @@ def etcd_quorum(name, tgt, tgt_type="compound", timeout=30, interval=0.5):
     return ret
 
 
-def apiservers_ready(name, tgt, tgt_type="compound", timeout=None):
+def apiservers_ready(
+    name: str, tgt: str | list[str], tgt_type: str = "compound", timeout: float | None = None
+) -> dict[str, Any]:
     """
     Wait (bounded, polling, on each controller at once) until every
     controller's apiserver and the VIP answer ``/readyz``.
@@ -250,7 +265,7 @@ def apiservers_ready(name, tgt, tgt_type="compound", timeout=None):
     return ret
 
 
-def verified(name, tgt, tgt_type="compound"):
+def verified(name: str, tgt: str | list[str], tgt_type: str = "compound") -> dict[str, Any]:
     """
     The seed's verification on every controller (k8s_health.summary); fails
     naming each check that did not pass.

@@ -3,6 +3,8 @@ Wait for the control plane: a state that polls, bounded, until this
 controller's apiserver and the VIP are ready. It never changes anything.
 """
 
+from typing import Any
+
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "k8s_health"
@@ -16,7 +18,7 @@ def __virtual__():
     return __virtualname__
 
 
-def ready(name, timeout=None, scope="cluster"):
+def ready(name: str, timeout: float | None = None, scope: str = "cluster") -> dict[str, Any]:
     """
     Wait until this controller's apiserver answers ``/readyz`` and so does the
     VIP (k8s_health.wait_ready). In test mode, report whether the apiserver on

@@ -5,6 +5,7 @@ the server for a dry run (``dryRun=All``) when the object would change.
 """
 
 import logging
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -19,7 +20,9 @@ def __virtual__():
     return __virtualname__
 
 
-def present(name, manifest, kubeconfig=None, server=None):
+def present(
+    name: str, manifest: dict[str, Any], kubeconfig: str | None = None, server: str | None = None
+) -> dict[str, Any]:
     """
     Ensure an object exists as ``manifest`` describes.
 
@@ -81,7 +84,9 @@ def present(name, manifest, kubeconfig=None, server=None):
     return ret
 
 
-def absent(name, manifest, kubeconfig=None, server=None):
+def absent(
+    name: str, manifest: dict[str, Any], kubeconfig: str | None = None, server: str | None = None
+) -> dict[str, Any]:
     """
     Ensure an object does not exist.
 

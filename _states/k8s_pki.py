@@ -8,6 +8,8 @@ content.
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +21,7 @@ def __virtual__():
     return __virtualname__
 
 
-def no_symlinks(name, paths=()):
+def no_symlinks(name: str, paths: Sequence[str] = ()) -> dict[str, Any]:
     """
     Fail, naming each link and where it points, when the directory ``name``
     or any of ``paths`` is a symbolic link: the PKI states write secrets and
@@ -77,7 +79,16 @@ def _write(name, text, mode):
         raise
 
 
-def kubeconfig_managed(name, ca, cert, key, server, cluster, user, mode="0600"):
+def kubeconfig_managed(
+    name: str,
+    ca: str,
+    cert: str,
+    key: str,
+    server: str,
+    cluster: str,
+    user: str,
+    mode: str = "0600",
+) -> dict[str, Any]:
     """
     Ensure a kubeconfig at ``name`` embeds the CA ``ca``, the client
     certificate ``cert`` and its key ``key`` (files on this controller), for
@@ -152,7 +163,7 @@ def kubeconfig_managed(name, ca, cert, key, server, cluster, user, mode="0600"):
     return ret
 
 
-def mod_watch(name, sfun=None, **kwargs):
+def mod_watch(name: str, sfun: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """
     A file a kubeconfig embeds changed in this run (a certificate re-issued,
     the CA replaced). Salt calls this only when ``kubeconfig_managed`` itself

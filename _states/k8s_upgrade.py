@@ -25,6 +25,7 @@ interval; starting keepalived again gives the controller its VRRP role back.
 
 import logging
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def _pending(installed, target):
     return [c for c in COMPONENTS if (installed or {}).get(c) != target]
 
 
-def skew_checked(name, tgt, tgt_type="list", version=None):
+def skew_checked(
+    name: str, tgt: str, tgt_type: str = "list", version: str | None = None
+) -> dict[str, Any]:
     """
     Refuse the upgrade, before anything changes, when it breaks Kubernetes'
     version-skew policy (one minor at a time, no downgrade, apiservers within
@@ -91,7 +94,7 @@ def skew_checked(name, tgt, tgt_type="list", version=None):
             - name: hardway
             - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    ret: dict[str, Any] = {"name": name, "changes": {}, "result": True, "comment": ""}
     expected = _expected(tgt, tgt_type)
     reports = _ask(tgt, tgt_type, "k8s_health.versions")
     targets = _targets(reports, version)
@@ -146,7 +149,14 @@ def _wait_holder(tgt, tgt_type, exclude, timeout, interval, want=None):
         time.sleep(float(interval))
 
 
-def vip_moved_away(name, tgt, tgt_type="list", version=None, timeout=30, interval=0.2):
+def vip_moved_away(
+    name: str,
+    tgt: str,
+    tgt_type: str = "list",
+    version: str | None = None,
+    timeout: float = 30,
+    interval: float = 0.2,
+) -> dict[str, Any]:
     """
     Before controller ``name`` restarts its apiserver: when it holds the VIP
     and is not at the target version yet, stop its keepalived and wait
@@ -206,7 +216,9 @@ def vip_moved_away(name, tgt, tgt_type="list", version=None, timeout=30, interva
     return ret
 
 
-def vip_given_back(name, tgt, tgt_type="list", timeout=30, interval=0.2):
+def vip_given_back(
+    name: str, tgt: str, tgt_type: str = "list", timeout: float = 30, interval: float = 0.2
+) -> dict[str, Any]:
     """
     After controller ``name`` is upgraded and ready: start its keepalived
     again when it is stopped (giving it its VRRP role back) and wait
@@ -273,7 +285,14 @@ def _not_running(stopped):
     return "".join(f"; haproxy not running on {m}: nothing to do there" for m in sorted(stopped))
 
 
-def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interval=0.2):
+def backend_drained(
+    name: str,
+    tgt: str,
+    tgt_type: str = "list",
+    version: str | None = None,
+    timeout: float = 10,
+    interval: float = 0.2,
+) -> dict[str, Any]:
     """
     Before controller ``name`` restarts its apiserver: set its server to
     ``drain`` in every controller's haproxy (no new connection goes to it;
@@ -343,7 +362,14 @@ def backend_drained(name, tgt, tgt_type="list", version=None, timeout=10, interv
     return ret
 
 
-def backend_restored(name, tgt, tgt_type="list", version=None, timeout=180, interval=0.2):
+def backend_restored(
+    name: str,
+    tgt: str,
+    tgt_type: str = "list",
+    version: str | None = None,
+    timeout: float = 180,
+    interval: float = 0.2,
+) -> dict[str, Any]:
     """
     After controller ``name``'s apiserver is upgraded and ready: put its
     server back in every controller's haproxy rotation (``ready``) and wait,
@@ -401,7 +427,7 @@ def backend_restored(name, tgt, tgt_type="list", version=None, timeout=180, inte
     return ret
 
 
-def installable(name):
+def installable(name: str) -> dict[str, Any]:
     """
     On a controller, before its binaries change: refuse to install version
     ``name`` when the skew policy forbids it over the binaries installed

@@ -6,6 +6,7 @@ import binascii
 import ipaddress
 import itertools
 import re
+from typing import Any
 
 from .facts import (
     is_whole,
@@ -21,6 +22,7 @@ from .pki_checks import check_pki
 from .schema import (
     ID_RE,
     POLICY_RULE,
+    Errors,
     integer,
     kind,
     name_list,
@@ -50,7 +52,7 @@ def _network(errors, key, value):
         return None
 
 
-def check_controllers(errors, cfg):
+def check_controllers(errors: Errors, cfg: dict[str, Any]) -> list[ipaddress.IPv4Address]:
     """The controller list; returns the valid addresses."""
     controllers = cfg.get("controllers")
     if controllers is None:
@@ -64,6 +66,8 @@ def check_controllers(errors, cfg):
     if not controllers:
         errors.add("controllers", "empty (expected a list of {id, address}, one per controller)")
         return []
+    seen_ids: dict[str, int]
+    seen_addresses: dict[ipaddress.IPv4Address, int]
     seen_ids, seen_addresses, addresses = {}, {}, []
     for index, entry in enumerate(controllers):
         key = f"controllers:{index}"
@@ -106,7 +110,9 @@ def check_controllers(errors, cfg):
     return addresses
 
 
-def check_vip(errors, cfg, addresses):
+def check_vip(
+    errors: Errors, cfg: dict[str, Any], addresses: list[ipaddress.IPv4Address]
+) -> ipaddress.IPv4Address | None:
     """The VIP and its segment; returns the VIP when it is an address."""
     vip = section(cfg, "vip")
     address = vip.get("address")
@@ -148,16 +154,16 @@ def check_vip(errors, cfg, addresses):
     return ip
 
 
-def check_vrrp(errors, cfg):
+def check_vrrp(errors: Errors, cfg: dict[str, Any]) -> None:
     ka = section(cfg, "loadbalancer:keepalived")
     version = ka.get("vrrp_version")
-    advert = ka.get("advert_int")
+    advert: Any = ka.get("advert_int")
     if version == 2 and ok(positive, advert) and (advert < 1 or advert != int(advert)):
         errors.add(
             "loadbalancer:keepalived:advert_int",
             f"{advert!r} needs VRRPv3; valid with vrrp_version 2: whole seconds >= 1",
         )
-    secrets = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
+    secrets: Any = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
     password = secrets.get("vrrp_auth_pass")
     if password is not None:
         if version == 3 and not isinstance(version, bool):
@@ -174,7 +180,7 @@ def check_vrrp(errors, cfg):
     # The rule the roles use. Explicit priorities are checked with the
     # controllers; a bad priority_base (the schema reports it) leaves the
     # explicit ones to compare.
-    controllers = cfg.get("controllers") if isinstance(cfg.get("controllers"), list) else []
+    controllers: Any = cfg.get("controllers") if isinstance(cfg.get("controllers"), list) else []
     prios = []
     for index, prio in enumerate(priorities(cfg)):
         entry = controllers[index]
@@ -184,7 +190,7 @@ def check_vrrp(errors, cfg):
             errors.add(f"controllers:{index}:priority", f"computed priority {prio}; valid: 1-254")
         elif 1 <= prio <= 254:
             prios.append((prio, entry.get("id"), index))
-    seen = {}
+    seen: dict[int, Any] = {}
     for prio, cid, index in prios:
         if prio in seen:
             errors.add(
@@ -206,7 +212,13 @@ def check_vrrp(errors, cfg):
             )
 
 
-def check_kubernetes(errors, cfg, table, addresses, vip):
+def check_kubernetes(
+    errors: Errors,
+    cfg: dict[str, Any],
+    table: dict[str, Any] | None,
+    addresses: list[ipaddress.IPv4Address],
+    vip: ipaddress.IPv4Address | None,
+) -> ipaddress.IPv4Network | None:
     k8s = section(cfg, "kubernetes")
     version = k8s.get("version")
     supported = (table or {}).get("supported") or {}
@@ -247,7 +259,7 @@ def check_kubernetes(errors, cfg, table, addresses, vip):
     return service
 
 
-def check_etcd(errors, cfg):
+def check_etcd(errors: Errors, cfg: dict[str, Any]) -> None:
     etcd = section(cfg, "etcd")
     managed = etcd.get("managed") is True
     pki_dir = section(cfg, "controlplane").get("pki_dir")
@@ -280,29 +292,30 @@ def check_etcd(errors, cfg):
 _KUBELET_PORT = 10250
 
 
-def check_ports(errors, cfg):
+def check_ports(errors: Errors, cfg: dict[str, Any]) -> None:
     """Every port a controller binds differs: the control plane, etcd, the kubelet, haproxy."""
     cp, etcd = section(cfg, "controlplane"), section(cfg, "etcd")
     haproxy = section(cfg, "loadbalancer:haproxy")
+    # the kubelet's port first: it cannot move, so a port that collides with it is the one named
     bound = [
+        (None, _KUBELET_PORT),
         ("controlplane:apiserver_port", cp.get("apiserver_port")),
         ("controlplane:controller_manager_port", cp.get("controller_manager_port")),
         ("controlplane:scheduler_port", cp.get("scheduler_port")),
         ("etcd:client_port", etcd.get("client_port")),
         ("etcd:peer_port", etcd.get("peer_port")),
-        (None, _KUBELET_PORT),
         ("loadbalancer:haproxy:http_port", haproxy.get("http_port")),
         ("loadbalancer:haproxy:tls_port", haproxy.get("tls_port")),
     ]
     taken = {port for _, port in bound if ok(port_rule, port)}
-    used = {}
+    used: dict[Any, str] = {}
     for key, port in bound:
         if not ok(port_rule, port):
             continue  # the schema reports it
         if port in used:
             free = next(p for p in range(8443, 65536) if p not in taken)
             errors.add(
-                key,
+                str(key),  # never None: the kubelet's port comes first
                 f"{port} collides with {used[port]} (each port a controller binds must "
                 f"differ: the control plane and etcd bind 0.0.0.0, haproxy the VIP and "
                 f"127.0.0.1); valid: a free port, e.g. {free}",
@@ -311,7 +324,7 @@ def check_ports(errors, cfg):
             used[port] = key or f"the kubelet's port {_KUBELET_PORT}"
 
 
-def check_settings(errors, cfg, ids):
+def check_settings(errors: Errors, cfg: dict[str, Any], ids: list[Any]) -> None:
     """The component settings whose rules span more than one value."""
     cp = section(cfg, "controlplane")
     extra = cp.get("extra_args")
@@ -331,10 +344,11 @@ def check_settings(errors, cfg, ids):
                     not isinstance(value, str | int | float | bool) or re.search(r"\s", str(value))
                 ):
                     errors.add(f"{key}:{flag}", f"{value!r}; valid: one word, or null")
-    binaries = cp.get("binaries")
+    binaries: Any = cp.get("binaries")
     if isinstance(cfg.get("controlplane"), dict):
         if name_list(binaries):
-            errors.add("controlplane:binaries", name_list(binaries))
+            # name_list's message: not None here
+            errors.add("controlplane:binaries", name_list(binaries))  # type: ignore[arg-type]
         else:
             missing = [b for b in COMPONENT_BINARIES if b not in binaries]
             if missing:
@@ -345,7 +359,7 @@ def check_settings(errors, cfg, ids):
         errors.add("rbac:apply_from", f"{apply_from!r}; valid: null or one of {listed}")
 
 
-def check_rbac_rules(errors, cfg):
+def check_rbac_rules(errors: Errors, cfg: dict[str, Any]) -> None:
     """
     What each ClusterRole rule needs, as the apiserver's validation of a
     PolicyRule says (the schema checked the keys and types): verbs; then either
@@ -380,7 +394,9 @@ def check_rbac_rules(errors, cfg):
                 )
 
 
-def check_extra_args_versions(errors, cfg, table):
+def check_extra_args_versions(
+    errors: Errors, cfg: dict[str, Any], table: dict[str, Any] | None
+) -> None:
     """
     extra_args against the version: a flag the table records as removed at
     or before the cluster's minor, and structured authorization, which the
@@ -427,7 +443,7 @@ def check_extra_args_versions(errors, cfg, table):
             )
 
 
-def check_tofs(errors, cfg):
+def check_tofs(errors: Errors, cfg: dict[str, Any]) -> None:
     tofs = cfg.get("tofs")
     if tofs is None:
         return
@@ -459,7 +475,13 @@ def check_tofs(errors, cfg):
         )
 
 
-def check_secrets(errors, cfg, addresses, vip, service):
+def check_secrets(
+    errors: Errors,
+    cfg: dict[str, Any],
+    addresses: list[ipaddress.IPv4Address],
+    vip: ipaddress.IPv4Address | None,
+    service: ipaddress.IPv4Network | None,
+) -> None:
     secrets = cfg.get("secrets")
     if secrets is None:
         secrets = {}
@@ -473,7 +495,7 @@ def check_secrets(errors, cfg, addresses, vip, service):
     source = pki_source(cfg)
     if source is None:
         return  # the schema names pki:source; the secrets depend on it
-    pki = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
+    pki: Any = cfg.get("pki") if isinstance(cfg.get("pki"), dict) else {}
     by_salt = source == "salt"
     files = SECRET_FILES
     if by_salt:
@@ -495,7 +517,7 @@ def check_secrets(errors, cfg, addresses, vip, service):
         missing.remove("service-account-key.pem")
     if missing:
         hint = "see docs/pki.md, 'Secrets'"
-        etcd = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
+        etcd: Any = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
         if by_salt and etcd.get("managed") is not True:
             hint = (
                 "with etcd:managed false the master makes no CA: the external etcd trusts "

@@ -3,6 +3,8 @@ controller, versions and per-minor rows, VRRP priorities and keepalived roles, e
 the PKI source."""
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -13,7 +15,7 @@ VERSION_RE = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 MINOR_RE = re.compile(r"^v?(\d+)\.(\d+)(\.\d+)?$")
 
 
-def lookup(cfg, path):
+def lookup(cfg: Any, path: str) -> Any:
     """cfg at 'a:b:c'; None when absent or when a parent is not a mapping."""
     node = cfg
     for part in path.split(":"):
@@ -21,12 +23,12 @@ def lookup(cfg, path):
     return node
 
 
-def pki_files():
+def pki_files() -> list[dict[str, str]]:
     """The files placed from k8s_control_plane:secrets: [{"name", "mode"}]."""
     return [{"name": name, "mode": mode} for name, mode in PKI_FILES]
 
 
-def controller_ids(cfg):
+def controller_ids(cfg: Any) -> list[Any]:
     """The ids of the controller list, tolerating any shape (invalid entries skipped)."""
     controllers = cfg.get("controllers") if isinstance(cfg, dict) else None
     return [
@@ -36,7 +38,7 @@ def controller_ids(cfg):
     ]
 
 
-def apply_from(cfg):
+def apply_from(cfg: Any) -> Any:
     """
     The controller that applies the cluster-wide objects (RBAC): rbac:apply_from,
     default the first controller; None when there is none. Reads a pillar or a
@@ -48,26 +50,26 @@ def apply_from(cfg):
     return chosen or (ids[0] if ids else None)
 
 
-def parse_version(version):
+def parse_version(version: Any) -> tuple[int, ...] | None:
     """(major, minor, patch) of '1.18.6' or 'v1.18.6'; None when malformed."""
     match = VERSION_RE.match(str(version or ""))
     return tuple(int(part) for part in match.groups()) if match else None
 
 
-def parse_minor(version):
+def parse_minor(version: Any) -> tuple[int, int] | None:
     """(major, minor) of '1.19', 'v1.19' or '1.19.4'; None when malformed."""
     match = MINOR_RE.match(str(version or ""))
     return (int(match[1]), int(match[2])) if match else None
 
 
-def minor_of(version, what="version"):
+def minor_of(version: Any, what: str = "version") -> tuple[int, int]:
     minor = parse_minor(version)
     if minor is None:
         raise CommandExecutionError(f"{what} {version!r} is not X.Y or X.Y.Z")
     return minor
 
 
-def row_at(rows, minor):
+def row_at(rows: list[dict[str, Any]] | None, minor: Sequence[int]) -> dict[str, Any] | None:
     """
     The row of a per-minor table (rows with a ``since: "X.Y"``, any order)
     that applies at ``minor`` ((major, minor)): the one with the highest
@@ -82,11 +84,11 @@ def row_at(rows, minor):
     return chosen
 
 
-def is_whole(value):
+def is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def priorities(cfg):
+def priorities(cfg: Any) -> list[int | None]:
     """
     The one VRRP priority rule: per controller, in list order, its explicit
     ``priority``, else loadbalancer:keepalived:priority_base minus its index.
@@ -97,7 +99,7 @@ def priorities(cfg):
     controllers = cfg.get("controllers") if isinstance(cfg, dict) else None
     controllers = controllers if isinstance(controllers, list) else []
     base = lookup(cfg, "loadbalancer:keepalived:priority_base")
-    result = []
+    result: list[int | None] = []
     for index, entry in enumerate(controllers):
         explicit = entry.get("priority") if isinstance(entry, dict) else None
         if not isinstance(entry, dict):
@@ -116,7 +118,9 @@ def _interface_for(address, ip4_interfaces):
     return None
 
 
-def keepalived_role(cfg, minion_id, ip4_interfaces=None):
+def keepalived_role(
+    cfg: dict[str, Any], minion_id: str, ip4_interfaces: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """
     The keepalived role of ``minion_id`` in a merged, validated configuration:
     state (MASTER for the highest priority, BACKUP for the rest; the seed's
@@ -157,7 +161,7 @@ def keepalived_role(cfg, minion_id, ip4_interfaces=None):
     }
 
 
-def etcd_servers(cfg):
+def etcd_servers(cfg: dict[str, Any]) -> list[str]:
     """The apiservers' --etcd-servers: etcd:servers, else every controller's client URL."""
     etcd = cfg.get("etcd") or {}
     return list(etcd.get("servers") or []) or [
@@ -165,7 +169,7 @@ def etcd_servers(cfg):
     ]
 
 
-def pki_source(cfg):
+def pki_source(cfg: Any) -> str | None:
     """
     The cluster's pki:source: ``salt`` (the default), ``pillar``, or None
     for any other value (the validation reports it). The one reading of it.

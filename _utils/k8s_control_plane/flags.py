@@ -1,5 +1,7 @@
 """The components' flags and API versions, from the version table."""
 
+from typing import Any
+
 from salt.exceptions import CommandExecutionError
 
 from .facts import etcd_servers, minor_of, pki_source, row_at
@@ -25,7 +27,7 @@ def _kubelet_client(cfg):
     return "kubernetes" if pki_source(cfg) == "pillar" else "apiserver-kubelet-client"
 
 
-def flag_context(cfg, address):
+def flag_context(cfg: dict[str, Any], address: str) -> dict[str, Any]:
     """The values the flag table's format strings can use, for a controller at ``address``."""
     cp = cfg["controlplane"]
     k8s = cfg["kubernetes"]
@@ -51,7 +53,13 @@ def flag_context(cfg, address):
     }
 
 
-def build_flags(table, component, version, ctx, extra_args=None):
+def build_flags(
+    table: dict[str, Any],
+    component: str,
+    version: str,
+    ctx: dict[str, Any],
+    extra_args: dict[str, Any] | None = None,
+) -> list[str]:
     """
     The ordered ``--flag=value`` list of ``component`` at ``version``.
     ``extra_args`` ({flag: value}) replaces a flag's value in place, appends
@@ -77,7 +85,7 @@ def build_flags(table, component, version, ctx, extra_args=None):
     return [f"--{flag}={value}" for flag, value in flags.items()]
 
 
-def api_versions(table, version):
+def api_versions(table: dict[str, Any], version: str) -> dict[str, Any]:
     """{'scheduler_config': ..., 'rbac': ...}: the API versions ``version`` serves."""
     minor = minor_of(version, "Kubernetes version")
     return {

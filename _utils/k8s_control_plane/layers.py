@@ -2,6 +2,7 @@
 source list of a template."""
 
 import copy
+from typing import Any
 
 import salt.utils.dictupdate
 from salt.exceptions import CommandExecutionError
@@ -9,7 +10,7 @@ from salt.exceptions import CommandExecutionError
 from .names import COMPONENTS, PILLAR_KEY, PROFILES
 
 
-def layer_files(root, layer, value=None):
+def layer_files(root: str, layer: str, value: str | None = None) -> list[str]:
     """
     The per-component parameter files of one layer, as salt:// paths without
     the scheme: ``layer`` is ``defaults``, ``os_family`` (value: the family)
@@ -35,20 +36,25 @@ def _layer(result, doc, source):
     return salt.utils.dictupdate.update(result, layer, merge_lists=False)
 
 
-def merge_layers(defaults, os_layers, profile_layers, pillar):
+def merge_layers(
+    defaults: list[tuple[str, Any]],
+    os_layers: list[tuple[str, Any]],
+    profile_layers: list[tuple[str, Any]],
+    pillar: dict[str, Any] | None,
+) -> dict[str, Any]:
     """
     Merge parameter layers, lowest first: defaults, OS family, profile, then
     the pillar. Each layer is a list of ``(source, doc)`` pairs, ``doc``
     holding a ``k8s_control_plane`` mapping (None: the file is absent). Lists
     are replaced, never concatenated; the inputs are not changed.
     """
-    result = {}
+    result: dict[str, Any] = {}
     for source, doc in [*defaults, *os_layers, *profile_layers]:
         result = _layer(result, doc, source)
     return salt.utils.dictupdate.update(result, copy.deepcopy(pillar or {}), merge_lists=False)
 
 
-def profile_of(pillar, defaults):
+def profile_of(pillar: dict[str, Any] | None, defaults: list[tuple[str, Any]]) -> Any:
     """The profile the pillar asks for, else the one the defaults layer sets."""
     profile = (pillar or {}).get("profile")
     if profile is None:
@@ -57,7 +63,9 @@ def profile_of(pillar, defaults):
     return profile
 
 
-def tofs_sources(root, component, name, tofs=None, grains=None):
+def tofs_sources(
+    root: str, component: str, name: str, tofs: Any = None, grains: dict[str, Any] | None = None
+) -> list[str]:
     """
     The salt:// sources of a template, first found wins (template-formula's
     TOFS): ``tofs:source_files:<name>`` (a list), then per grain of
@@ -70,7 +78,7 @@ def tofs_sources(root, component, name, tofs=None, grains=None):
     sources = list((tofs.get("source_files") or {}).get(name) or [])
     switch = tofs.get("files_switch")
     for grain in ["id", "os_family"] if switch is None else switch:
-        value = grains
+        value: Any = grains
         for part in str(grain).split(":"):
             value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):

@@ -1,6 +1,9 @@
 """The formula's names, each defined once: the pillar key, the formula root, the
 components, the profiles and the files the control plane takes from its secrets."""
 
+from collections.abc import Callable
+from typing import Any
+
 PILLAR_KEY = "k8s_control_plane"
 # The formula's folder on the master (salt://k8s_control_plane/); a master or minion that
 # serves it under another name sets ROOT_OPTION in its config.
@@ -27,12 +30,12 @@ SECRET_FILES = tuple(name for name, _ in PKI_FILES)
 SECRET_KEYS = (*SECRET_FILES, "encryption_key", "vrrp_auth_pass")
 
 
-def pillar_key():
+def pillar_key() -> str:
     """The pillar key every cluster file writes under (``k8s_control_plane``)."""
     return PILLAR_KEY
 
 
-def formula_root(config_get):
+def formula_root(config_get: Callable[[str, str], Any]) -> str:
     """
     The formula's root folder on the master, without slashes: ROOT_OPTION from the
     minion's or master's config (``config_get`` is ``__salt__["config.get"]``), else

@@ -6,13 +6,18 @@ created or replaced. k8s_rbac builds the manifests, k8s_api and the k8s_object
 state share the path and the diff (``object_path``, ``object_diff``).
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 # Fields of an object that our states own; everything else (status,
 # metadata the server sets) is left to the server.
 OWNED_FIELDS = ("rules", "roleRef", "subjects", "aggregationRule")
 PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
 
 
-def kubelet_rules(rules, resources):
+def kubelet_rules(
+    rules: list[dict[str, Any]] | None, resources: Iterable[str] | None
+) -> list[dict[str, Any]]:
     """
     ``rules`` made to grant ``resources`` (kubelet API subresources of
     nodes, core group): unchanged when a core-group rule with verbs ``*``
@@ -36,7 +41,9 @@ def kubelet_rules(rules, resources):
     return [*rules, {"apiGroups": [""], "resources": missing, "verbs": ["*"]}]
 
 
-def rbac_manifests(rbac, api_version, kubelet_resources=()):
+def rbac_manifests(
+    rbac: dict[str, Any], api_version: str, kubelet_resources: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """
     [ClusterRole, ClusterRoleBinding] from the rbac settings, at
     ``api_version``; the role's rules also grant ``kubelet_resources``
@@ -65,7 +72,7 @@ def rbac_manifests(rbac, api_version, kubelet_resources=()):
     return [cluster_role, cluster_role_binding]
 
 
-def object_path(manifest):
+def object_path(manifest: dict[str, Any]) -> str:
     """The API path of a cluster-scoped object."""
     group_version = manifest["apiVersion"]
     prefix = "/api" if "/" not in group_version else "/apis"
@@ -73,7 +80,7 @@ def object_path(manifest):
     return f"{prefix}/{group_version}/{plural}/{manifest['metadata']['name']}"
 
 
-def object_diff(desired, live):
+def object_diff(desired: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
     """
     The fields of ``desired`` that ``live`` lacks or has otherwise, as
     {field: {"old": live value, "new": desired value}}; {} when nothing

@@ -7,6 +7,8 @@ The execution module k8s_orchestration (master side), the k8s_upgrade state
 and the unit tests share these functions; none of them belongs on the CLI.
 """
 
+from typing import Any
+
 from salt.exceptions import CommandExecutionError
 
 from .facts import parse_minor
@@ -16,12 +18,12 @@ from .names import COMPONENT_BINARIES, PILLAR_KEY
 COMPONENTS = COMPONENT_BINARIES
 
 
-def clusters_from(pillars):
+def clusters_from(pillars: dict[str, Any] | None) -> dict[str, dict[str, list[str]]]:
     """
     {cluster: {minion: [controller ids its pillar lists]}} from {minion:
     its k8s_control_plane pillar}; minions of no cluster are left out.
     """
-    clusters = {}
+    clusters: dict[str, dict[str, list[str]]] = {}
     for minion, data in sorted((pillars or {}).items()):
         if not isinstance(data, dict) or not isinstance(data.get("cluster"), str):
             continue
@@ -32,7 +34,7 @@ def clusters_from(pillars):
     return clusters
 
 
-def choose_cluster(clusters, wanted, command):
+def choose_cluster(clusters: dict[str, Any], wanted: str | None, command: str) -> str:
     """The cluster to run for: ``wanted``, or the only one; errors say how to pick."""
     if wanted:
         if wanted not in clusters:
@@ -54,7 +56,7 @@ def choose_cluster(clusters, wanted, command):
     )
 
 
-def controllers_of(name, members):
+def controllers_of(name: str, members: dict[str, list[str]]) -> list[str]:
     """
     The cluster's controller ids, once the checks pass: one cluster file
     defines it, and its members are exactly the controllers it lists.
@@ -87,7 +89,7 @@ def controllers_of(name, members):
     return list(ids)
 
 
-def skew_errors(target, running):
+def skew_errors(target: str, running: dict[str, dict[str, str | None]] | None) -> list[str]:
     """
     Kubernetes' version-skew policy for a rolling upgrade to ``target``,
     given ``running`` = {controller: {component: version or None}} (None:

@@ -26,6 +26,7 @@ _pillar/k8s_pki.py (the policies) and the tests.
 
 import base64
 import ipaddress
+from typing import Any
 
 import yaml
 
@@ -91,19 +92,19 @@ READERS = {
 KUBECONFIGS = ("admin", "kube-controller-manager", "kube-scheduler")
 
 
-def policy_name(cluster, kind):
+def policy_name(cluster: str, kind: str) -> str:
     """The signing policy's name for a certificate kind of a cluster."""
     return f"k8s_control_plane-{cluster}-{kind}"
 
 
-def signing_policies(cluster, days_valid=None):
+def signing_policies(cluster: str, days_valid: int | None = None) -> dict[str, dict[str, Any]]:
     """
     The x509_signing_policies of a cluster (x509_v2's format): subject,
     basicConstraints, keyUsage and extendedKeyUsage pinned per kind.
     """
     policies = {}
     for kind, (subject, usages) in POLICIES.items():
-        policy = {
+        policy: dict[str, Any] = {
             "basicConstraints": "critical, CA:false",
             "keyUsage": "critical, digitalSignature, keyEncipherment",
             "extendedKeyUsage": usages,
@@ -117,12 +118,12 @@ def signing_policies(cluster, days_valid=None):
     return policies
 
 
-def first_service_ip(cfg):
+def first_service_ip(cfg: dict[str, Any]) -> str:
     """The first address of kubernetes:service_cidr: the kubernetes Service's ClusterIP."""
     return str(ipaddress.ip_network(str(cfg["kubernetes"]["service_cidr"]), strict=False)[1])
 
 
-def apiserver_sans(cfg):
+def apiserver_sans(cfg: dict[str, Any]) -> list[str]:
     """
     The apiserver certificate's SANs, in order: the first service IP, the VIP,
     every controller's address, 127.0.0.1, the in-cluster names, the VIP's
@@ -137,7 +138,7 @@ def apiserver_sans(cfg):
     return _unique([*(f"IP:{ip}" for ip in ips), *(f"DNS:{n}" for n in names)])
 
 
-def etcd_sans(me):
+def etcd_sans(me: dict[str, Any]) -> list[str]:
     """One controller's etcd SANs: its address, 127.0.0.1, its id and localhost."""
     return [f"IP:{me['address']}", "IP:127.0.0.1", f"DNS:{me['id']}", "DNS:localhost"]
 
@@ -179,7 +180,7 @@ def _cert(cfg, directory, name, kind, sans, sls, ca_dir=None):
     }
 
 
-def pki_plan(cfg, minion_id):
+def pki_plan(cfg: dict[str, Any], minion_id: str) -> list[dict[str, Any]]:
     """
     Every PKI file of controller ``minion_id``, in the order they are made:
     ``{"name", "path", "kind", "mode", "sls", ...}`` with ``kind`` one of
@@ -262,7 +263,7 @@ def pki_plan(cfg, minion_id):
     return entries
 
 
-def client_files(cfg):
+def client_files(cfg: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     """
     The apiserver's client files (CA, certificate, key) for etcd and for the
     kubelets, by pki:source: {"etcd": (...), "kubelet": (...)}. With a managed
@@ -280,7 +281,7 @@ def client_files(cfg):
     return {"etcd": api, "kubelet": kubelet}
 
 
-def etcd_check_files(cfg):
+def etcd_check_files(cfg: dict[str, Any]) -> tuple[str, str, str]:
     """(ca, cert, key) the health checks present to etcd from a controller."""
     etcd = cfg["etcd"]
     if not etcd.get("managed"):
@@ -290,7 +291,7 @@ def etcd_check_files(cfg):
     return (f"{base}/ca.pem", f"{base}/{name}.pem", f"{base}/{name}-key.pem")
 
 
-def pki_state_id(root, entry):
+def pki_state_id(root: str, entry: dict[str, Any]) -> str:
     """The state ID of a plan entry: <root>-pki[-<sls>]-<module>-<function>-<name>."""
     sls = "" if entry["sls"] == "init" else f"-{entry['sls']}"
     function = {
@@ -307,14 +308,14 @@ def pki_state_id(root, entry):
     return f"{root}-pki{sls}-{pki_requisite_module(entry)}-{function}-{name}"
 
 
-def pki_requisite_module(entry):
+def pki_requisite_module(entry: dict[str, Any]) -> str:
     """The state module of a plan entry, for a requisite: file, x509 or k8s_pki."""
     return {"key": "x509", "certificate": "x509", "kubeconfig": "k8s_pki"}.get(
         entry["kind"], "file"
     )
 
 
-def pki_watch_for(root, entries, service):
+def pki_watch_for(root: str, entries: list[dict[str, Any]], service: str) -> list[dict[str, str]]:
     """
     The requisites on the PKI files ``service`` reads: etcd those of pki.etcd,
     a control plane component its READERS among the others.
@@ -328,7 +329,9 @@ def pki_watch_for(root, entries, service):
     ]
 
 
-def kubeconfig_text(cluster, server, ca_pem, cert_pem, key_pem, user):
+def kubeconfig_text(
+    cluster: str, server: str, ca_pem: str, cert_pem: str, key_pem: str, user: str
+) -> str:
     """A kubeconfig with the CA, client certificate and key embedded (one context)."""
 
     def b64(text):

@@ -5,6 +5,7 @@ kubeconfigs' embedded credentials."""
 import base64
 import binascii
 import datetime
+import ipaddress
 
 import salt.utils.yaml
 
@@ -13,10 +14,11 @@ try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 except ImportError:  # Salt depends on it; without it only the PKI's coherence goes unchecked
-    x509 = None
+    x509 = None  # type: ignore[assignment]
 
 from .facts import lookup
 from .names import SECRET_FILES
+from .schema import Errors
 
 _PAIRS = {
     "ca-key.pem": "ca.pem",
@@ -159,7 +161,13 @@ def _check_kubeconfig(errors, name, text, ca):
                 errors.add(key, f"user {user}: {problem}")
 
 
-def check_pki(errors, texts, addresses, vip, service):
+def check_pki(
+    errors: Errors,
+    texts: dict[str, str],
+    addresses: list[ipaddress.IPv4Address],
+    vip: ipaddress.IPv4Address | None,
+    service: ipaddress.IPv4Network | None,
+) -> None:
     """
     The certificates, keys and kubeconfigs agree: each parses, each
     certificate matches its key, is valid now and is signed by ca.pem, and the

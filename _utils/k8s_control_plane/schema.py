@@ -5,6 +5,8 @@ messages (secrets never)."""
 import copy
 import difflib
 import re
+from collections.abc import Callable
+from typing import Any
 
 from .facts import is_whole, lookup
 from .names import PILLAR_KEY, PROFILES
@@ -21,17 +23,17 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 class Errors(list):
-    def add(self, key, message):
+    def add(self, key: str, message: str) -> None:
         self.append(f"{PILLAR_KEY}:{key}: {message}")
 
 
-def section(cfg, path):
+def section(cfg: Any, path: str) -> dict[str, Any]:
     """The mapping at 'a:b'; {} when absent or of the wrong type (the schema reports that)."""
     node = lookup(cfg, path)
     return node if isinstance(node, dict) else {}
 
 
-def type_name(value):
+def type_name(value: Any) -> str:
     """The YAML kind of a value (Salt's pillar holds OrderedDicts: a mapping is a dict)."""
     for kind, name in ((bool, "bool"), (dict, "dict"), (list, "list"), (str, "str")):
         if isinstance(value, kind):
@@ -39,7 +41,7 @@ def type_name(value):
     return type(value).__name__
 
 
-def plain(value):
+def plain(value: Any) -> Any:
     """A value as YAML wrote it, for messages (no OrderedDict(...) noise)."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
@@ -48,7 +50,7 @@ def plain(value):
     return value
 
 
-def kind(value):
+def kind(value: Any) -> str:
     return "nothing" if value is None else f"{type_name(value)} {plain(value)!r}"
 
 
@@ -62,7 +64,7 @@ def _looks_secret(key):
     return bool(_SECRET_LOOKING.search(str(key)))
 
 
-def masked(value, hide=False):
+def masked(value: Any, hide: bool = False) -> Any:
     """``value`` with the value of every secret-looking key, at any depth, as ``<secret>``."""
     if isinstance(value, dict):
         return {k: masked(v, hide or _looks_secret(k)) for k, v in value.items()}
@@ -108,7 +110,7 @@ def _command(value):
     return None
 
 
-def url_rule(value):
+def url_rule(value: Any) -> str | None:
     if not isinstance(value, str) or not _URL_RE.match(value):
         return f"{value!r}; valid: an http(s) URL"
     return None
@@ -137,7 +139,7 @@ def _boolean(value):
     return None if isinstance(value, bool) else f"{value!r}; valid: true, false"
 
 
-def integer(low, high=None):
+def integer(low: int, high: int | None = None) -> Callable[[Any], str | None]:
     if high is None:
         shown = f"an integer >= {low}" if low != 1 else "an integer > 0"
     else:
@@ -154,7 +156,7 @@ port_rule = integer(1, 65535)
 _count = integer(1)
 
 
-def positive(value):
+def positive(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return f"{value!r}; valid: a number > 0"
     return None
@@ -180,7 +182,7 @@ def _duration(value):
     return None
 
 
-def name_list(value):
+def name_list(value: Any) -> str | None:
     if not isinstance(value, list) or not all(
         isinstance(v, str) and _word(v) is None for v in value
     ):
@@ -220,7 +222,7 @@ def _nullable(check):
     return nullable
 
 
-def ok(check, value):
+def ok(check: Callable[[Any], str | None], value: Any) -> bool:
     return check(value) is None
 
 
@@ -367,7 +369,7 @@ SCHEMA = {
 _PASSWORD_KEYS = ("auth_pass", "password", "vrrp_auth_pass", "auth_type")
 
 
-def unknown_key(errors, where, key, valid):
+def unknown_key(errors: Errors, where: str, key: Any, valid: list[str]) -> None:
     """An unknown key: name the closest valid one; never show its value."""
     name = str(key)
     if name in _PASSWORD_KEYS:
@@ -382,7 +384,9 @@ def unknown_key(errors, where, key, valid):
     errors.add(where, f"unknown key; {hint}valid: {', '.join(map(str, valid))}")
 
 
-def walk(errors, node, spec, path, quiet_absent):
+def walk(
+    errors: Errors, node: dict[str, Any], spec: dict[str, Any], path: str, quiet_absent: bool
+) -> None:
     for key in node:
         if key not in spec:
             unknown_key(errors, f"{path}{key}", key, list(spec))

@@ -1,6 +1,7 @@
 """The validation of a merged configuration and a controller's preflight: the entry points."""
 
 import copy
+from typing import Any
 
 from .checks import (
     check_controllers,
@@ -20,7 +21,9 @@ from .names import PROFILES
 from .schema import SCHEMA, Errors, masked, plain, section, walk
 
 
-def validate_config(cfg, table=None, minion_id=None):
+def validate_config(
+    cfg: Any, table: dict[str, Any] | None = None, minion_id: str | None = None
+) -> list[str]:
     """
     Validate a merged configuration: every error at once, each naming the
     pillar key and what is valid; an empty list when valid. ``table`` is the
@@ -50,7 +53,7 @@ def validate_config(cfg, table=None, minion_id=None):
     return list(errors)
 
 
-def redact(cfg):
+def redact(cfg: Any) -> Any:
     """
     A copy of a configuration for display: every value under ``secrets``, and
     the value of every key that looks like a password anywhere else
@@ -68,7 +71,12 @@ def redact(cfg):
     return result
 
 
-def validate_minion(cfg, table, minion_id, ip4_interfaces):
+def validate_minion(
+    cfg: Any,
+    table: dict[str, Any] | None,
+    minion_id: str,
+    ip4_interfaces: dict[str, list[str]] | None,
+) -> dict[str, Any]:
     """
     The whole check of one controller, in its two stages: the configuration
     (validate_config), then, only when that found nothing, this controller's
@@ -82,7 +90,7 @@ def validate_minion(cfg, table, minion_id, ip4_interfaces):
     return {"stage": "preflight", "errors": preflight(cfg, minion_id, ip4_interfaces)}
 
 
-def preflight(cfg, minion_id, ip4_interfaces):
+def preflight(cfg: Any, minion_id: str, ip4_interfaces: dict[str, list[str]] | None) -> list[str]:
     """
     What this controller must have before anything is applied (validate_minion
     runs it only once validate_config found the configuration well-formed; on
