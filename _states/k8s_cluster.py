@@ -205,7 +205,7 @@ def etcd_quorum(
     good, bad, lacking = _until(views, lambda v: not v[1] and not v[2], timeout, interval)
     if bad or lacking:
         ret["result"] = False
-        views = [  # type: ignore[assignment]  # reuses the name of the function above
+        findings = [
             f"{minion} sees {view['comment']} ("
             + "; ".join(f"{url}: {a['answer']}" for url, a in view["servers"].items())
             + ")"
@@ -214,7 +214,7 @@ def etcd_quorum(
         ret["comment"] = (
             f"etcd has no quorum after {timeout}s, so the control plane was left as it is "
             "(no apiserver restarted). Bring the etcd members back (systemctl status etcd on "
-            "their hosts) and run again.\n- " + "\n- ".join(views)  # type: ignore[arg-type]
+            "their hosts) and run again.\n- " + "\n- ".join(findings)
         )
         return ret
     unchecked = sorted(m for m, r in good.items() if r.get("quorum") is None)
