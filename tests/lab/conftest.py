@@ -96,21 +96,20 @@ def fresh_lab(request, measured):
 def converged_lab(request, measured):
     """
     A converged lab with the override pillar unset, at the version fresh_lab would use: the one
-    the previous module handed over, else a fresh lab and its first orchestration. Yields
-    whether it was handed over.
+    the previous module handed over (all its controllers running), else a fresh lab and its
+    first orchestration.
     """
     wanted = _version(request) or DEFAULT_VERSION
     handed = HANDOVER.pop("version", None)
-    if (
-        handed == wanted
-        and lab.running_containers()
-        and len(lab.running_containers()) == len(lab.controllers())
-    ):
+    if handed == wanted and lab.running_containers() == list(lab.controllers()):
         lab.say(f"taking over the converged lab at {handed} from the module before")
         key = "up: converged lab taken over (count)"
         measured[key] = measured.get(key, 0) + 1
         with lab.exclusive():
-            yield from _kept(measured, handed=True)
+            try:
+                yield lab
+            finally:
+                _down_unless_handed_over(measured)
         return
     HANDOVER.clear()
     with lab.exclusive():
@@ -122,16 +121,9 @@ def converged_lab(request, measured):
             measured["up: first orchestration"] = time.monotonic() - start
             assert report["ok"], "orchestration failed:\n" + "\n".join(report["errors"])[-6000:]
             lab.wait_for_holders([next(iter(lab.controllers()))], timeout=60)
-            yield False
+            yield lab
         finally:
             fresh.close()  # its finally: down, unless this module handed the lab over
-
-
-def _kept(measured, handed):
-    try:
-        yield handed
-    finally:
-        _down_unless_handed_over(measured)
 
 
 def _down_unless_handed_over(measured):
