@@ -1,7 +1,7 @@
 """
 The cluster PKI on a controller: which files it holds and how each is made
-(:func:`plan`), the state data of the pki SLS files (:func:`sls_states`), and
-what is on disk (:func:`certificates`). The rules are in _utils/k8s_control_plane/pki.py;
+(:func:`plan`) and what is on disk (:func:`certificates`). The rules are in
+_utils/k8s_control_plane/pki.py; the pki SLS files' state data in pki_states.py beside it;
 docs/pki.md tells the whole design. No function returns a private key, the
 CA key or the encryption key.
 """
@@ -10,8 +10,6 @@ import datetime
 import logging
 import os
 from typing import Any
-
-from salt.exceptions import CommandExecutionError
 
 try:
     from cryptography import x509
@@ -24,14 +22,6 @@ except ImportError:
 log = logging.getLogger(__name__)
 
 __virtualname__ = "k8s_pki"
-
-
-# x509_v2 sets a file's mode through a nested state.single, which compiles the pillar over a
-# new channel; Salt 3008.4's tornado sometimes raises "RuntimeError: dictionary keys changed
-# during iteration" there (IOLoop.initialize walks a class-level dict another thread changes:
-# tornadoweb/tornado#3125). Seen in 2 of about 15 fresh lab orchestrations on 2026-12-05, each
-# time on one certificate; the state is idempotent, so it is tried again.
-X509_RETRY = {"retry": {"attempts": 3, "interval": 1}}
 
 
 def __virtual__():
@@ -63,180 +53,6 @@ def plan(sls: str | None = None) -> list[dict[str, Any]]:
     """
     entries = __utils__["k8s_control_plane.pki_plan"](_cfg(), __grains__["id"])
     return [e for e in entries if sls is None or e["sls"] == sls]
-
-
-def _guard_id(root, entry):
-    return __utils__["k8s_control_plane.pki_state_id"](root, entry).replace(
-        "-file-directory-", "-k8s_pki-no_symlinks-"
-    )
-
-
-def _directories(root, everything, sls, validated):
-    """
-    Each directory this SLS owns, and its guard: the guard fails, naming the
-    link, when the directory or any file planned in it is a symlink, and
-    every file state requires it (secrets are never written through a link).
-    """
-    states = {}
-    for directory in (e for e in everything if e["kind"] == "directory" and e["sls"] == sls):
-        inside = [
-            e["path"]
-            for e in everything
-            if e["kind"] != "directory" and os.path.dirname(e["path"]) == directory["path"]
-        ]
-        dir_id = __utils__["k8s_control_plane.pki_state_id"](root, directory)
-        states[dir_id] = {
-            "file.directory": [
-                {"name": directory["path"]},
-                {"user": "root"},
-                {"group": "root"},
-                {"mode": "0700"},
-                {"makedirs": True},
-                {"require": [{"sls": validated}]},
-            ]
-        }
-        states[_guard_id(root, directory)] = {
-            "k8s_pki.no_symlinks": [
-                {"name": directory["path"]},
-                {"paths": inside},
-                {"require": [{"file": dir_id}]},
-            ]
-        }
-    return states
-
-
-def sls_states(sls: str, validated: str) -> dict[str, Any]:
-    """
-    Return the state data of the pki SLS file ``sls`` (``ca``, ``init``,
-    ``etcd``) for this controller: contents never enter it (pillar files are
-    ``contents_pillar``, keys are made on this host, kubeconfigs are built by
-    k8s_pki.kubeconfig_managed from the files), and every file state requires
-    the symlink guard of its directory.
-
-    sls
-        ``ca``, ``init`` or ``etcd``.
-
-    validated
-        The SLS every state requires (the cluster's validation).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt k8s-controller-1 k8s_pki.sls_states init k8s_control_plane.cluster.validate
-    """
-    if sls not in ("ca", "init", "etcd"):
-        raise CommandExecutionError(f"unknown pki sls {sls!r}; valid: ca, init, etcd")
-    root = validated.split(".")[0]
-    util = __utils__
-    everything = util["k8s_control_plane.pki_plan"](_cfg(), __grains__["id"])
-    entries = [e for e in everything if e["sls"] == sls]
-    states = _directories(root, everything, sls, validated)
-    guard_of = {
-        e["path"]: {"k8s_pki": _guard_id(root, e)} for e in everything if e["kind"] == "directory"
-    }
-    ids = {e["path"]: util["k8s_control_plane.pki_state_id"](root, e) for e in everything}
-    by_path = {e["path"]: e for e in everything}
-    for entry in entries:
-        if entry["kind"] == "directory":
-            continue
-        sid = ids[entry["path"]]
-        guards = [guard_of[os.path.dirname(entry["path"])]]
-        common = [{"name": entry["path"]}, {"mode": entry["mode"]}, {"require": guards}]
-        if entry["kind"] == "pillar":
-            states[sid] = {
-                "file.managed": [
-                    *common[:2],
-                    {"contents_pillar": f"k8s_control_plane:secrets:{entry['name']}"},
-                    {"user": "root"},
-                    {"group": "root"},
-                    {"show_changes": False},
-                    common[2],
-                ]
-            }
-        elif entry["kind"] == "key":
-            states[sid] = {
-                "x509.private_key_managed": [
-                    *common,
-                    {"unless": [{"fun": "k8s_pki.current", "path": entry["path"]}]},
-                    {"algo": "ec"},
-                    {"keysize": 256},
-                    {"user": "root"},
-                    {"group": "root"},
-                    X509_RETRY,
-                ]
-            }
-        elif entry["kind"] == "certificate":
-            # the key is x509's, or file's where the master gives it (CLUSTER_KEYS)
-            key_module = util["k8s_control_plane.pki_requisite_module"](by_path[entry["key"]])
-            requires = [*guards, {key_module: ids[entry["key"]]}]
-            ca_files = (entry["signing_cert"], entry["signing_key"])
-            requires += [{"file": ids[p]} for p in ca_files if p in ids]
-            states[sid] = {
-                "x509.certificate_managed": [
-                    {"name": entry["path"]},
-                    # a converged file skips the x509 state's costly check (k8s_pki.current)
-                    {"unless": [{"fun": "k8s_pki.current", "path": entry["path"]}]},
-                    {"mode": entry["mode"]},
-                    {"signing_policy": entry["policy"]},
-                    {"signing_cert": entry["signing_cert"]},
-                    {"signing_private_key": entry["signing_key"]},
-                    {"private_key": entry["key"]},
-                    *([{"subjectAltName": ", ".join(entry["sans"])}] if entry["sans"] else []),
-                    {"days_valid": entry["days_valid"]},
-                    {"days_remaining": entry["days_remaining"]},
-                    {"user": "root"},
-                    {"group": "root"},
-                    X509_RETRY,
-                    {"require": requires},
-                ]
-            }
-        elif entry["kind"] == "kubeconfig":
-            states[sid] = {
-                "k8s_pki.kubeconfig_managed": [
-                    *common[:2],
-                    {"ca": entry["ca"]},
-                    {"cert": entry["cert"]},
-                    {"key": entry["key"]},
-                    {"server": entry["server"]},
-                    {"cluster": entry["cluster"]},
-                    {"user": entry["user"]},
-                    {"require": guards},
-                    # watch: in test mode a re-issue predicted this run is a rewrite
-                    # predicted too (k8s_pki.mod_watch), the files not being new yet
-                    {
-                        "watch": [
-                            {"file": ids[entry["ca"]]},
-                            {"x509": ids[entry["cert"]]},
-                            {"x509": ids[entry["key"]]},
-                        ]
-                    },
-                ]
-            }
-        elif entry["kind"] == "template":
-            apis = __salt__["k8s_flags.apis"]()
-            states[sid] = {
-                "file.managed": [
-                    *common[:2],
-                    {
-                        "source": __salt__["k8s_cluster.sources"](
-                            "pki", "encryption-config.yaml.jinja"
-                        )
-                    },
-                    {"template": "jinja"},
-                    {
-                        "context": {
-                            "api_version": apis["encryption_config"],
-                            "kind": apis["encryption_config_kind"],
-                        }
-                    },
-                    {"user": "root"},
-                    {"group": "root"},
-                    {"show_changes": False},
-                    common[2],
-                ]
-            }
-    return states
 
 
 def watch(service: str, root: str | None = None) -> list[dict[str, str]]:

@@ -3,7 +3,8 @@ The pure rules of the k8s_control_plane formula, each in one place, as one synce
 package: the formula's names (names.py), the parameter layers and their merge (layers.py),
 facts derived from a configuration (facts.py), the components' flags (flags.py), the
 validation (schema.py, checks.py, pki_checks.py, validate.py), the PKI plan (pki.py), the
-Kubernetes objects (objects.py) and the orchestrations' rules (orchestration.py).
+pki SLS files' state data (pki_states.py), the Kubernetes objects (objects.py) and the
+orchestrations' rules (orchestration.py).
 
 Why a synced utils package (``_utils/k8s_control_plane/``) and not helpers inside the
 execution modules:
@@ -94,6 +95,7 @@ from .pki import (
     policy_name,
     signing_policies,
 )
+from .pki_states import pki_sls_states
 from .validate import preflight, redact, validate_config, validate_minion
 
 __all__ = [
@@ -133,6 +135,7 @@ __all__ = [
     "pki_files",
     "pki_plan",
     "pki_requisite_module",
+    "pki_sls_states",
     "pki_source",
     "pki_state_id",
     "pki_watch_for",

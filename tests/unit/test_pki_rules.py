@@ -1092,3 +1092,45 @@ def test_concurrent_processes_end_with_one_ca(ext, tmp_path):
     ca = x509.load_pem_x509_certificate(kept["ca.pem"].encode())
     key = serialization.load_pem_private_key(kept["ca-key.pem"].encode(), password=None)
     assert _spki(key.public_key()) == _spki(ca.public_key())
+
+
+ENCRYPTION = {"source": ["salt://x/encryption-config.yaml.jinja"], "api_version": "v1", "kind": "K"}
+
+
+@pytest.mark.parametrize("source", ["salt", "pillar"])
+def test_pki_sls_states_cover_the_plan_once_and_hold_no_content(source):
+    """The three pki SLS files' state data: every planned file once, in the SLS that plans
+    it, each file state behind its directory's symlink guard, and no content."""
+    build = utils_package().pki_states.pki_sls_states
+    cfg = salt_config(etcd_managed=True) if source == "salt" else pillar_config(etcd_managed=True)
+    validated = f"{ROOT}.cluster.validate"
+    plan = utils_package().pki.pki_plan(cfg, "k8s-controller-1")
+    seen = {}
+    for sls in ("ca", "init", "etcd"):
+        states = build(cfg, "k8s-controller-1", sls, validated, ENCRYPTION)
+        for sid, body in states.items():
+            assert sid not in seen, sid
+            seen[sid] = sls
+            ((fun, args),) = body.items()
+            flat = {k: v for arg in args for k, v in arg.items()}
+            assert not {"contents", "text", "new_key"} & set(flat), sid
+            if fun not in ("file.directory", "k8s_pki.no_symlinks"):
+                guards = [r for r in flat["require"] if "k8s_pki" in r]
+                assert len(guards) == 1 and "no_symlinks" in guards[0]["k8s_pki"], sid
+    planned = {utils_package().pki.pki_state_id(ROOT, e): e["sls"] for e in plan}
+    assert {sid: sls for sid, sls in seen.items() if sid in planned} == planned
+    pillar_files = [e for e in plan if e["kind"] == "pillar"]
+    for entry in pillar_files:
+        sid = utils_package().pki.pki_state_id(ROOT, entry)
+        assert seen[sid] == entry["sls"]
+
+
+def test_pki_sls_states_refuse_an_unknown_sls_and_a_missing_encryption_source():
+    build = utils_package().pki_states.pki_sls_states
+    cfg = salt_config()
+    validated = f"{ROOT}.cluster.validate"
+    with pytest.raises(ValueError, match="unknown pki sls 'kube'; valid: ca, init, etcd"):
+        build(cfg, "k8s-controller-1", "kube", validated)
+    with pytest.raises(ValueError, match=r"encryption-config\.yaml: pass encryption"):
+        build(cfg, "k8s-controller-1", "init", validated)
+    assert build(cfg, "k8s-controller-1", "ca", validated)  # ca plans no template

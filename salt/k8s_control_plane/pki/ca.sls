@@ -8,10 +8,16 @@ the certificates of pki and pki.etcd are signed with it here. A symlink in
 the directory is refused before anything is written (k8s_pki.no_symlinks).
 """
 
+# A #!py SLS gets __salt__ but no __utils__ (salt/utils/templates.py py()), and the renderer
+# binds the name "salt" to __salt__: the formula's utils package, which builds the state data
+# (so that it is no CLI function), is loaded here through salt.loader under another name.
+import salt.loader as loader
+
 
 def run():
     ctx = __salt__["k8s_cluster.sls_context"](sls)
     if ctx["cfg"] is None:  # the validation state alone runs, failing with every error
         return {"include": [ctx["validated"]]}
-    validated = ctx["validated"]
-    return {"include": [validated], **__salt__["k8s_pki.sls_states"]("ca", validated)}
+    build = loader.utils(__opts__)["k8s_control_plane.pki_sls_states"]
+    states = build(ctx["cfg"], __grains__["id"], "ca", ctx["validated"])
+    return {"include": [ctx["validated"]], **states}
