@@ -5,11 +5,15 @@ pillar here on the master from the pillar files as they are now (as
 ``salt-run pillar.show_pillar`` does). Nothing is sent to a minion and
 nothing compiled is returned but the cluster's name and controller ids.
 
+:func:`pending` asks the controllers themselves, in one job: it syncs the project to them and
+runs the whole formula there in test mode, which changes nothing.
+
 Loads on the master only (the orchestrations' master minion); the rules are
 in ``_utils/k8s_control_plane/orchestration.py``.
 """
 
 import logging
+import time
 from typing import Any
 
 import salt.key
@@ -28,24 +32,27 @@ def __virtual__():
     return __virtualname__
 
 
-def _pillars():
+def _compiled():
+    """{accepted minion: its whole pillar, compiled here from the pillar files as they are now}."""
     accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
     result = {}
     for minion in accepted:
         _, grains, _ = salt.utils.minions.get_minion_data(minion, __opts__)
         pillar = salt.pillar.Pillar(__opts__, grains or {"id": minion}, minion, "base")
-        result[minion] = pillar.compile_pillar().get(__utils__["k8s_control_plane.pillar_key"]())
+        result[minion] = pillar.compile_pillar()
     return result
 
 
 def cluster(name: str | None = None, command: str = "orch.control_plane") -> dict[str, Any]:
     """
     Return ``{"cluster": name, "controllers": [ids], "pillar_key": ...,
-    "root": ...}`` for the cluster an orchestration runs on (with the pillar
-    key and the formula's root folder on the master, which the orchestrations
-    name nowhere else), after the checks: one cluster file defines it, its
-    members are exactly the controllers it lists, and each listed controller
-    gets its pillar. Raises with what to fix otherwise.
+    "root": ..., "pillar_digests": {id: ...}, "modules_digest": ...}`` for the
+    cluster an orchestration runs on (with the pillar key and the formula's
+    root folder on the master, which the orchestrations name nowhere else,
+    and the digests a current controller's identity shows), after the
+    checks: one cluster file defines it, its members are exactly the
+    controllers it lists, and each listed controller gets its pillar. Raises
+    with what to fix otherwise.
 
     name
         The cluster (``k8s_control_plane:cluster``); optional when the master
@@ -61,13 +68,110 @@ def cluster(name: str | None = None, command: str = "orch.control_plane") -> dic
         salt-run salt.cmd k8s_orchestration.cluster hardway
     """
     rules = "k8s_control_plane."
-    clusters = __utils__[rules + "clusters_from"](_pillars())
+    key = __utils__[rules + "pillar_key"]()
+    compiled = _compiled()
+    clusters = __utils__[rules + "clusters_from"]({m: p.get(key) for m, p in compiled.items()})
     chosen = __utils__[rules + "choose_cluster"](clusters, name, command)
     ids = __utils__[rules + "controllers_of"](chosen, clusters[chosen])
     log.debug("k8s_orchestration: cluster %s, controllers %s", chosen, ids)
     return {
         "cluster": chosen,
         "controllers": ids,
-        "pillar_key": __utils__[rules + "pillar_key"](),
+        "pillar_key": key,
         "root": __utils__[rules + "formula_root"](__salt__["config.get"]),
+        "pillar_digests": {m: __utils__[rules + "pillar_digest"](compiled.get(m)) for m in ids},
+        "modules_digest": __utils__[rules + "extmods_digest"](__opts__["extension_modules"]),
     }
+
+
+def pending(
+    ids: str | list[str],
+    root: str | None = None,
+    timeout: float = 120,
+    expected: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """
+    Ask the controllers ``ids`` for their plan (k8s_cluster.plan), all at once in one job:
+    their identities, the whole formula in test mode (nothing changes) and, where nothing
+    would change, the full run's checks, read-only. Return whether the cluster is
+    converged (every state would pass unchanged on every controller, and exactly one VIP
+    holder, etcd quorum and k8s_health.summary ok on each), per controller what a real run
+    would change, what fails, or why it is unknown, what the checks found (``findings``),
+    and the identities. A controller whose synced modules or in-memory pillar differ from
+    the master's (the digests its identity shows) gets the project synced and its pillar
+    refreshed first, and is asked again. orch.control_plane runs this
+    first: a converged cluster gets one step that reports the findings
+    (k8s_cluster.converged), anything else the full run.
+
+    ids
+        The controllers (a list, or ids joined by commas).
+
+    root
+        The formula's folder (default: the master's ``k8s_control_plane_root`` option).
+
+    timeout
+        Seconds Salt waits for a job before asking whether it still runs.
+
+    expected
+        k8s_orchestration.cluster's return (its digests); default: found here.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd k8s_orchestration.pending k8s-controller-1,k8s-controller-2
+    """
+    rules = "k8s_control_plane."
+    minions = [i for i in (ids.split(",") if isinstance(ids, str) else ids) if i]
+    root = root or __utils__[rules + "formula_root"](__salt__["config.get"])
+    if expected is None:
+        compiled = _compiled()
+        expected = {
+            "modules_digest": __utils__[rules + "extmods_digest"](__opts__["extension_modules"]),
+            "pillar_digests": {
+                m: __utils__[rules + "pillar_digest"](compiled.get(m)) for m in minions
+            },
+        }
+    expected = {
+        "modules_digest": expected["modules_digest"],
+        "pillar_digests": {m: expected["pillar_digests"].get(m) for m in minions},
+    }
+    fun, args = __utils__[rules + "plan_job"](root)
+    start = time.monotonic()
+
+    def ask(targets):
+        return __salt__["saltutil.cmd"](targets, fun, arg=args, tgt_type="list", timeout=timeout)
+
+    answers = ask(minions)
+    behind = __utils__[rules + "stale"](answers, expected)
+    if behind:
+        log.info("k8s_orchestration: syncing %s", behind)
+        sync, sync_args = __utils__[rules + "sync_job"]()
+        targets = sorted(behind)
+        __salt__["saltutil.cmd"](targets, sync, arg=sync_args, tgt_type="list", timeout=timeout)
+        answers.update(ask(targets))
+    still = __utils__[rules + "stale"](answers, expected)
+    found = __utils__[rules + "pending_changes"](answers, minions)
+    for minion, why in still.items():
+        found[minion] = [*found[minion], f"not current after a sync: {why}"]
+
+    def plan_of(minion):
+        answer = answers.get(minion)
+        ret = answer.get("ret") if isinstance(answer, dict) else None
+        return ret if isinstance(ret, dict) else {}
+
+    states = {m: plan_of(m).get("states") for m in minions}
+    counts = {m: len(v) if isinstance(v, dict) else 0 for m, v in states.items()}
+    unchanged = not any(found.values())
+    passed, findings = __utils__[rules + "check_findings"](answers, minions, counts)
+    result = {
+        "converged": unchanged and passed,
+        "pending": {m: found[m] for m in minions if found[m]},
+        "findings": findings if unchanged else [],
+        "states": counts,
+        "identities": {m: plan_of(m).get("identity") for m in minions},
+        "synced": sorted(behind),
+        "seconds": round(time.monotonic() - start, 2),
+    }
+    log.debug("k8s_orchestration.pending: %s", result)
+    return result

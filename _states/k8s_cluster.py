@@ -293,3 +293,29 @@ def verified(name: str, tgt: str | list[str], tgt_type: str = "compound") -> dic
     ret["result"] = not bad
     ret["comment"] = "\n".join(lines)
     return ret
+
+
+def converged(name: str, findings: list[str] | None = None) -> dict[str, Any]:
+    """
+    The orchestration's one step on a cluster found converged while it compiled
+    (k8s_orchestration.pending): every state would pass unchanged on every controller, and
+    the checks of the full run passed at once on every one (exactly one VIP holder, etcd
+    quorum, every apiserver and the VIP ready, haproxy's backends up, the seed's
+    verification). Reports those findings; changes nothing. Anything short of that makes
+    the orchestration the full run, whose steps wait and refuse as they always do.
+
+    name
+        The cluster.
+
+    findings
+        The lines k8s_orchestration.pending found (what is unchanged, each check's answer).
+
+    .. code-block:: yaml
+
+        orch-converged:
+          k8s_cluster.converged:
+            - name: hardway
+            - findings: [...]
+    """
+    lines = [str(line) for line in findings or []]
+    return {"name": name, "changes": {}, "result": True, "comment": "\n".join(lines)}

@@ -317,18 +317,23 @@ def load_run(seconds):
 
 
 def orchestration_trials(profile, count, trials):
-    """The orchestration on fresh controllers, then a no-op re-run, `trials` times."""
-    runs = {"fresh": [], "noop": []}
+    """
+    The orchestration on fresh controllers (with its floor: report.floor_of), then a no-op
+    re-run, `trials` times.
+    """
+    runs = {"fresh": [], "noop": [], "floor": []}
     for _ in range(trials):
         lab.retire([n for n in lab.controllers() if lab.container_pid(n)])
         lab.bring_up(orchestration=False, count=count)
         lab.set_overrides({"profile": profile})
         for kind in ("fresh", "noop"):
             start = time.monotonic()
-            result, _ = lab.orchestrate()
+            result, proc = lab.orchestrate()
             if not result["ok"]:
                 raise lab.LabError(f"bench: the {kind} orchestration failed: {result['errors']}")
             runs[kind].append(round(time.monotonic() - start, 2))
+            if kind == "fresh":
+                runs["floor"].append(report.floor_of(lab.parse_json(proc.stdout)))
         print(f"  orchestration {profile} x{count}: {runs}", flush=True)
     return runs
 

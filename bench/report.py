@@ -12,8 +12,16 @@ Results format (JSON, "format": 2):
                            "apiserver": [apiserver trial, ...],
                            "load": load run or null},
                   "tuned": {...}},
-     "orchestration": {"seed-3": {"fresh": [s, ...], "noop": [s, ...]},
+     "orchestration": {"seed-3": {"fresh": [s, ...], "noop": [s, ...],
+                                  "floor": [s, ...]},
                        "tuned-3": {...}, "tuned-5": {...}}}
+
+The floor of a fresh run (floor_of): what the binaries themselves need, from the
+same run's state durations: etcd's start to ready on its slowest member (the
+members start at once; the unit is Type=notify, so systemctl returns when etcd
+is ready), plus, for each controller in the rolling order, its apiserver's start
+and the wait until its /readyz answers (one at a time). Downloads and keys are
+Salt's work, not the floor.
 
 A vip trial: {"moved": s or null, "left": s or null, "back": s or null,
 "flaps": n, "two_holders_s": s, "no_holder_s": s, "timeline": [[t, [holders]],
@@ -59,6 +67,32 @@ def load(path) -> dict:
     if missing:
         raise ValueError(f"{path}: no results for profile(s) {', '.join(missing)}")
     return results
+
+
+def floor_of(data, root: str = "k8s_control_plane") -> float | None:
+    """
+    The floor of a fresh orchestration, in seconds, from its result (``salt-run
+    state.orchestrate --out=json``); None when etcd's start or an apiserver's is missing.
+    """
+    body = data.get("data", data) if isinstance(data, dict) else {}
+    etcd, apiservers = [], {}
+    wanted = {
+        f"{root}-controlplane-services-service-running-kube-apiserver",
+        f"{root}-controlplane-services-k8s_health-ready",
+    }
+    for steps in body.values() if isinstance(body, dict) else []:
+        for step in steps.values() if isinstance(steps, dict) else []:
+            ret = (step.get("changes") or {}).get("ret") if isinstance(step, dict) else None
+            for minion, states in (ret or {}).items():
+                for state in states.values() if isinstance(states, dict) else []:
+                    sid, ms = state.get("__id__"), state.get("duration") or 0
+                    if sid == f"{root}-etcd-service-running":
+                        etcd.append(ms / 1000)
+                    elif sid in wanted:
+                        apiservers[minion] = apiservers.get(minion, 0) + ms / 1000
+    if not etcd or not apiservers:
+        return None
+    return round(max(etcd) + sum(apiservers.values()), 2)
 
 
 def stats(values) -> dict | None:
@@ -157,15 +191,19 @@ def markdown(results) -> str:
     if orch:
         lines += [
             "",
-            "| orchestration (trials) | on fresh controllers | no-op re-run |",
-            "|---|---|---|",
+            "| orchestration (trials) | on fresh controllers | its floor | fresh / floor "
+            "| no-op re-run |",
+            "|---|---|---|---|---|",
         ]
         for key, label in ORCHESTRATION:
             if key in orch:
                 fresh, noop = stats(orch[key]["fresh"]), stats(orch[key]["noop"])
+                floor = stats(orch[key].get("floor") or [])
+                share = f"{fresh['median'] / floor['median']:.2f}" if fresh and floor else "-"
                 lines.append(
                     f"| {label} controllers ({len(orch[key]['fresh'])}) "
-                    f"| {_cell(fresh, 's')} | {_cell(noop, 's')} |"
+                    f"| {_cell(fresh, 's')} | {_cell(floor, 's')} | {share} "
+                    f"| {_cell(noop, 's')} |"
                 )
         if "tuned-3" in orch and "tuned-5" in orch:
             parts = []

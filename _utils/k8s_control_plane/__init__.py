@@ -66,7 +66,7 @@ from .facts import (
     row_at,
 )
 from .flags import api_versions, build_flags, flag_context
-from .layers import layer_files, merge_layers, profile_of, tofs_sources
+from .layers import every_layer_file, layer_files, merge_layers, profile_of, tofs_sources
 from .names import (
     COMPONENT_BINARIES,
     COMPONENTS,
@@ -80,7 +80,20 @@ from .names import (
     pillar_key,
 )
 from .objects import kubelet_rules, object_diff, object_path, rbac_manifests
-from .orchestration import choose_cluster, clusters_from, controllers_of, skew_errors
+from .orchestration import (
+    check_findings,
+    choose_cluster,
+    clusters_from,
+    controllers_of,
+    extmods_digest,
+    pending_changes,
+    pillar_digest,
+    plan_job,
+    skew_errors,
+    stale,
+    state_changes,
+    sync_job,
+)
 from .pki import (
     apiserver_sans,
     client_files,
@@ -111,6 +124,7 @@ __all__ = [
     "apiserver_sans",
     "apply_from",
     "build_flags",
+    "check_findings",
     "choose_cluster",
     "client_files",
     "clusters_from",
@@ -119,6 +133,8 @@ __all__ = [
     "etcd_check_files",
     "etcd_sans",
     "etcd_servers",
+    "every_layer_file",
+    "extmods_digest",
     "first_service_ip",
     "flag_context",
     "formula_root",
@@ -131,6 +147,8 @@ __all__ = [
     "object_path",
     "parse_minor",
     "parse_version",
+    "pending_changes",
+    "pillar_digest",
     "pillar_key",
     "pki_files",
     "pki_plan",
@@ -139,6 +157,7 @@ __all__ = [
     "pki_source",
     "pki_state_id",
     "pki_watch_for",
+    "plan_job",
     "policy_name",
     "preflight",
     "priorities",
@@ -148,6 +167,9 @@ __all__ = [
     "row_at",
     "signing_policies",
     "skew_errors",
+    "stale",
+    "state_changes",
+    "sync_job",
     "tofs_sources",
     "validate_config",
     "validate_minion",

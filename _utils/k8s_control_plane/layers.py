@@ -27,6 +27,14 @@ def layer_files(root: str, layer: str, value: str | None = None) -> list[str]:
     return [f"{root}/{component}/parameters/{name}" for component in COMPONENTS]
 
 
+def every_layer_file(root: str, os_family: str) -> list[str]:
+    """Every parameter file a configuration could read: the defaults, the OS family's and
+    every profile's (the profile is known only once the defaults are read)."""
+    layers = [("defaults", None), ("os_family", os_family)]
+    layers += [("profile", profile) for profile in PROFILES]
+    return [path for layer, value in layers for path in layer_files(root, layer, value)]
+
+
 def _layer(result, doc, source):
     if doc is None:
         return result

@@ -7,6 +7,9 @@ The execution module k8s_orchestration (master side), the k8s_upgrade state
 and the unit tests share these functions; none of them belongs on the CLI.
 """
 
+import hashlib
+import json
+import os
 from typing import Any
 
 from salt.exceptions import CommandExecutionError
@@ -142,3 +145,193 @@ def skew_errors(target: str, running: dict[str, dict[str, str | None]] | None) -
         spread = ", ".join(f"{c} {m[0]}.{m[1]}" for c, m in sorted(apiservers.items()))
         errors.append(f"the apiservers are more than one minor apart ({spread})")
     return errors
+
+
+# The plan job (k8s_orchestration.pending): k8s_cluster.plan on every controller at once,
+# one function in one process: the controller's identity with the digests of its synced
+# modules and in-memory pillar, the whole formula in test mode, and, when no state would
+# change, the full run's checks (read-only): etcd quorum and k8s_health.summary (this
+# apiserver, the VIP, haproxy and its backends, the controller-manager and the scheduler,
+# who holds the VIP). When a digest differs from the master's, the sync job (the project's
+# utils, modules and states, without sync_all's other types, each a round trip to the
+# master's file server; then the pillar refresh, which reloads the modules) runs first and
+# the plan job again.
+PLAN_FUNCTION = "k8s_cluster.plan"
+CHECK_FUNCTIONS = ("k8s_health.etcd", "k8s_health.summary")
+SYNC_FUNCTIONS = (
+    "saltutil.sync_utils",
+    "saltutil.sync_modules",
+    "saltutil.sync_states",
+    "saltutil.refresh_pillar",
+)
+
+
+def plan_job(root: str) -> tuple[str, list[Any]]:
+    """The plan job's function and its arguments (the formula's folder ``root``)."""
+    return PLAN_FUNCTION, [root]
+
+
+def sync_job() -> tuple[list[str], list[list[Any]]]:
+    """The sync job's functions and arguments (one pillar refresh, at the end, waited for)."""
+    args: list[list[Any]] = [[{"refresh": False, "__kwarg__": True}] for _ in SYNC_FUNCTIONS]
+    args[-1] = [{"wait": True, "__kwarg__": True}]
+    return list(SYNC_FUNCTIONS), args
+
+
+def _plan_of(answers, minion):
+    """A controller's answer to the plan job ({identity, states, checks}), or {}."""
+    answer = (answers or {}).get(minion)
+    ret = answer.get("ret") if isinstance(answer, dict) else None
+    return ret if isinstance(ret, dict) else {}
+
+
+def stale(answers: dict[str, Any] | None, expected: dict[str, Any]) -> dict[str, str]:
+    """
+    {controller: why} for each controller whose plan-job answer cannot be trusted as it is:
+    no identity (an old or missing k8s_cluster.plan), or synced modules or an in-memory
+    pillar that differ from the master's (``expected``: ``modules_digest`` and
+    ``pillar_digests`` {controller: digest}).
+    """
+    found = {}
+    for minion, digest in expected["pillar_digests"].items():
+        ident = _plan_of(answers, minion).get("identity")
+        if not isinstance(ident, dict) or "modules_digest" not in ident:
+            found[minion] = "no identity with digests (modules not synced yet?)"
+        elif ident["modules_digest"] != expected["modules_digest"]:
+            found[minion] = "its synced modules differ from the master's"
+        elif ident.get("pillar_digest") != digest:
+            found[minion] = "its in-memory pillar differs from the master's compile"
+    return found
+
+
+def _run_order(item):
+    state = item[1]
+    return state.get("__run_num__", 0) if isinstance(state, dict) else 0
+
+
+def _why(key, state):
+    """Why a state's test-mode result is not "converged" (None when it is)."""
+    if not isinstance(state, dict):
+        return f"{key}: {str(state)[:300]}"
+    name = state.get("__id__", key)
+    if state.get("result") is False:
+        return f"{name}: fails ({str(state.get('comment', ''))[:300]})"
+    if state.get("result") is not True or state.get("changes"):
+        return f"{name}: would change"
+    return None
+
+
+def state_changes(states: Any) -> list[str]:
+    """
+    What keeps one controller's test-mode state results from "converged": each state a
+    real run would change (result None, or changes) or that fails, a render error, no
+    results. Empty when every state would pass unchanged.
+    """
+    if states is None:
+        return ["no answer to the plan job (minion down?)"]
+    if not isinstance(states, dict) or not states:
+        return [f"no state results: {str(states)[:500]}"]
+    ordered = sorted(states.items(), key=_run_order)
+    return [why for why in (_why(key, state) for key, state in ordered) if why]
+
+
+def pending_changes(answers: dict[str, Any] | None, ids: list[str]) -> dict[str, list[str]]:
+    """
+    From the plan job's ``answers`` ({minion: saltutil.cmd's return}), what keeps each of
+    the controllers ``ids`` from being known converged (state_changes). A controller with
+    an empty list is converged. Anything unknown counts as a change, so that the full
+    orchestration runs (and reports it).
+    """
+    return {m: state_changes(_plan_of(answers, m).get("states")) for m in ids}
+
+
+# What the formula reads from a minion's pillar: a controller whose in-memory pillar has the
+# same digest as the master's fresh compile needs no refresh.
+FORMULA_PILLAR = (PILLAR_KEY, "x509_signing_policies")
+# The project's synced modules: the files named k8s_* in these folders of a minion's (or the
+# master's) extension_modules; Python's bytecode caches are not compared.
+EXTMODS_FOLDERS = ("modules", "states", "utils")
+
+
+def _sha(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pillar_digest(pillar: Any) -> str:
+    """A digest of the part of ``pillar`` the formula reads (FORMULA_PILLAR); no secret in it."""
+    pillar = pillar if isinstance(pillar, dict) else {}
+    return _sha({key: pillar.get(key) for key in FORMULA_PILLAR})
+
+
+def extmods_digest(extmods: str) -> str:
+    """
+    A digest of the project's synced modules under ``extmods`` (a minion's or the master's
+    ``extension_modules``): every file under a ``k8s_*`` entry of EXTMODS_FOLDERS, by path
+    and content, ``__pycache__`` left out. Equal on a minion and the master when the
+    minion's sync is current.
+    """
+    sums = {}
+    for folder in EXTMODS_FOLDERS:
+        base = os.path.join(extmods, folder)
+        entries = sorted(os.listdir(base)) if os.path.isdir(base) else []
+        for entry in (e for e in entries if e.startswith("k8s_")):
+            top = os.path.join(base, entry)
+            walked = [(base, [], [entry])] if os.path.isfile(top) else os.walk(top)
+            for path, dirs, files in walked:
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for name in sorted(f for f in files if not f.endswith(".pyc")):
+                    full = os.path.join(path, name)
+                    with open(full, "rb") as handle:
+                        digest = hashlib.sha256(handle.read()).hexdigest()
+                    sums[os.path.relpath(full, extmods)] = digest
+    return _sha(sums)
+
+
+def check_findings(
+    answers: dict[str, Any] | None, ids: list[str], states: dict[str, int] | None = None
+) -> tuple[bool, list[str]]:
+    """
+    From the plan job's ``answers``: whether every check passed on every controller ``ids``
+    (exactly one VIP holder, etcd quorum seen by each, k8s_health.summary ok on each), and
+    the lines that say what each found, after one naming the unchanged ``states``
+    {controller: how many}.
+    """
+    views = {}
+    for minion in ids:
+        checks = _plan_of(answers, minion).get("checks")
+        views[minion] = checks if isinstance(checks, dict) else {}
+    etcd = {m: v.get("k8s_health.etcd") for m, v in views.items()}
+    summary = {m: v.get("k8s_health.summary") for m, v in views.items()}
+    holders = sorted(m for m, s in summary.items() if isinstance(s, dict) and s.get("holds_vip"))
+    lines, passed = [], True
+    if states is not None:
+        lines.append(
+            "Nothing to change: " + ", ".join(f"{m} ({n} states)" for m, n in states.items())
+        )
+    if len(holders) == 1:
+        lines.append(f"{holders[0]} holds the VIP")
+    else:
+        passed = False
+        lines.append(f"{len(holders)} controllers hold the VIP (expected exactly 1): {holders}")
+    seen = []
+    for minion, view in etcd.items():
+        if not isinstance(view, dict) or view.get("quorum") is False:
+            passed = False
+            comment = view.get("comment") if isinstance(view, dict) else view
+            seen.append(f"{minion}: {comment or 'no answer'}")
+        elif view.get("quorum"):
+            seen.append(f"{minion} sees {view['healthy']} of {view['total']}")
+        else:
+            seen.append(f"{minion} not checked (no client certificate yet)")
+    lines.append("etcd quorum: " + ", ".join(seen))
+    verdicts = []
+    for minion, view in summary.items():
+        ok = isinstance(view, dict) and view.get("ok") is True
+        passed = passed and ok
+        failed = [
+            k for k, v in (view or {}).items() if isinstance(v, dict) and v.get("ok") is False
+        ]
+        verdicts.append(f"{minion} ok" if ok else f"{minion} FAILED {', '.join(failed) or view}")
+    lines.append("Verified (k8s_health.summary): " + ", ".join(verdicts))
+    return passed, lines

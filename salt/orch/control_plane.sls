@@ -6,8 +6,13 @@ stops the run, naming the step (its state ID) and the minions that failed.
     salt-run state.orchestrate orch.control_plane
     salt-run state.orchestrate orch.control_plane pillar='{"cluster": "hardway"}'
 
-1. sync custom modules and states to the master and the controllers (while
-   this file compiles, so that test mode has them too)
+1. sync custom modules and states to the master, and to each controller
+   whose copy differs; run the whole formula on every controller at once in
+   test mode (while this file compiles, in one job: k8s_orchestration.pending);
+   when nothing would change anywhere, the checks of steps 3-7 run at once,
+   read-only, in one more job; when they all pass too, the run is one step,
+   orch-converged, that reports what was found (k8s_cluster.converged), and
+   no state that could change a host
 2. validate the cluster pillar on every controller; refuse a version change
    that breaks Kubernetes' skew policy (one minor at a time, no downgrade)
 3. load balancer on all controllers; then exactly one VIP holder
@@ -42,54 +47,39 @@ def _cluster(wanted):
     return found
 
 
-def _sync(ids):
+def _identities(name, ids, identities):
     """
-    Before anything else, test mode included, on this cluster's controllers
-    only: refresh their pillar and sync the project's modules, states and
-    utils to them (for their validation). Neither changes a host: they
-    refresh Salt's own caches.
+    What the controllers themselves answered (k8s_cluster.identity, in the
+    plan job: the cluster, the controller ids and the RBAC controller; no
+    secret leaves a minion): each must answer for this cluster.
     """
-    # One job of two functions, run in order in one process on each controller:
-    # sync_all without its own (unwaited) pillar refresh, then refresh_pillar,
-    # which reloads the modules and waits for the new pillar.
-    __salt__["saltutil.cmd"](
-        ids,
-        ["saltutil.sync_all", "saltutil.refresh_pillar"],
-        arg=[[{"refresh": False, "__kwarg__": True}], [{"wait": True, "__kwarg__": True}]],
-        tgt_type="list",
-        timeout=60,
-    )
-
-
-def _identities(name, ids):
-    """
-    Ask the controllers themselves (k8s_cluster.identity: the cluster, the
-    controller ids and the RBAC controller; no secret leaves a minion) and
-    check that each answers for this cluster.
-    """
-    answers = __salt__["saltutil.cmd"](ids, "k8s_cluster.identity", tgt_type="list", timeout=30)
-    views = {}
     for minion in ids:
-        answer = answers.get(minion)
-        data = answer.get("ret") if isinstance(answer, dict) else None
+        data = identities.get(minion)
         if not isinstance(data, dict) or data.get("cluster") != name:
             raise SaltRenderError(
                 f"orch.control_plane: {minion} did not answer for cluster {name!r} "
                 f"(answer: {data if isinstance(data, dict | str) else 'none: minion down?'})"
             )
-        views[minion] = data
-    return views
+    return identities
 
 
 def run():
     found = _cluster(__pillar__.get("cluster"))
     name, ids = found["cluster"], found["controllers"]
-    _sync(ids)
-    view = _identities(name, ids)[ids[0]]
-    rbac = view["apply_from"]
     root = found["root"]  # the formula's folder on the master
+    # Before anything else, test mode included, one job on this cluster's controllers at
+    # once: the whole formula in test mode (changes nothing) and their identities; the
+    # project synced and their pillar refreshed first where either is not current.
+    plan = __salt__["k8s_orchestration.pending"](ids, root, expected=found)
+    view = _identities(name, ids, plan["identities"])[ids[0]]
+    rbac = view["apply_from"]
     # The controllers by id: exactly the minions the cluster file lists.
     tgt = ",".join(ids)
+    if plan["converged"]:
+        # Nothing would change anywhere and every check passed: no step that could change
+        # a host, one that reports what was found (k8s_cluster.converged).
+        report = [{"name": name}, {"findings": plan["findings"]}]
+        return {"orch-converged": {"k8s_cluster.converged": report}}
     common = {"tgt": tgt, "tgt_type": "list", "expect_minions": True}
 
     def on_all(require, **fields):

@@ -200,6 +200,9 @@ def cluster_dunders(pillar, minion_id, os_family="Debian", config_opts=None):
     def get_file_str(url):
         return salt_path(url.removeprefix("salt://")).read_text(encoding="utf-8")
 
+    def cache_files(urls):
+        return [str(salt_path(url.removeprefix("salt://"))) for url in urls]
+
     def config_get(key, default=None):
         return (config_opts or {}).get(key, default)
 
@@ -207,6 +210,7 @@ def cluster_dunders(pillar, minion_id, os_family="Debian", config_opts=None):
         "__salt__": {
             "cp.list_master": salt_tree,
             "cp.get_file_str": get_file_str,
+            "cp.cache_files": cache_files,
             "config.get": config_get,
         },
         "__pillar__": {"k8s_control_plane": pillar},

@@ -42,13 +42,17 @@ def rules():
     return _package().orchestration
 
 
-def load(pillars, wanted=None, options=None, answers=None, orch=ORCH):
+def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None, checks=None):
     """
     The orchestration SLS as a module. ``pillars`` maps minion id -> its
     compiled k8s_control_plane pillar (what the master compiles); ``answers``
     maps minion id -> what k8s_cluster.identity answers (default: derived
-    from its pillar); ``options`` answers config.get. The module's ``calls``
-    lists what it asked of Salt, in order, with the targets.
+    from its pillar); ``plan`` maps minion id -> its test-mode state
+    results in the plan job (k8s_cluster.plan; default: none, so the full
+    run) and ``checks`` -> its checks there {function: return} (default:
+    none);
+    ``options`` answers config.get. The module's ``calls`` lists what it
+    asked of Salt, in order, with the targets.
     """
     spec = importlib.util.spec_from_loader("orch_control_plane", loader=None)
     module = importlib.util.module_from_spec(spec)
@@ -67,8 +71,14 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH):
 
     def cmd(tgt, fun, tgt_type="glob", **kwargs):
         calls.append((tgt, fun, tgt_type))
-        if fun == "k8s_cluster.identity":
-            return {m: {"ret": answers[m], "retcode": 0} for m in tgt if m in answers}
+        if fun == "k8s_cluster.plan":  # the plan job: identity, states, checks
+            found = {}
+            for m in tgt:
+                ret = {"identity": answers.get(m), "states": (plan or {}).get(m)}
+                ret["checks"] = (checks or {}).get(m, {})
+                if ret["identity"] is not None or ret["states"] is not None:
+                    found[m] = {"ret": ret}
+            return found
         return {}
 
     def config_get(key, default=None):
@@ -88,7 +98,26 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH):
             "root": package.formula_root(config_get),
         }
 
+    def pending(ids, root=None, timeout=120, expected=None):
+        # k8s_orchestration.pending with current controllers (no sync): the plan job's
+        # state results are ``plan``, its checks ``checks``, its identities ``answers``.
+        fun, args = package.plan_job(root or package.formula_root(config_get))
+        got = cmd(ids, fun, tgt_type="list", arg=args)
+        found = package.pending_changes(got, ids)
+        rets = {m: got.get(m, {}).get("ret", {}) for m in ids}
+        states = {m: len(rets[m].get("states") or {}) for m in ids}
+        passed, lines = package.check_findings(got, ids, states)
+        unchanged = not any(found.values())
+        return {
+            "converged": unchanged and passed,
+            "pending": found,
+            "findings": lines if unchanged else [],
+            "states": states,
+            "identities": {m: rets[m].get("identity") for m in ids},
+        }
+
     module.__salt__ = {
+        "k8s_orchestration.pending": pending,
         "saltutil.cmd": cmd,
         "saltutil.runner": lambda fun: calls.append(fun),
         "config.get": config_get,

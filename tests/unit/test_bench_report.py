@@ -96,12 +96,20 @@ def test_orchestration_table_and_the_5_to_3_ratio():
         "faults": {},
         "profiles": {p: {"faults": {}, "apiserver": [], "load": None} for p in report.PROFILES},
         "orchestration": {
-            "tuned-3": {"fresh": [50.0, 52.0, 60.0], "noop": [10.0, 11.0, 12.0]},
+            "tuned-3": {
+                "fresh": [50.0, 52.0, 60.0],
+                "noop": [10.0, 11.0, 12.0],
+                "floor": [40.0, 40.0, 41.0],
+            },
             "tuned-5": {"fresh": [65.0, 70.0, 80.0], "noop": [13.0, 14.0, 15.0]},
         },
     }
     table = report.markdown(results)
-    assert "| tuned, 3 controllers (3) | 52.00 s (50.00-60.00) | 11.00 s (10.00-12.00) |" in table
+    assert (
+        "| tuned, 3 controllers (3) | 52.00 s (50.00-60.00) | 40.00 s (40.00-41.00) | 1.30 "
+        "| 11.00 s (10.00-12.00) |" in table
+    )
+    assert "| tuned, 5 controllers (3) | 70.00 s (65.00-80.00) | never | - |" in table
     assert "| 5 controllers / 3 (tuned, medians) | fresh 1.35 | noop 1.27 |" in table
 
 
@@ -124,3 +132,33 @@ def test_plot_is_a_png_with_a_row_per_fault(results, tmp_path):
     width, height = struct.unpack(">II", data[16:24])
     rows = len(report.fault_names(results))
     assert (width, height) == (1100, round((2.4 * rows + 0.8) * 100))  # figsize at 100 dpi
+
+
+def _orch_result(states_by_step):
+    """An orchestration's JSON result: {step: {minion: {state id: duration ms}}}."""
+    steps = {}
+    for step, minions in states_by_step.items():
+        ret = {
+            m: {f"x_|-{sid}_|-n_|-f": {"__id__": sid, "duration": ms} for sid, ms in s.items()}
+            for m, s in minions.items()
+        }
+        steps[f"salt_|-{step}_|-{step}_|-state"] = {"changes": {"ret": ret}}
+    return {"data": {"lab-master": steps}}
+
+
+def test_the_floor_is_etcd_on_its_slowest_member_plus_each_apiserver_in_turn():
+    api = "k8s_control_plane-controlplane-services-service-running-kube-apiserver"
+    ready = "k8s_control_plane-controlplane-services-k8s_health-ready"
+    etcd = "k8s_control_plane-etcd-service-running"
+    data = _orch_result(
+        {
+            "orch-etcd": {"c1": {etcd: 2500, "other": 9000}, "c2": {etcd: 3000}},
+            "orch-controlplane": {
+                "c1": {api: 500, ready: 6000, "download": 20000},
+                "c2": {api: 400, ready: 7100},
+            },
+        }
+    )
+    assert report.floor_of(data) == 3.0 + 6.5 + 7.5
+    assert report.floor_of(_orch_result({"orch-etcd": {"c1": {etcd: 1}}})) is None
+    assert report.floor_of(None) is None

@@ -10,7 +10,7 @@ def orch(state_modules):
     def make(answers, test=False):
         calls = []
 
-        def cmd(tgt, fun, tgt_type=None, kwarg=None, timeout=None):
+        def cmd(tgt, fun, tgt_type=None, kwarg=None, timeout=None, arg=None):
             calls.append((tgt, fun, kwarg))
             return answers(fun) if callable(answers) else answers
 
@@ -163,3 +163,15 @@ def test_a_listed_controller_that_does_not_answer_fails_the_check(orch):
     ret = ready.apiservers_ready("apiservers", "c1,c2", tgt_type="list", timeout=5)
     assert ret["result"] is False
     assert ret["comment"] == "Not ready: c2: no answer (minion down?)"
+
+
+def test_converged_reports_the_findings_and_changes_nothing(orch):
+    module = orch({})
+    ret = module.converged("hardway", findings=["Nothing to change: c1 (59 states)", "c1 ok"])
+    assert ret == {
+        "name": "hardway",
+        "changes": {},
+        "result": True,
+        "comment": "Nothing to change: c1 (59 states)\nc1 ok",
+    }
+    assert module.calls == []

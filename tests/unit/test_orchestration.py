@@ -21,13 +21,12 @@ IDS = ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"]
 def test_one_cluster_needs_no_argument():
     module = load({m: cluster_pillar("hardway", IDS) for m in IDS})
     steps = module.run()
-    # Only this cluster's controllers are touched: modules synced, then pillar
-    # refreshed (one job of two functions) before they are asked anything; then
-    # they confirm their cluster.
-    assert module.calls[:3] == [
+    # Only this cluster's controllers are touched: the formula in test mode and their
+    # identities (the plan job, one job of two functions; these controllers are current,
+    # so nothing is synced to them), and they confirm their cluster.
+    assert module.calls == [
         "saltutil.sync_all",  # to the master only, before it looks for the cluster
-        (IDS, ["saltutil.sync_all", "saltutil.refresh_pillar"], "list"),
-        (IDS, "k8s_cluster.identity", "list"),
+        (IDS, "k8s_cluster.plan", "list"),
     ]
     controlplane = fields(steps["orch-controlplane"])
     assert controlplane["batch"] == "1"
@@ -178,3 +177,167 @@ def test_the_batched_control_plane_step_stops_at_the_first_failed_controller():
         with pytest.raises(Sent):
             saltmod.state("orch-controlplane", **args)
     assert (sent["fun"], sent["batch"], sent.get("failhard")) == ("state.sls", "1", True)
+
+
+def _state(sid, result=True, changes=None, run=0):
+    key = f"file_|-{sid}_|-/x_|-managed"
+    return key, {"__id__": sid, "result": result, "changes": changes or {}, "__run_num__": run}
+
+
+def _plan(states_of):
+    """Each controller's test-mode state results in the plan job."""
+    return {m: dict(s) for m, s in states_of.items()}
+
+
+CONVERGED = [_state("a", run=0), _state("b", run=1)]
+
+
+def _view(healthy=3, quorum=True):
+    return {"quorum": quorum, "healthy": healthy, "total": 3, "comment": f"{healthy} of 3"}
+
+
+def _checks(holder="k8s-controller-1", quorum=True, ok=True):
+    """The checks job's answers: {minion: {function: return}}."""
+    return {
+        m: {
+            "k8s_health.etcd": _view(3 if quorum else 1, quorum),
+            "k8s_health.summary": {"ok": ok, "holds_vip": m == holder, "vip": {"ok": ok}},
+        }
+        for m in IDS
+    }
+
+
+def test_a_converged_cluster_gets_one_step_that_reports_the_checks():
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    module = load(pillars, plan=_plan({m: CONVERGED for m in IDS}), checks=_checks())
+    steps = module.run()
+    assert list(steps) == ["orch-converged"]
+    assert fields(steps["orch-converged"]) == {
+        "name": "hardway",
+        "findings": [
+            "Nothing to change: k8s-controller-1 (2 states), k8s-controller-2 (2 states), "
+            "k8s-controller-3 (2 states)",
+            "k8s-controller-1 holds the VIP",
+            "etcd quorum: k8s-controller-1 sees 3 of 3, k8s-controller-2 sees 3 of 3, "
+            "k8s-controller-3 sees 3 of 3",
+            "Verified (k8s_health.summary): k8s-controller-1 ok, k8s-controller-2 ok, "
+            "k8s-controller-3 ok",
+        ],
+    }
+    # one job on the controllers: identities, states, checks (k8s_cluster.plan)
+    assert module.calls[1:] == [(IDS, "k8s_cluster.plan", "list")]
+
+
+@pytest.mark.parametrize(
+    "checks",
+    [
+        {"holder": None},
+        {"holder": "k8s-controller-2", "quorum": False},
+        {"ok": False},
+        "silent",
+        "none",
+    ],
+    ids=["no holder", "no quorum", "summary failed", "one silent", "no answers"],
+)
+def test_a_check_that_does_not_pass_at_once_gets_the_full_run(checks):
+    """Unchanged states but a check failing: the full run, whose steps wait and refuse as
+    they always did (the same steps, the same messages)."""
+    answers = None if checks == "none" else _checks(**(checks if isinstance(checks, dict) else {}))
+    if checks == "silent":
+        del answers["k8s-controller-2"]
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    steps = load(pillars, plan=_plan({m: CONVERGED for m in IDS}), checks=answers).run()
+    assert step_ids(steps) == step_ids()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["would change", "has changes", "fails", "render error", "silent", "no states"],
+)
+def test_anything_short_of_converged_gets_the_full_run(case):
+    """One controller not known converged is enough for every step (the full run)."""
+    states = {m: list(CONVERGED) for m in IDS}
+    odd = {
+        "would change": [_state("a"), _state("b", result=None)],
+        "has changes": [_state("a"), _state("b", changes={"diff": "x"})],
+        "fails": [_state("a"), _state("b", result=False)],
+        "render error": ["Rendering SLS 'base:k8s_control_plane' failed"],
+        "no states": [],
+    }
+    plan = _plan(states)
+    if case == "silent":
+        del plan["k8s-controller-3"]
+    elif case == "render error":
+        plan["k8s-controller-3"] = odd[case]
+    else:
+        plan["k8s-controller-3"] = dict(odd[case])
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    steps = load(pillars, plan=plan).run()
+    assert step_ids(steps) == step_ids(), case
+
+
+def test_pending_changes_name_each_state_in_run_order():
+    from tests.support.orchestration import rules
+
+    answers = {
+        "c1": {
+            "ret": {"states": dict([_state("late", None, run=5), _state("early", False, run=1)])}
+        },
+        "c2": {"ret": {"states": dict(CONVERGED)}},
+    }
+    found = rules().pending_changes(answers, ["c1", "c2", "c3"])
+    assert found["c1"][0].startswith("early: fails")
+    assert found["c1"][1] == "late: would change"
+    assert found["c2"] == []
+    assert found["c3"] == ["no answer to the plan job (minion down?)"]
+
+
+def test_check_findings_name_what_failed():
+    from tests.support.orchestration import rules
+
+    answers = {
+        m: {"ret": {"checks": v}} for m, v in _checks(holder=None, quorum=False, ok=False).items()
+    }
+    answers["k8s-controller-3"] = {"ret": "Minion did not return"}
+    passed, lines = rules().check_findings(answers, IDS)
+    assert passed is False
+    assert lines == [
+        "0 controllers hold the VIP (expected exactly 1): []",
+        "etcd quorum: k8s-controller-1: 1 of 3, k8s-controller-2: 1 of 3, "
+        "k8s-controller-3: no answer",
+        "Verified (k8s_health.summary): k8s-controller-1 FAILED vip, "
+        "k8s-controller-2 FAILED vip, k8s-controller-3 FAILED None",
+    ]
+
+
+def _identity_with(modules="m1", pillar="p1"):
+    return {"ret": {"identity": {"modules_digest": modules, "pillar_digest": pillar}}}
+
+
+def test_stale_names_each_controller_not_current():
+    from tests.support.orchestration import rules
+
+    expected = {"modules_digest": "m1", "pillar_digests": {m: "p1" for m in IDS}}
+    current = {m: _identity_with() for m in IDS}
+    assert rules().stale(current, expected) == {}
+    answers = {
+        "k8s-controller-1": _identity_with(modules="m0"),
+        "k8s-controller-2": _identity_with(pillar="p0"),
+        "k8s-controller-3": {"ret": {"identity": {"cluster": "hardway"}}},
+    }
+    assert rules().stale(answers, expected) == {
+        "k8s-controller-1": "its synced modules differ from the master's",
+        "k8s-controller-2": "its in-memory pillar differs from the master's compile",
+        "k8s-controller-3": "no identity with digests (modules not synced yet?)",
+    }
+    assert set(rules().stale({}, expected)) == set(IDS)
+
+
+def test_the_pillar_digest_covers_what_the_formula_reads_only():
+    from tests.support.orchestration import rules
+
+    digest = rules().pillar_digest
+    base = {"k8s_control_plane": {"cluster": "hardway"}, "x509_signing_policies": {"a": 1}}
+    assert digest(base) == digest({**base, "schedule": {}, "other": 1})
+    assert digest(base) != digest({**base, "k8s_control_plane": {"cluster": "prod"}})
+    assert digest(base) != digest({**base, "x509_signing_policies": {"a": 2}})

@@ -19,6 +19,7 @@ from tests.support.cluster import (
     cluster_pillar,
     set_path,
     utils_mapping,
+    utils_package,
     versions_table,
 )
 
@@ -175,7 +176,12 @@ def test_identity_takes_apply_from_from_the_rule(modules):
     pillar = cluster_pillar("hardway")
     pillar["rbac"] = {"apply_from": "k8s-controller-3"}
     mod = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
-    assert mod.identity()["apply_from"] == "k8s-controller-3"
+    identity = mod.identity()
+    assert identity["apply_from"] == "k8s-controller-3"
+    # the digests the orchestration compares with the master's (k8s_orchestration.pending)
+    digest = utils_package().orchestration.pillar_digest({"k8s_control_plane": pillar})
+    assert identity["pillar_digest"] == digest
+    assert len(identity["modules_digest"]) == 64
 
 
 def test_pki_files(rules, modules):
@@ -276,9 +282,10 @@ def test_a_relocated_root(modules):
     dunders = cluster_dunders(
         pillar, "k8s-controller-1", config_opts={"k8s_control_plane_root": "f/k"}
     )
-    real_list, real_get = (
+    real_list, real_get, real_cache = (
         dunders["__salt__"]["cp.list_master"],
         dunders["__salt__"]["cp.get_file_str"],
+        dunders["__salt__"]["cp.cache_files"],
     )
     dunders["__salt__"]["cp.list_master"] = lambda prefix="": [
         "f/k/" + p.removeprefix("k8s_control_plane/")
@@ -287,6 +294,9 @@ def test_a_relocated_root(modules):
     ]
     dunders["__salt__"]["cp.get_file_str"] = lambda url: real_get(
         url.replace("salt://f/k/", "salt://k8s_control_plane/")
+    )
+    dunders["__salt__"]["cp.cache_files"] = lambda urls: real_cache(
+        [url.replace("salt://f/k/", "salt://k8s_control_plane/") for url in urls]
     )
     mod = modules("k8s_cluster", **dunders)
     assert mod._config(with_secrets=True) == cluster_config("hardway")

@@ -337,11 +337,16 @@ def test_no_public_function_can_be_asked_for_secrets(modules):
 def test_identity_tells_no_secret(modules):
     pillar = cluster_pillar("hardway")
     cluster = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
-    assert cluster.identity() == {
+    identity = cluster.identity()
+    digests = {k: identity.pop(k) for k in ("modules_digest", "pillar_digest")}
+    assert identity == {
         "cluster": "hardway",
         "controllers": ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"],
         "apply_from": "k8s-controller-1",
     }
+    # the digests are one-way sha256 hex strings: no pillar value is in them
+    for digest in digests.values():
+        assert len(digest) == 64 and set(digest) <= set("0123456789abcdef")
 
 
 def test_cached_config_follows_a_pillar_refresh(modules):
