@@ -351,6 +351,11 @@ def main(argv=None):
         help="CI: 3 trials of haproxy-stop and keepalived-stop, 2 apiserver trials, no load "
         "run, no orchestration trials",
     )
+    parser.add_argument(
+        "--orch-only",
+        action="store_true",
+        help="only the orchestration trials (fresh, its floor, no-op; 3 and 5 controllers)",
+    )
     parser.add_argument("--out", default="build/bench", help="directory of the results")
     parser.add_argument("--gate", action="store_true", help="exit 1 when the CI gate fails")
     args = parser.parse_args(argv)
@@ -370,7 +375,7 @@ def main(argv=None):
         "orchestration": {},
     }
     try:
-        for profile in report.PROFILES:
+        for profile in report.PROFILES if not args.orch_only else ():
             print(f"bench: profile {profile}", flush=True)
             use_profile(profile)
             data = results["profiles"][profile] = {"faults": {}, "apiserver": [], "load": None}
@@ -406,6 +411,11 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "failover.json").write_text(json.dumps(results, indent=1))
+    if args.orch_only:
+        table = "\n".join(report.orchestration_lines(results)) + "\n"
+        (out / "orchestration.md").write_text(table)
+        print("\n" + table + f"written to {out}/failover.json, orchestration.md")
+        return 0
     table = report.markdown(results)
     (out / "failover.md").write_text(table)
     report.plot(results, out / "failover.png")

@@ -187,33 +187,40 @@ def markdown(results) -> str:
             f"| VIP changes, failed requests | {cells[0]} | {cells[1]} | - |"
         )
     lines += ["", _holder_counts(results)]
-    orch = results.get("orchestration") or {}
-    if orch:
-        lines += [
-            "",
-            "| orchestration (trials) | on fresh controllers | its floor | fresh / floor "
-            "| no-op re-run |",
-            "|---|---|---|---|---|",
-        ]
-        for key, label in ORCHESTRATION:
-            if key in orch:
-                fresh, noop = stats(orch[key]["fresh"]), stats(orch[key]["noop"])
-                floor = stats(orch[key].get("floor") or [])
-                share = f"{fresh['median'] / floor['median']:.2f}" if fresh and floor else "-"
-                lines.append(
-                    f"| {label} controllers ({len(orch[key]['fresh'])}) "
-                    f"| {_cell(fresh, 's')} | {_cell(floor, 's')} | {share} "
-                    f"| {_cell(noop, 's')} |"
-                )
-        if "tuned-3" in orch and "tuned-5" in orch:
-            parts = []
-            for kind in ("fresh", "noop"):
-                three, five = stats(orch["tuned-3"][kind]), stats(orch["tuned-5"][kind])
-                parts.append(f"{kind} {five['median'] / three['median']:.2f}")
-            lines.append(f"| 5 controllers / 3 (tuned, medians) | {' | '.join(parts)} |")
+    lines += orchestration_lines(results)
     when, where = results.get("date", "?"), results.get("machine", "?")
     lines += ["", f"{when}, {where}: `{results.get('command', '?')}`"]
     return "\n".join(lines) + "\n"
+
+
+def orchestration_lines(results) -> list[str]:
+    """The orchestration table: fresh runs, their floor, the no-op, and 5 against 3."""
+    orch = results.get("orchestration") or {}
+    if not orch:
+        return []
+    lines = [
+        "",
+        "| orchestration (trials) | on fresh controllers | its floor | fresh / floor "
+        "| no-op re-run |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in ORCHESTRATION:
+        if key in orch:
+            fresh, noop = stats(orch[key]["fresh"]), stats(orch[key]["noop"])
+            floor = stats(orch[key].get("floor") or [])
+            share = f"{fresh['median'] / floor['median']:.2f}" if fresh and floor else "-"
+            lines.append(
+                f"| {label} controllers ({len(orch[key]['fresh'])}) "
+                f"| {_cell(fresh, 's')} | {_cell(floor, 's')} | {share} "
+                f"| {_cell(noop, 's')} |"
+            )
+    if "tuned-3" in orch and "tuned-5" in orch:
+        parts = []
+        for kind in ("fresh", "noop"):
+            three, five = stats(orch["tuned-3"][kind]), stats(orch["tuned-5"][kind])
+            parts.append(f"{kind} {five['median'] / three['median']:.2f}")
+        lines.append(f"| 5 controllers / 3 (tuned, medians) | {' | '.join(parts)} | | |")
+    return lines
 
 
 def _holder_counts(results) -> str:

@@ -110,7 +110,7 @@ def test_orchestration_table_and_the_5_to_3_ratio():
         "| 11.00 s (10.00-12.00) |" in table
     )
     assert "| tuned, 5 controllers (3) | 70.00 s (65.00-80.00) | never | - |" in table
-    assert "| 5 controllers / 3 (tuned, medians) | fresh 1.35 | noop 1.27 |" in table
+    assert "| 5 controllers / 3 (tuned, medians) | fresh 1.35 | noop 1.27 | | |" in table
 
 
 def test_old_or_partial_results_are_refused(tmp_path, results):
