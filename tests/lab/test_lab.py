@@ -218,6 +218,31 @@ def test_second_orchestration_changes_nothing(up, measured):
     measured["orchestration (no-op)"] = time.monotonic() - start
     assert report["ok"], "\n".join(report["errors"])
     assert report["state_changes"] == []
+    # converged and healthy: one step, which reports what the plan job found on each controller
+    assert [step["id"] for step in report["steps"]] == ["orch-converged"]
+    comment = report["steps"][0]["comment"]
+    for name in lab.controllers():
+        assert f"{name} (" in comment and f"{name} ok" in comment, comment
+    assert "k8s-controller-1 holds the VIP" in comment, comment
+
+
+def test_a_drift_on_one_controller_gets_the_full_run_which_repairs_it(up, measured):
+    """The no-op's single step is taken only when nothing would change: a hand edit on one
+    controller makes the orchestration the full run, which repairs it; then one step again."""
+    need_orchestration()
+    name = "k8s-controller-3"
+    lab.cexec(name, "echo '# hand edit' >> /etc/haproxy/haproxy.cfg", check=True)
+    start = time.monotonic()
+    report, _ = lab.orchestrate()
+    measured["orchestration (one drifted file)"] = time.monotonic() - start
+    assert report["ok"], "\n".join(report["errors"])
+    assert [step["id"] for step in report["steps"]] == lab.orchestration_steps()
+    changes = report["state_changes"]
+    assert changes and all(c.startswith("orch-loadbalancer: ") for c in changes), changes
+    assert any("k8s_control_plane-loadbalancer-haproxy-file-managed" in c for c in changes)
+    assert "# hand edit" not in lab.cexec(name, "cat /etc/haproxy/haproxy.cfg").stdout
+    report, _ = lab.orchestrate()
+    assert [step["id"] for step in report["steps"]] == ["orch-converged"], report["errors"]
 
 
 def test_highstate_is_clean(up):
