@@ -187,7 +187,9 @@ def render_minion(minion, out, with_secrets=False):
             )
             if not sfn:
                 raise SystemExit(f"render: {path}: {comment}")
-            text = pathlib.Path(sfn).read_text()
+            rendered = pathlib.Path(sfn)  # Salt's temporary file: it may hold a secret
+            text = rendered.read_text()
+            rendered.unlink(missing_ok=True)
             origin = source
         elif chunk.get("contents") is not None:
             text, origin = str(chunk["contents"]), "(contents in the SLS)"
