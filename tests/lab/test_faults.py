@@ -240,6 +240,13 @@ def _orchestration_in_background(timeout):
     return future
 
 
+def _drift_the_control_plane(name):
+    """A hand edit of a control-plane unit on ``name``: the orchestration's plan then finds a
+    change there, so the run is the full one and its control-plane step applies ``name``
+    (a converged cluster's run is one step that applies nothing)."""
+    lab.cexec(name, "echo '# hand edit' >> /etc/systemd/system/kube-scheduler.service", check=True)
+
+
 def _all_answer(timeout=120):
     names = list(lab.controllers())
 
@@ -259,6 +266,7 @@ def test_a_minion_stopped_mid_orchestration_converges_on_the_rerun(converged, me
     3008.4 took 90 s to stop on SIGTERM here, the unit's stop timeout.)
     """
     first, second = list(lab.controllers())[:2]
+    _drift_the_control_plane(first)
     start = time.monotonic()
     run = _orchestration_in_background(600)
     lab.poll(
@@ -285,6 +293,7 @@ def test_the_master_killed_mid_orchestration_converges_on_the_rerun(converged, m
     reconnect by themselves and the same orchestration converges.
     """
     first = next(iter(lab.controllers()))
+    _drift_the_control_plane(first)
     run = _orchestration_in_background(300)
     lab.poll(
         "the control plane step on the first", lambda: _applying(first, "controlplane"), 120, 0.1
