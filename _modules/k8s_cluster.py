@@ -240,9 +240,8 @@ def plan(root: str | None = None) -> dict[str, Any]:
         log.debug("k8s_cluster.plan: %s", exc)
     result["states"] = __salt__["state.sls"](root, test=True)
     if not __utils__["k8s_control_plane.state_changes"](result["states"]):
-        result["checks"] = {
-            fun: __salt__[fun]() for fun in ("k8s_health.etcd", "k8s_health.summary")
-        }
+        checks = __utils__["k8s_control_plane.check_functions"]()
+        result["checks"] = {fun: __salt__[fun]() for fun in checks}
     return result
 
 

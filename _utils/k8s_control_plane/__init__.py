@@ -82,6 +82,7 @@ from .names import (
 from .objects import kubelet_rules, object_diff, object_path, rbac_manifests
 from .orchestration import (
     check_findings,
+    check_functions,
     choose_cluster,
     clusters_from,
     controllers_of,
@@ -125,6 +126,7 @@ __all__ = [
     "apply_from",
     "build_flags",
     "check_findings",
+    "check_functions",
     "choose_cluster",
     "client_files",
     "clusters_from",

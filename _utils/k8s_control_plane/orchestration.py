@@ -171,6 +171,11 @@ def plan_job(root: str) -> tuple[str, list[Any]]:
     return PLAN_FUNCTION, [root]
 
 
+def check_functions() -> list[str]:
+    """The checks k8s_cluster.plan runs where nothing would change (check_findings reads them)."""
+    return list(CHECK_FUNCTIONS)
+
+
 def sync_job() -> tuple[list[str], list[list[Any]]]:
     """The sync job's functions and arguments (one pillar refresh, at the end, waited for)."""
     args: list[list[Any]] = [[{"refresh": False, "__kwarg__": True}] for _ in SYNC_FUNCTIONS]
