@@ -43,6 +43,18 @@ def _compiled():
     return result
 
 
+def _expected(compiled, ids):
+    """The digests a current controller's identity shows: the master's synced modules, and
+    each controller's pillar as the master compiles it."""
+    digest = __utils__["k8s_control_plane.pillar_digest"]
+    return {
+        "modules_digest": __utils__["k8s_control_plane.extmods_digest"](
+            __opts__["extension_modules"]
+        ),
+        "pillar_digests": {m: digest(compiled.get(m)) for m in ids},
+    }
+
+
 def cluster(name: str | None = None, command: str = "orch.control_plane") -> dict[str, Any]:
     """
     Return ``{"cluster": name, "controllers": [ids], "pillar_key": ...,
@@ -79,8 +91,7 @@ def cluster(name: str | None = None, command: str = "orch.control_plane") -> dic
         "controllers": ids,
         "pillar_key": key,
         "root": __utils__[rules + "formula_root"](__salt__["config.get"]),
-        "pillar_digests": {m: __utils__[rules + "pillar_digest"](compiled.get(m)) for m in ids},
-        "modules_digest": __utils__[rules + "extmods_digest"](__opts__["extension_modules"]),
+        **_expected(compiled, ids),
     }
 
 
@@ -124,14 +135,7 @@ def pending(
     rules = "k8s_control_plane."
     minions = [i for i in (ids.split(",") if isinstance(ids, str) else ids) if i]
     root = root or __utils__[rules + "formula_root"](__salt__["config.get"])
-    if expected is None:
-        compiled = _compiled()
-        expected = {
-            "modules_digest": __utils__[rules + "extmods_digest"](__opts__["extension_modules"]),
-            "pillar_digests": {
-                m: __utils__[rules + "pillar_digest"](compiled.get(m)) for m in minions
-            },
-        }
+    expected = expected or _expected(_compiled(), minions)
     expected = {
         "modules_digest": expected["modules_digest"],
         "pillar_digests": {m: expected["pillar_digests"].get(m) for m in minions},
@@ -151,27 +155,8 @@ def pending(
         __salt__["saltutil.cmd"](targets, sync, arg=sync_args, tgt_type="list", timeout=timeout)
         answers.update(ask(targets))
     still = __utils__[rules + "stale"](answers, expected)
-    found = __utils__[rules + "pending_changes"](answers, minions)
-    for minion, why in still.items():
-        found[minion] = [*found[minion], f"not current after a sync: {why}"]
-
-    def plan_of(minion):
-        answer = answers.get(minion)
-        ret = answer.get("ret") if isinstance(answer, dict) else None
-        return ret if isinstance(ret, dict) else {}
-
-    states = {m: plan_of(m).get("states") for m in minions}
-    counts = {m: len(v) if isinstance(v, dict) else 0 for m, v in states.items()}
-    unchanged = not any(found.values())
-    passed, findings = __utils__[rules + "check_findings"](answers, minions, counts)
-    result = {
-        "converged": unchanged and passed,
-        "pending": {m: found[m] for m in minions if found[m]},
-        "findings": findings if unchanged else [],
-        "states": counts,
-        "identities": {m: plan_of(m).get("identity") for m in minions},
-        "synced": sorted(behind),
-        "seconds": round(time.monotonic() - start, 2),
-    }
+    result = __utils__[rules + "plan_summary"](answers, minions, still)
+    result["synced"] = sorted(behind)
+    result["seconds"] = round(time.monotonic() - start, 2)
     log.debug("k8s_orchestration.pending: %s", result)
     return result

@@ -340,3 +340,31 @@ def check_findings(
         verdicts.append(f"{minion} ok" if ok else f"{minion} FAILED {', '.join(failed) or view}")
     lines.append("Verified (k8s_health.summary): " + ", ".join(verdicts))
     return passed, lines
+
+
+def plan_summary(
+    answers: dict[str, Any] | None, ids: list[str], still: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """
+    What k8s_orchestration.pending returns, from the plan job's ``answers`` for the
+    controllers ``ids`` and ``still`` {controller: why its answer is not current}:
+    ``converged`` (no state would change anywhere and every check passed), ``pending``
+    {controller: what keeps it from converged}, ``findings`` (the checks' lines, when nothing
+    would change), ``states`` {controller: how many states it ran} and ``identities``.
+    """
+    found = pending_changes(answers, ids)
+    for minion, why in (still or {}).items():
+        found[minion] = [*found.get(minion, []), f"not current after a sync: {why}"]
+    plans = {m: _plan_of(answers, m) for m in ids}
+    counts = {
+        m: len(p["states"]) if isinstance(p.get("states"), dict) else 0 for m, p in plans.items()
+    }
+    unchanged = not any(found.values())
+    passed, findings = check_findings(answers, ids, counts)
+    return {
+        "converged": unchanged and passed,
+        "pending": {m: found[m] for m in ids if found[m]},
+        "findings": findings if unchanged else [],
+        "states": counts,
+        "identities": {m: p.get("identity") for m, p in plans.items()},
+    }

@@ -103,18 +103,7 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None,
         # state results are ``plan``, its checks ``checks``, its identities ``answers``.
         fun, args = package.plan_job(root or package.formula_root(config_get))
         got = cmd(ids, fun, tgt_type="list", arg=args)
-        found = package.pending_changes(got, ids)
-        rets = {m: got.get(m, {}).get("ret", {}) for m in ids}
-        states = {m: len(rets[m].get("states") or {}) for m in ids}
-        passed, lines = package.check_findings(got, ids, states)
-        unchanged = not any(found.values())
-        return {
-            "converged": unchanged and passed,
-            "pending": found,
-            "findings": lines if unchanged else [],
-            "states": states,
-            "identities": {m: rets[m].get("identity") for m in ids},
-        }
+        return package.plan_summary(got, ids)
 
     module.__salt__ = {
         "k8s_orchestration.pending": pending,
