@@ -213,7 +213,7 @@ def identity() -> dict[str, Any]:
     return result
 
 
-def plan(root: str | None = None) -> dict[str, Any]:
+def plan(root: str | None = None, expected: dict[str, Any] | None = None) -> dict[str, Any]:
     """
     What the orchestration asks every controller first, in one job (k8s_orchestration.pending):
     this controller's identity (with its digests), the whole formula in test mode (nothing
@@ -221,10 +221,17 @@ def plan(root: str | None = None) -> dict[str, Any]:
     quorum (k8s_health.etcd) and the seed's verification (k8s_health.summary). One process
     reads the parameter layers once for all of them: the state run gets a copy of this
     function's ``__context__`` (salt/modules/state.py), whose file cache it shares.
+    A controller behind the master's ``expected`` digests answers with its identity only
+    (``behind`` says why): the orchestration syncs it and asks again, so a test run there
+    would be thrown away.
 
     root
         The formula's folder (default: the ``k8s_control_plane_root`` option, else
         ``k8s_control_plane``).
+
+    expected
+        The master's digests: ``modules_digest`` and ``pillar_digests`` {controller: digest}
+        (k8s_orchestration.cluster); default: none, the test run always happens.
 
     CLI Example:
 
@@ -234,6 +241,11 @@ def plan(root: str | None = None) -> dict[str, Any]:
     """
     root = root or _root()
     result: dict[str, Any] = {"identity": identity(), "states": None, "checks": {}}
+    if expected:
+        why = __utils__["k8s_control_plane.behind"](result["identity"], expected, __grains__["id"])
+        if why:
+            result["behind"] = why
+            return result
     try:
         _merged(None)  # the layers, once, into __context__ (the state run shares its cache)
     except CommandExecutionError as exc:  # the state run's validation reports it

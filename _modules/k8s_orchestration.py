@@ -140,7 +140,7 @@ def pending(
         "modules_digest": expected["modules_digest"],
         "pillar_digests": {m: expected["pillar_digests"].get(m) for m in minions},
     }
-    fun, args = __utils__[rules + "plan_job"](root)
+    fun, args = __utils__[rules + "plan_job"](root, expected)
     start = time.monotonic()
 
     def ask(targets):

@@ -81,6 +81,7 @@ from .names import (
 )
 from .objects import kubelet_rules, object_diff, object_path, rbac_manifests
 from .orchestration import (
+    behind,
     check_findings,
     check_functions,
     choose_cluster,
@@ -125,6 +126,7 @@ __all__ = [
     "api_versions",
     "apiserver_sans",
     "apply_from",
+    "behind",
     "build_flags",
     "check_findings",
     "check_functions",

@@ -166,9 +166,15 @@ SYNC_FUNCTIONS = (
 )
 
 
-def plan_job(root: str) -> tuple[str, list[Any]]:
-    """The plan job's function and its arguments (the formula's folder ``root``)."""
-    return PLAN_FUNCTION, [root]
+def plan_job(root: str, expected: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
+    """
+    The plan job's function and its arguments: the formula's folder ``root`` and the
+    master's digests (``expected``: ``modules_digest`` and ``pillar_digests``
+    {controller: digest}), with which a controller that is behind skips its test run.
+    """
+    if expected is None:
+        return PLAN_FUNCTION, [root]
+    return PLAN_FUNCTION, [root, {"expected": expected, "__kwarg__": True}]
 
 
 def check_functions() -> list[str]:
@@ -198,15 +204,25 @@ def stale(answers: dict[str, Any] | None, expected: dict[str, Any]) -> dict[str,
     ``pillar_digests`` {controller: digest}).
     """
     found = {}
-    for minion, digest in expected["pillar_digests"].items():
-        ident = _plan_of(answers, minion).get("identity")
-        if not isinstance(ident, dict) or "modules_digest" not in ident:
-            found[minion] = "no identity with digests (modules not synced yet?)"
-        elif ident["modules_digest"] != expected["modules_digest"]:
-            found[minion] = "its synced modules differ from the master's"
-        elif ident.get("pillar_digest") != digest:
-            found[minion] = "its in-memory pillar differs from the master's compile"
+    for minion in expected["pillar_digests"]:
+        why = behind(_plan_of(answers, minion).get("identity"), expected, minion)
+        if why:
+            found[minion] = why
     return found
+
+
+def behind(identity: Any, expected: dict[str, Any], minion: str) -> str | None:
+    """
+    Why controller ``minion``'s identity (k8s_cluster.identity) shows it behind the master
+    (``expected`` as in stale), or None when its modules and pillar are the master's.
+    """
+    if not isinstance(identity, dict) or "modules_digest" not in identity:
+        return "no identity with digests (modules not synced yet?)"
+    if identity["modules_digest"] != expected.get("modules_digest"):
+        return "its synced modules differ from the master's"
+    if identity.get("pillar_digest") != (expected.get("pillar_digests") or {}).get(minion):
+        return "its in-memory pillar differs from the master's compile"
+    return None
 
 
 def _run_order(item):

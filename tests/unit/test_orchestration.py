@@ -333,6 +333,20 @@ def test_stale_names_each_controller_not_current():
     assert set(rules().stale({}, expected)) == set(IDS)
 
 
+def test_the_plan_job_carries_the_masters_digests():
+    from tests.support.orchestration import rules
+
+    expected = {"modules_digest": "m1", "pillar_digests": {m: "p1" for m in IDS}}
+    assert rules().plan_job("k8s_control_plane") == ("k8s_cluster.plan", ["k8s_control_plane"])
+    fun, args = rules().plan_job("k8s_control_plane", expected)
+    assert fun == "k8s_cluster.plan"
+    assert args == ["k8s_control_plane", {"expected": expected, "__kwarg__": True}]
+    # each controller reads its own digest: what stale() says of it, behind() says alone
+    assert rules().behind({"modules_digest": "m1", "pillar_digest": "p1"}, expected, IDS[0]) is None
+    why = rules().behind({"modules_digest": "m1", "pillar_digest": "p1"}, expected, "k8s-other")
+    assert why == "its in-memory pillar differs from the master's compile"
+
+
 def test_the_pillar_digest_covers_what_the_formula_reads_only():
     from tests.support.orchestration import rules
 

@@ -349,6 +349,29 @@ def test_identity_tells_no_secret(modules):
         assert len(digest) == 64 and set(digest) <= set("0123456789abcdef")
 
 
+def test_plan_behind_the_master_answers_without_a_test_run(modules):
+    pillar = cluster_pillar("hardway")
+    dunders = cluster_dunders(pillar, "k8s-controller-1")
+    runs = []
+    dunders["__salt__"]["state.sls"] = lambda root, test: runs.append((root, test)) or {}
+    cluster = modules("k8s_cluster", **dunders)
+    current = cluster.identity()
+    expected = {
+        "modules_digest": current["modules_digest"],
+        "pillar_digests": {"k8s-controller-1": "a pillar the master compiled since"},
+    }
+    plan = cluster.plan("k8s_control_plane", expected=expected)
+    assert plan["behind"] == "its in-memory pillar differs from the master's compile"
+    assert plan["states"] is None and plan["identity"] == current and runs == []
+    # current: the test run happens (its empty result is no proof, so no checks run)
+    expected["pillar_digests"]["k8s-controller-1"] = current["pillar_digest"]
+    plan = cluster.plan("k8s_control_plane", expected=expected)
+    assert "behind" not in plan and runs == [("k8s_control_plane", True)]
+    assert plan["checks"] == {}
+    # without the master's digests (a CLI call) it always runs
+    assert "behind" not in cluster.plan("k8s_control_plane") and len(runs) == 2
+
+
 def test_cached_config_follows_a_pillar_refresh(modules):
     pillar = cluster_pillar("hardway")
     cluster = modules("k8s_cluster", **cluster_dunders(pillar, "k8s-controller-1"))
