@@ -63,8 +63,9 @@ def cluster(name: str | None = None, command: str = "orch.control_plane") -> dic
     root folder on the master, which the orchestrations name nowhere else,
     and the digests a current controller's identity shows), after the
     checks: one cluster file defines it, its members are exactly the
-    controllers it lists, and each listed controller gets its pillar. Raises
-    with what to fix otherwise.
+    controllers it lists, each listed controller gets its pillar, and they all
+    get the same one (the whole definition, not only the list). Raises with
+    what to fix otherwise.
 
     name
         The cluster (``k8s_control_plane:cluster``); optional when the master
@@ -85,6 +86,7 @@ def cluster(name: str | None = None, command: str = "orch.control_plane") -> dic
     clusters = __utils__[rules + "clusters_from"]({m: p.get(key) for m, p in compiled.items()})
     chosen = __utils__[rules + "choose_cluster"](clusters, name, command)
     ids = __utils__[rules + "controllers_of"](chosen, clusters[chosen])
+    __utils__[rules + "agreed"](chosen, {m: compiled[m].get(key) for m in ids})
     log.debug("k8s_orchestration: cluster %s, controllers %s", chosen, ids)
     return {
         "cluster": chosen,

@@ -81,6 +81,7 @@ from .names import (
 )
 from .objects import kubelet_rules, object_diff, object_path, rbac_manifests
 from .orchestration import (
+    agreed,
     behind,
     check_findings,
     check_functions,
@@ -123,6 +124,7 @@ __all__ = [
     "ROOT_OPTION",
     "SECRET_FILES",
     "SECRET_KEYS",
+    "agreed",
     "api_versions",
     "apiserver_sans",
     "apply_from",

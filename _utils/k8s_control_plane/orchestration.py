@@ -16,6 +16,7 @@ from salt.exceptions import CommandExecutionError
 
 from .facts import parse_minor
 from .names import COMPONENT_BINARIES, PILLAR_KEY
+from .validate import redact
 
 # The control plane's components, apiserver first (the skew rules rely on it).
 COMPONENTS = COMPONENT_BINARIES
@@ -90,6 +91,65 @@ def controllers_of(name: str, members: dict[str, list[str]]) -> list[str]:
             "pillar/top.sls)"
         )
     return list(ids)
+
+
+def _leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+    """{key path: value} of a mapping's leaves (a list is one leaf)."""
+    if not isinstance(data, dict):
+        return {prefix: data} if prefix else {"": data}
+    found: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}:{key}" if prefix else str(key)
+        found.update(_leaves(value, path) if isinstance(value, dict) and value else {path: value})
+    return found
+
+
+UNSET = "<unset>"
+
+
+def disagreements(pillars: dict[str, Any]) -> list[str]:
+    """
+    Where one cluster's controllers ({controller: its k8s_control_plane pillar}) do not get
+    the same pillar: per key path that differs, each value with the controllers that get
+    it. Values under ``secrets`` and of password-like keys are not shown (redact). Empty
+    when they all agree.
+    """
+    raw = {m: _leaves(p) for m, p in sorted(pillars.items())}
+    shown = {m: _leaves(redact(p)) for m, p in sorted(pillars.items())}
+    paths = sorted({path for leaves in raw.values() for path in leaves})
+    lines = []
+    for path in paths:
+        groups: dict[str, list[str]] = {}
+        display: dict[str, str] = {}
+        for minion, leaves in raw.items():
+            value = json.dumps(leaves.get(path, UNSET), sort_keys=True, default=str)
+            groups.setdefault(value, []).append(minion)
+            display.setdefault(value, str(shown[minion].get(path, UNSET)))
+        if len(groups) > 1:
+            seen = "; ".join(
+                f"{display[value]} on {', '.join(minions)}" for value, minions in groups.items()
+            )
+            lines.append(f"{path}: {seen}")
+    return lines
+
+
+def agreed(name: str, pillars: dict[str, Any], limit: int = 12) -> None:
+    """
+    Refuse, with every key path that differs, a cluster whose controllers get different
+    k8s_control_plane pillars (two cluster files with one ``cluster:`` value, a
+    controller matched by another file): they must agree on the whole definition
+    before anything changes.
+    """
+    lines = disagreements(pillars)
+    if lines:
+        more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""
+        raise CommandExecutionError(
+            f"cluster {name!r} is defined differently on its controllers, nothing was changed: "
+            + "; ".join(f"{PILLAR_KEY}:{line}" for line in lines[:limit])
+            + more
+            + "; every controller of one cluster must get the same cluster file "
+            "(pillar/top.sls), and each cluster file its own cluster: value"
+        )
 
 
 def skew_errors(target: str, running: dict[str, dict[str, str | None]] | None) -> list[str]:

@@ -91,6 +91,8 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None,
         # k8s_orchestration.cluster, with the master's compiled pillars given.
         clusters = logic.clusters_from(pillars)
         chosen = logic.choose_cluster(clusters, name, command)
+        ids = logic.controllers_of(chosen, clusters[chosen])
+        logic.agreed(chosen, {m: pillars[m] for m in ids})
         return {
             "cluster": chosen,
             "controllers": logic.controllers_of(chosen, clusters[chosen]),

@@ -53,6 +53,39 @@ def test_one_cluster_name_in_two_cluster_files_is_refused():
     assert module.calls == ["saltutil.sync_all"], "refused before any minion was touched"
 
 
+def test_one_cluster_name_with_two_vips_is_refused_before_any_change():
+    # Issue 20: two cluster files, same cluster and controllers, differing in the VIP only,
+    # the second matched to controller 3; refused while the master compiles the pillars.
+    pillars = {m: dict(cluster_pillar("hardway", IDS), vip={"address": "10.240.0.10"}) for m in IDS}
+    pillars[IDS[2]]["vip"] = {"address": "10.240.0.20"}
+    pillars[IDS[2]]["secrets"] = {"encryption_key": "c2VjcmV0"}
+    module = load(pillars)
+    with pytest.raises(SaltRenderError) as caught:
+        module.run()
+    message = str(caught.value)
+    assert "cluster 'hardway' is defined differently on its controllers" in message
+    assert (
+        "k8s_control_plane:vip:address: 10.240.0.10 on k8s-controller-1, k8s-controller-2; "
+        "10.240.0.20 on k8s-controller-3"
+    ) in message
+    # a secret is named, never shown
+    assert "k8s_control_plane:secrets:encryption_key: <unset> on k8s-controller-1" in message
+    assert "c2VjcmV0" not in message and "<secret> on k8s-controller-3" in message
+    assert module.calls == ["saltutil.sync_all"], "refused before any minion was touched"
+
+
+def test_disagreements_name_every_differing_key():
+    from tests.support.orchestration import rules
+
+    same = {"cluster": "a", "vip": {"address": "1", "interface": "eth0"}, "ports": [1, 2]}
+    assert rules().disagreements({"m1": same, "m2": dict(same)}) == []
+    other = {"cluster": "a", "vip": {"address": "1", "interface": "eth1"}, "ports": [1]}
+    assert rules().disagreements({"m1": same, "m2": other}) == [
+        "ports: [1, 2] on m1; [1] on m2",
+        "vip:interface: eth0 on m1; eth1 on m2",
+    ]
+
+
 def test_a_minion_that_gets_a_cluster_not_listing_it_is_refused():
     pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
     pillars["k8s-controller-9"] = cluster_pillar("hardway", IDS)
