@@ -251,6 +251,8 @@ def plan(root: str | None = None, expected: dict[str, Any] | None = None) -> dic
     except CommandExecutionError as exc:  # the state run's validation reports it
         log.debug("k8s_cluster.plan: %s", exc)
     result["states"] = __salt__["state.sls"](root, test=True)
+    # what the etcd membership plan reads (k8s_cluster.etcd_members): data, members
+    result["etcd"] = __salt__["k8s_etcd.status"]()
     if not __utils__["k8s_control_plane.state_changes"](result["states"]):
         checks = __utils__["k8s_control_plane.check_functions"]()
         result["checks"] = {fun: __salt__[fun]() for fun in checks}

@@ -319,3 +319,168 @@ def converged(name: str, findings: list[str] | None = None) -> dict[str, Any]:
     """
     lines = [str(line) for line in findings or []]
     return {"name": name, "changes": {}, "result": True, "comment": "\n".join(lines)}
+
+
+def _run(minion, fun, args, timeout=60):
+    """One function on one controller; its return, or RuntimeError naming what it said."""
+    answers = __salt__["saltutil.cmd"](
+        [minion], fun, arg=list(args), tgt_type="list", timeout=timeout
+    )
+    answer = answers.get(minion)
+    if not isinstance(answer, dict) or answer.get("retcode", 0) != 0:
+        said = answer.get("ret") if isinstance(answer, dict) else "no answer (minion down?)"
+        raise RuntimeError(f"{minion} {fun}: {said}")
+    return answer.get("ret")
+
+
+def _membership(ids):
+    """The membership plan (k8s_control_plane.membership_plan) from every controller now."""
+    good, bad = _call(ids, "list", "k8s_etcd.status", timeout=15)
+    statuses = {m: r for m, r in good.items() if isinstance(r, dict)}
+    wanted = {m: statuses[m]["peer_url"] for m in ids if (statuses.get(m) or {}).get("peer_url")}
+    plan = __utils__["k8s_control_plane.membership_plan"](wanted, statuses, ids)
+    silent = [m for m in ids if m not in wanted]
+    if silent and not plan["bootstrap"]:
+        plan["errors"].append(
+            "no etcd status from "
+            + ", ".join(f"{m} ({bad.get(m, 'not managed?')})" for m in silent)
+        )
+    return plan
+
+
+def _through(plan, ids, name):
+    """A voting member other than ``name`` whose controller answers: changes go through it."""
+    for member in plan["members"]:
+        if member["name"] in ids and member["name"] != name and not member["learner"]:
+            return member["name"]
+    raise RuntimeError(f"no other voting etcd member among {', '.join(ids)} to go through")
+
+
+def _promote(helper, member_id, timeout):
+    """Promote a learner once it has caught up (etcd refuses until then), bounded."""
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        try:
+            _run(helper, "k8s_etcd.promote", [member_id])
+            return
+        except RuntimeError as exc:
+            if "in sync" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(1)
+
+
+def _apply(change, plan, ids, root, timeout):
+    """Apply one membership change (k8s_control_plane.membership_plan's first)."""
+    action, name = change["action"], change["name"]
+    helper = _through(plan, ids, name)
+    if action == "remove":
+        _run(helper, "k8s_etcd.remove", [change["id"]])
+        return
+    if action == "promote":
+        _promote(helper, change["id"], timeout)
+        return
+    if action == "add":
+        added = _run(helper, "k8s_etcd.add", [name, change["peer_url"]])
+        member_id, initial = added["id"], added["initial_cluster"]
+    else:  # join: added before and never started; it joins the members as they are
+        member_id = change["id"]
+        initial = ",".join(
+            f"{m['name'] or name}={url}"
+            for m in plan["members"]
+            for url in m["peer_urls"]
+            if m["name"] or m["id"] == member_id
+        )
+    # as a keyword: Salt reads a positional "a=b" as a keyword argument
+    _run(name, "k8s_etcd.join", [{"initial_cluster": initial, "__kwarg__": True}])
+    states = _run(name, "state.sls", [f"{root}.etcd"], timeout=max(float(timeout), 120))
+    failed = (
+        [
+            f"{s.get('__id__', key)}: {s.get('comment')}"
+            for key, s in states.items()
+            if isinstance(s, dict) and s.get("result") is False
+        ]
+        if isinstance(states, dict)
+        else [str(states)]
+    )
+    if failed:
+        raise RuntimeError(f"{name}: its etcd states failed: " + "; ".join(failed))
+    _promote(helper, member_id, timeout)
+
+
+def etcd_members(
+    name: str, tgt: str | list[str], root: str, timeout: float = 120
+) -> dict[str, Any]:
+    """
+    Make a managed etcd's members follow the controller list, one change at a time,
+    reading the members again after each (k8s_control_plane.membership_plan): a stale
+    member of a controller on a new disk removed, a missing controller added as a
+    learner (its etcd started with ``--initial-cluster-state existing``, then promoted
+    once caught up), members no controller lists removed. Refuses, changing nothing,
+    when no member answers or a removal would leave etcd without a healthy quorum. On
+    a new cluster (no controller holds etcd data) there is nothing to do: the members
+    start together. Test mode names each change. Runs on the master, in an
+    orchestration.
+
+    name
+        A label (the cluster's name).
+
+    tgt
+        The controllers, in list order (a list, or ids joined by commas).
+
+    root
+        The formula's folder (its etcd SLS is applied on a joining controller).
+
+    timeout
+        Seconds a joining member may take to start and catch up.
+
+    .. code-block:: yaml
+
+        orch-etcd-members:
+          k8s_cluster.etcd_members:
+            - name: hardway
+            - tgt: [k8s-controller-1, k8s-controller-2, k8s-controller-3]
+            - root: k8s_control_plane
+    """
+    ids = tgt if isinstance(tgt, list) else [i for i in str(tgt).split(",") if i]
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    describe = __utils__["k8s_control_plane.describe_change"]
+    plan = _membership(ids)
+    if plan["errors"]:
+        ret.update(result=False, comment="etcd membership: " + "; ".join(plan["errors"]))
+        return ret
+    if plan["bootstrap"] or not plan["changes"]:
+        ret["comment"] = (
+            "a new etcd cluster: its members start together"
+            if plan["bootstrap"]
+            else f"etcd's members are the controllers ({', '.join(ids)})"
+        )
+        return ret
+    if __opts__.get("test"):
+        ret["result"] = None
+        ret["changes"] = {"etcd members": [describe(c) for c in plan["changes"]]}
+        ret["comment"] = "Would, one at a time: " + "; ".join(describe(c) for c in plan["changes"])
+        return ret
+    done = []
+    for _ in range(2 * len(ids) + 4):  # each pass applies one change; the plan shrinks
+        if not plan["changes"]:
+            break
+        change = plan["changes"][0]
+        started = time.monotonic()
+        try:
+            _apply(change, plan, ids, root, timeout)
+        except RuntimeError as exc:
+            ret.update(result=False, changes={"etcd members": done} if done else {})
+            ret["comment"] = f"etcd membership stopped at: {describe(change)}: {exc}"
+            return ret
+        done.append(f"{describe(change)} ({time.monotonic() - started:.1f}s)")
+        plan = _membership(ids)
+        if plan["errors"]:
+            ret.update(result=False, changes={"etcd members": done})
+            ret["comment"] = "etcd membership: " + "; ".join(plan["errors"])
+            return ret
+    ret["changes"] = {"etcd members": done}
+    ret["result"] = not plan["changes"]
+    ret["comment"] = "etcd membership: " + "; ".join(done)
+    if plan["changes"]:
+        ret["comment"] += "; still to do: " + "; ".join(describe(c) for c in plan["changes"])
+    return ret

@@ -67,6 +67,13 @@ from .facts import (
 )
 from .flags import api_versions, build_flags, flag_context
 from .layers import every_layer_file, layer_files, merge_layers, profile_of, tofs_sources
+from .membership import (
+    describe_change,
+    etcd_environment,
+    etcd_environment_file,
+    initial_cluster,
+    membership_plan,
+)
 from .names import (
     COMPONENT_BINARIES,
     COMPONENTS,
@@ -137,7 +144,10 @@ __all__ = [
     "clusters_from",
     "controller_ids",
     "controllers_of",
+    "describe_change",
     "etcd_check_files",
+    "etcd_environment",
+    "etcd_environment_file",
     "etcd_sans",
     "etcd_servers",
     "every_layer_file",
@@ -145,10 +155,12 @@ __all__ = [
     "first_service_ip",
     "flag_context",
     "formula_root",
+    "initial_cluster",
     "keepalived_role",
     "kubeconfig_text",
     "kubelet_rules",
     "layer_files",
+    "membership_plan",
     "merge_layers",
     "object_diff",
     "object_path",

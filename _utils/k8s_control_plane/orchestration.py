@@ -426,7 +426,8 @@ def plan_summary(
     controllers ``ids`` and ``still`` {controller: why its answer is not current}:
     ``converged`` (no state would change anywhere and every check passed), ``pending``
     {controller: what keeps it from converged}, ``findings`` (the checks' lines, when nothing
-    would change), ``states`` {controller: how many states it ran} and ``identities``.
+    would change), ``states`` {controller: how many states it ran}, ``identities`` and
+    ``etcd`` {controller: its k8s_etcd.status, for the membership plan}.
     """
     found = pending_changes(answers, ids)
     for minion, why in (still or {}).items():
@@ -443,4 +444,5 @@ def plan_summary(
         "findings": findings if unchanged else [],
         "states": counts,
         "identities": {m: p.get("identity") for m, p in plans.items()},
+        "etcd": {m: p.get("etcd") for m, p in plans.items()},
     }

@@ -16,7 +16,10 @@ stops the run, naming the step (its state ID) and the minions that failed.
 2. validate the cluster pillar on every controller; refuse a version change
    that breaks Kubernetes' skew policy (one minor at a time, no downgrade)
 3. load balancer on all controllers; then exactly one VIP holder
-4. etcd (when etcd:managed); refuse, naming each etcd server's answer, when
+4. etcd (when etcd:managed): a new cluster's members at once; a running one's
+   members first follow the controller list (added as learners, promoted,
+   stale or unlisted ones removed, one change at a time), then its members
+   one at a time; refuse, naming each etcd server's answer, when
    the controllers do not see etcd quorum; the control plane on all
    controllers, one at a time
 5. wait (bounded polling) until every apiserver is ready, directly and via the VIP
@@ -114,9 +117,32 @@ def run():
             {"require": [{"salt": "orch-loadbalancer"}]},
         ]
     }
-    steps["orch-etcd"] = {
-        "salt.state": on_all({"k8s_cluster": "orch-vip-single-holder"}, sls=[f"{root}.etcd"])
-    }
+    # etcd: a new cluster's members start together (each waits for the others' votes);
+    # once any controller holds etcd data, the members first follow the controller list
+    # (k8s_cluster.etcd_members: one change at a time), then any etcd change restarts one
+    # member at a time (batch 1, failhard: each restart waits for its member to be ready).
+    statuses = [s for s in plan["etcd"].values() if isinstance(s, dict) and s.get("managed")]
+    if any(s.get("data") for s in statuses):
+        steps["orch-etcd-members"] = {
+            "k8s_cluster.etcd_members": [
+                {"name": name},
+                {"tgt": ids},
+                {"root": root},
+                {"require": [{"k8s_cluster": "orch-vip-single-holder"}]},
+            ]
+        }
+        steps["orch-etcd"] = {
+            "salt.state": on_all(
+                {"k8s_cluster": "orch-etcd-members"},
+                sls=[f"{root}.etcd"],
+                batch="1",
+                failhard=True,
+            )
+        }
+    else:
+        steps["orch-etcd"] = {
+            "salt.state": on_all({"k8s_cluster": "orch-vip-single-holder"}, sls=[f"{root}.etcd"])
+        }
     # One controller at a time, each waiting for its own apiserver to be ready
     # (controlplane.services): a rollout never restarts every apiserver at once.
     # failhard: a controller whose state fails stops the batch there, so the

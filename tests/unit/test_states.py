@@ -354,6 +354,7 @@ def test_plan_behind_the_master_answers_without_a_test_run(modules):
     dunders = cluster_dunders(pillar, "k8s-controller-1")
     runs = []
     dunders["__salt__"]["state.sls"] = lambda root, test: runs.append((root, test)) or {}
+    dunders["__salt__"]["k8s_etcd.status"] = lambda: {"managed": False}
     cluster = modules("k8s_cluster", **dunders)
     current = cluster.identity()
     expected = {

@@ -45,9 +45,21 @@ def run():
     }
     # etcd's certificates (pki.etcd): a change restarts etcd.
     watch.extend(__salt__["k8s_pki.watch"]("etcd", root))
-    initial = ",".join(
-        f"{c['id']}=https://{c['address']}:{etcd['peer_port']}" for c in cfg["controllers"]
-    )
+    # The initial cluster, read by etcd on a member's first start only: written once (a
+    # new cluster's, every controller), never replaced: a joining member's is written by
+    # the orchestration (k8s_etcd.join) before this runs there. Not watched: a member
+    # with data ignores it, so a membership change restarts no member.
+    environment = __salt__["k8s_etcd.environment"]()
+    states[f"{sid}-file-managed-environment"] = {
+        "file.managed": [
+            {"name": environment["path"]},
+            {"contents": environment["text"]},
+            {"replace": False},
+            {"mode": "0644"},
+            {"makedirs": True},
+            {"require": [{"sls": validated}]},
+        ]
+    }
     states[f"{sid}-file-managed-unit"] = {
         "file.managed": [
             {"name": etcd["unit"]},
@@ -58,7 +70,7 @@ def run():
                     "etcd": etcd,
                     "name": me["id"],
                     "address": me["address"],
-                    "initial_cluster": initial,
+                    "environment_file": environment["path"],
                     # its serving and peer files (pki.etcd): its own with pki:source
                     # salt, the apiserver's in the seed's pillar layout
                     "tls": dict(
@@ -71,7 +83,23 @@ def run():
         ]
     }
     watch.append({"file": f"{sid}-file-managed-unit"})
+    # Before a restart (only when one is due): the other members must keep quorum
+    # without this one, whoever restarts it (the orchestration's rolling step or a plain
+    # state.apply on every controller at once); bounded, with the unhealthy ones named.
+    states[f"{sid}-k8s_etcd-restart_safe"] = {
+        "k8s_etcd.restart_safe": [{"name": "etcd"}, {"onchanges": list(watch)}]
+    }
     states[f"{sid}-service-running"] = {
-        "service.running": [{"name": "etcd"}, {"enable": True}, {"watch": watch}]
+        "service.running": [
+            {"name": "etcd"},
+            {"enable": True},
+            {
+                "require": [
+                    {"file": f"{sid}-file-managed-environment"},
+                    {"k8s_etcd": f"{sid}-k8s_etcd-restart_safe"},
+                ]
+            },
+            {"watch": watch},
+        ]
     }
     return states

@@ -1,0 +1,329 @@
+"""
+A managed etcd's membership, seen and changed from a controller (issue 20): the member
+list, a member added as a learner, promoted, removed, and this controller's own state
+(data or an empty disk). Calls go to etcd's v3 JSON gateway (``/v3/cluster/member/*``,
+the same API ``etcdctl member`` uses) over TLS with etcd's own client certificate,
+trying this controller's member first, then the others in list order.
+
+The orchestration (``k8s_cluster.etcd_members``) decides what changes, one member at a
+time; the rules are in ``_utils/k8s_control_plane/membership.py``.
+"""
+
+import json
+import logging
+import os
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8s_etcd"
+
+
+def __virtual__():
+    # Pure Python (urllib, ssl): loads wherever k8s_cluster does; each function says
+    # when etcd is not managed or its certificates are not there yet.
+    if "k8s_cluster.config" not in __salt__:
+        return (False, "k8s_etcd needs k8s_cluster (sync the project's modules)")
+    return __virtualname__
+
+
+def _etcd():
+    cfg = __salt__["k8s_cluster.config"]()
+    if not cfg["etcd"].get("managed"):
+        raise CommandExecutionError("k8s_etcd: etcd:managed is false; etcd is not ours to change")
+    return cfg
+
+
+def _endpoints(cfg):
+    """This controller's client URL first, then the others' in list order."""
+    me = __grains__["id"]
+    port = cfg["etcd"]["client_port"]
+    ordered = sorted(cfg["controllers"], key=lambda c: c["id"] != me)
+    return [f"https://{c['address']}:{port}" for c in ordered]
+
+
+def _post(cfg, path, body, timeout, endpoints=None):
+    """POST ``body`` to the first member that answers; raise naming every answer."""
+    ca_file, cert, key = __utils__["k8s_control_plane.etcd_check_files"](cfg)
+    missing = [p for p in (ca_file, cert, key) if not os.path.exists(p)]
+    if missing:
+        raise CommandExecutionError(f"k8s_etcd: no etcd client certificate ({', '.join(missing)})")
+    context = ssl.create_default_context(cafile=ca_file)
+    context.load_cert_chain(cert, key)
+    errors = []
+    for endpoint in endpoints or _endpoints(cfg):
+        request = urllib.request.Request(
+            f"{endpoint}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            text = exc.read(2048).decode("utf-8", "replace")
+            try:
+                message = json.loads(text).get("message") or text
+            except ValueError:
+                message = text
+            # etcd refused the change itself (not a member that is down): say so at once
+            raise CommandExecutionError(f"k8s_etcd: {endpoint}{path}: {message}") from exc
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            errors.append(f"{endpoint}: {getattr(exc, 'reason', exc)}")
+    raise CommandExecutionError(f"k8s_etcd: no etcd member answered {path}: {'; '.join(errors)}")
+
+
+def _member(raw):
+    return {
+        "id": f"{int(raw.get('ID', 0)):x}",
+        "name": raw.get("name", ""),
+        "peer_urls": list(raw.get("peerURLs") or []),
+        "client_urls": list(raw.get("clientURLs") or []),
+        "learner": bool(raw.get("isLearner")),
+    }
+
+
+def members(timeout: float = 5) -> list[dict[str, Any]]:
+    """
+    Return etcd's member list as a member sees it: per member its id (hex, as etcdctl
+    shows it), name (empty until an added member first starts), peer and client URLs and
+    whether it is a learner.
+
+    timeout
+        Seconds per member asked.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.members
+    """
+    cfg = _etcd()
+    answer = _post(cfg, "/v3/cluster/member/list", {"linearizable": True}, float(timeout))
+    return [_member(m) for m in answer.get("members", [])]
+
+
+def status(timeout: float = 2) -> dict[str, Any]:
+    """
+    Return what the orchestration needs to plan membership from this controller, and
+    never raise: whether etcd is managed, whether this controller's data directory holds
+    a member (``data``: an empty disk has none), its peer URL, whether its own member
+    answered a linearizable member list (``healthy``: it sees a leader), and the member
+    list (``members``, from its own member, else another; None with ``error`` when none
+    answers, for example on a fresh cluster or without quorum).
+
+    timeout
+        Seconds per member asked.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_etcd.status
+    """
+    cfg = __salt__["k8s_cluster.config"]()
+    etcd = cfg["etcd"]
+    result: dict[str, Any] = {"managed": bool(etcd.get("managed"))}
+    if not result["managed"]:
+        return result
+    me = __salt__["k8s_cluster.controller"]()
+    result["name"] = me["id"]
+    result["peer_url"] = f"https://{me['address']}:{etcd['peer_port']}"
+    result["data"] = os.path.isdir(os.path.join(etcd["data_dir"], "member"))
+    result["healthy"], result["members"] = False, None
+    mine, *others = _endpoints(cfg)
+    body = {"linearizable": True}
+    for endpoints in ([mine], others):
+        try:
+            answer = _post(cfg, "/v3/cluster/member/list", body, float(timeout), endpoints)
+        except CommandExecutionError as exc:
+            result["error"] = str(exc)
+            continue
+        result["members"] = [_member(m) for m in answer.get("members", [])]
+        result["healthy"] = endpoints == [mine]  # its own member answered, linearizably
+        result.pop("error", None)
+        break
+    return result
+
+
+def add(name: str, peer_url: str, learner: bool = True, timeout: float = 10) -> dict[str, Any]:
+    """
+    Add a member (``etcdctl member add --learner``) and return its id and the
+    ``initial_cluster`` it must start with (every member's name=peer URL, itself
+    included), with ``--initial-cluster-state existing``.
+
+    name
+        The new member's name (its controller id).
+
+    peer_url
+        Its peer URL, https://ADDRESS:PEER_PORT.
+
+    learner
+        Add it as a learner (the default; promote it once it has caught up).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.add k8s-controller-4 https://10.240.0.14:2380
+    """
+    cfg = _etcd()
+    body = {"peerURLs": [peer_url], "isLearner": bool(learner)}
+    answer = _post(cfg, "/v3/cluster/member/add", body, float(timeout))
+    added = _member(answer.get("member") or {})
+    listed = [_member(m) for m in answer.get("members", [])]
+    pairs = [
+        f"{name if m['id'] == added['id'] else m['name']}={url}"
+        for m in listed
+        for url in m["peer_urls"]
+        if m["name"] or m["id"] == added["id"]
+    ]
+    return {"id": added["id"], "initial_cluster": ",".join(pairs)}
+
+
+def remove(member_id: str, timeout: float = 10) -> dict[str, Any]:
+    """
+    Remove a member by its hex id (``etcdctl member remove``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.remove 8e9e05c52164694d
+    """
+    cfg = _etcd()
+    _post(cfg, "/v3/cluster/member/remove", {"ID": str(int(member_id, 16))}, float(timeout))
+    return {"removed": member_id}
+
+
+def promote(member_id: str, timeout: float = 10) -> dict[str, Any]:
+    """
+    Promote a learner to a voting member (``etcdctl member promote``). etcd refuses a
+    learner that has not caught up with the leader yet; the error says so.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.promote 8e9e05c52164694d
+    """
+    cfg = _etcd()
+    _post(cfg, "/v3/cluster/member/promote", {"ID": str(int(member_id, 16))}, float(timeout))
+    return {"promoted": member_id}
+
+
+def join(initial_cluster: str) -> dict[str, Any]:
+    """
+    Prepare this controller to join a running etcd as the member just added for it:
+    write the unit's environment file with ``initial_cluster`` and
+    ``ETCD_INITIAL_CLUSTER_STATE=existing``. Refuses when its data directory already
+    holds a member (that member would ignore the file; remove it first).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-4 k8s_etcd.join \\
+            'k8s-controller-1=https://10.240.0.11:2380,k8s-controller-4=https://10.240.0.14:2380'
+    """
+    cfg = _etcd()
+    etcd = cfg["etcd"]
+    if os.path.isdir(os.path.join(etcd["data_dir"], "member")):
+        raise CommandExecutionError(
+            f"k8s_etcd: {etcd['data_dir']} already holds a member; it would not join"
+        )
+    path = __utils__["k8s_control_plane.etcd_environment_file"](cfg)
+    text = __utils__["k8s_control_plane.etcd_environment"](initial_cluster, "existing")
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+    return {"written": path, "initial_cluster": initial_cluster, "state": "existing"}
+
+
+def environment() -> dict[str, str]:
+    """
+    Return the etcd unit's environment file (``path``) and the text a new cluster's
+    member starts with (``text``: every controller, state new), which the etcd SLS
+    writes once and never replaces.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.environment
+    """
+    cfg = __salt__["k8s_cluster.config"]()
+    rules = "k8s_control_plane."
+    return {
+        "path": __utils__[rules + "etcd_environment_file"](cfg),
+        "text": __utils__[rules + "etcd_environment"](
+            __utils__[rules + "initial_cluster"](cfg), "new"
+        ),
+    }
+
+
+def _healthy(cfg, url, timeout):
+    """A member's /health says true (it sees a leader), with etcd's client certificate."""
+    ca_file, cert, key = __utils__["k8s_control_plane.etcd_check_files"](cfg)
+    context = ssl.create_default_context(cafile=ca_file)
+    context.load_cert_chain(cert, key)
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout, context=context) as resp:
+            return '"health":"true"' in resp.read(512).decode().replace(" ", "")
+    except (OSError, ssl.SSLError, ValueError):
+        return False
+
+
+def restart_safe(timeout: float = 2) -> dict[str, Any]:
+    """
+    Say whether this controller's etcd member may stop now (a restart) without etcd
+    losing quorum: the other voting members that answer ``/health`` must be a quorum of
+    all voters on their own. Safe as well when etcd is not managed, not running here (a
+    start stops nothing), holds no data (a new member) or is a learner.
+
+    timeout
+        Seconds per member asked.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.restart_safe
+    """
+    cfg = __salt__["k8s_cluster.config"]()
+    etcd = cfg["etcd"]
+    if not etcd.get("managed"):
+        return {"safe": True, "comment": "etcd is not managed here"}
+    if not __salt__["service.status"]("etcd"):
+        return {"safe": True, "comment": "etcd is not running here: starting it stops nothing"}
+    if not os.path.isdir(os.path.join(etcd["data_dir"], "member")):
+        return {"safe": True, "comment": "a new member (no data yet)"}
+    me = __grains__["id"]
+    try:
+        listed = members(timeout)
+    except CommandExecutionError as exc:
+        return {"safe": False, "comment": f"no member list: {exc}"}
+    voters = [m for m in listed if not m["learner"]]
+    if not any(m["name"] == me for m in voters):
+        return {"safe": True, "comment": "a learner (does not count for quorum)"}
+    others = [m for m in voters if m["name"] != me]
+    up = [
+        m["name"]
+        for m in others
+        if m["client_urls"] and _healthy(cfg, m["client_urls"][0], timeout)
+    ]
+    need = len(voters) // 2 + 1
+    down = sorted({m["name"] or m["id"] for m in others} - set(up))
+    comment = (
+        f"{len(up)} of the {len(others)} other voting members healthy, {need} needed for "
+        f"quorum while this one restarts" + (f" (not healthy: {', '.join(down)})" if down else "")
+    )
+    return {"safe": len(up) >= need, "comment": comment, "healthy": up, "quorum": need}
