@@ -276,6 +276,18 @@ def check_etcd(errors: Errors, cfg: dict[str, Any]) -> None:
     for index, url in enumerate(servers or []):
         if not isinstance(url, str) or not re.match(r"^https://[^\s/]+:\d+$", url):
             errors.add(f"etcd:servers:{index}", f"{url!r}; valid: https://HOST:PORT")
+    controllers = cfg.get("controllers") if isinstance(cfg.get("controllers"), list) else []
+    addresses = [c.get("address") for c in controllers if isinstance(c, dict)]
+    if managed and servers and all(isinstance(a, str) for a in addresses):
+        port = etcd.get("client_port", 2379)
+        members = [f"https://{address}:{port}" for address in addresses]
+        if sorted(map(str, servers)) != sorted(members):
+            errors.add(
+                "etcd:servers",
+                f"{', '.join(map(str, servers))} differs from the controllers' etcd members; "
+                "with etcd:managed true the apiservers' etcd servers follow controllers; "
+                f"valid: unset, or exactly {', '.join(members)}",
+            )
     version, url = etcd.get("version"), etcd.get("release_url")
     required = "required when etcd:managed is true: " if managed else "valid: null, or "
     if (managed or version is not None) and not (

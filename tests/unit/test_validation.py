@@ -337,6 +337,19 @@ CASES = [
         ["a list of URLs"],
     ),
     (
+        # issue 20: with a managed etcd the servers follow the controller list
+        "etcd-managed-servers-not-the-controllers",
+        "hardway",
+        {
+            "etcd:managed": True,
+            "etcd:version": "3.7.0",
+            "etcd:release_url": "http://10.240.0.1:8080",
+            "etcd:servers:2": "https://10.240.0.99:2379",
+        },
+        "etcd:servers",
+        ["follow controllers", "valid: unset, or exactly https://10.240.0.11:2379,"],
+    ),
+    (
         "etcd-server-http",
         "hardway",
         {"etcd:servers:1": "http://10.240.0.12:2379"},
