@@ -101,10 +101,12 @@ lab-salt: venv
 # The lab's fault tests (make test runs them once each) with every failover fault and the
 # network split FAULT_REPEAT times in one run; the totals of the VIP holder census (polls every
 # 10 ms: how many saw two holders or none, and the longest) close pytest's summary and are in
-# /var/lib/k8s-salt-lab/log/measured.json.
+# /var/lib/k8s-salt-lab/log/measured.json. Then the membership changes with five controllers
+# (make test grows to four).
 FAULT_REPEAT ?= 5
 faults: venv deps
 	K8S_FAULT_REPEAT=$(FAULT_REPEAT) $(PY) -m pytest -ra tests/lab/test_faults.py
+	K8S_MEMBERSHIP_GROW=5 $(PY) -m pytest -ra tests/lab/test_membership.py
 
 # The upgrade test's variants that need a third release (make test runs 1.36.3 -> 1.37.2): a
 # two-minor jump refused, the move_vip upgrade by pillar, then the command-line upgrade.

@@ -9,10 +9,13 @@ The orchestration (``k8s_cluster.etcd_members``) decides what changes, one membe
 time; the rules are in ``_utils/k8s_control_plane/membership.py``.
 """
 
+import base64
+import contextlib
 import json
 import logging
 import os
 import ssl
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -25,10 +28,8 @@ __virtualname__ = "k8s_etcd"
 
 
 def __virtual__():
-    # Pure Python (urllib, ssl): loads wherever k8s_cluster does; each function says
-    # when etcd is not managed or its certificates are not there yet.
-    if "k8s_cluster.config" not in __salt__:
-        return (False, "k8s_etcd needs k8s_cluster (sync the project's modules)")
+    # Pure Python (urllib, ssl): it loads everywhere; each function says when etcd is
+    # not managed or its client certificate is not there yet.
     return __virtualname__
 
 
@@ -112,7 +113,8 @@ def status(timeout: float = 2) -> dict[str, Any]:
     """
     Return what the orchestration needs to plan membership from this controller, and
     never raise: whether etcd is managed, whether this controller's data directory holds
-    a member (``data``: an empty disk has none), its peer URL, whether its own member
+    a member (``data``: an empty disk has none), its peer URL and every controller's
+    (``wanted``, from the pillar), whether its own member
     answered a linearizable member list (``healthy``: it sees a leader), and the member
     list (``members``, from its own member, else another; None with ``error`` when none
     answers, for example on a fresh cluster or without quorum).
@@ -134,6 +136,10 @@ def status(timeout: float = 2) -> dict[str, Any]:
     me = __salt__["k8s_cluster.controller"]()
     result["name"] = me["id"]
     result["peer_url"] = f"https://{me['address']}:{etcd['peer_port']}"
+    # every controller's peer URL, from the pillar (the members the list wants)
+    result["wanted"] = {
+        c["id"]: f"https://{c['address']}:{etcd['peer_port']}" for c in cfg["controllers"]
+    }
     result["data"] = os.path.isdir(os.path.join(etcd["data_dir"], "member"))
     result["healthy"], result["members"] = False, None
     mine, *others = _endpoints(cfg)
@@ -327,3 +333,85 @@ def restart_safe(timeout: float = 2) -> dict[str, Any]:
         f"quorum while this one restarts" + (f" (not healthy: {', '.join(down)})" if down else "")
     )
     return {"safe": len(up) >= need, "comment": comment, "healthy": up, "quorum": need}
+
+
+def _lock_file(name):
+    return os.path.join("/run/k8s_control_plane/turns", name.replace("/", "_") + ".json")
+
+
+def _lock_name(cfg, name):
+    return f"k8s_control_plane/{cfg.get('cluster', 'cluster')}/turn/{name}"
+
+
+def take_turn(name: str, ttl: int = 300, timeout: float = 600) -> dict[str, Any]:
+    """
+    Wait (bounded) for this cluster's turn ``name`` and take it: an etcd lock (v3 lock API)
+    on a lease of ``ttl`` seconds, so that only one controller at a time restarts its
+    ``name`` (an apiserver, an etcd member), however the state runs were started. The
+    turn is given back with give_turn once the restarted service is ready; a run that
+    dies holding it lets it go when the lease expires. Returns the seconds waited.
+
+    name
+        What restarts: ``kube-apiserver`` or ``etcd``.
+
+    ttl
+        Seconds the turn lasts at most (the lease).
+
+    timeout
+        Seconds to wait for it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.take_turn kube-apiserver
+    """
+    cfg = __salt__["k8s_cluster.config"]()
+    endpoints = _endpoints(cfg)
+    start = time.monotonic()
+    lease = _post(cfg, "/v3/lease/grant", {"TTL": int(ttl)}, 10, endpoints)["ID"]
+    key = base64.b64encode(_lock_name(cfg, name).encode()).decode()
+    try:
+        answer = _post(cfg, "/v3/lock/lock", {"name": key, "lease": lease}, timeout, endpoints)
+    except CommandExecutionError as exc:
+        with contextlib.suppress(CommandExecutionError):  # else it expires by itself
+            _post(cfg, "/v3/lease/revoke", {"ID": lease}, 10, endpoints)
+        raise CommandExecutionError(
+            f"k8s_etcd: no turn to restart {name} within {timeout}s (another controller "
+            f"holds it: its restart or its readiness is taking long): {exc}"
+        ) from exc
+    path = _lock_file(name)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        json.dump({"key": answer["key"], "lease": lease}, handle)
+    waited = round(time.monotonic() - start, 2)
+    log.debug("k8s_etcd: took the turn for %s after %ss", name, waited)
+    return {"name": name, "waited": waited}
+
+
+def give_turn(name: str) -> dict[str, Any]:
+    """
+    Give back the turn ``name`` this controller took (take_turn): unlock and revoke its
+    lease. Nothing to do when it holds none.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.give_turn kube-apiserver
+    """
+    path = _lock_file(name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            held = json.load(handle)
+    except (OSError, ValueError):
+        return {"name": name, "given": False}
+    cfg = __salt__["k8s_cluster.config"]()
+    try:
+        _post(cfg, "/v3/lock/unlock", {"key": held["key"]}, 10)
+    finally:
+        with contextlib.suppress(CommandExecutionError):  # else it expires by itself
+            _post(cfg, "/v3/lease/revoke", {"ID": held["lease"]}, 10)
+        os.unlink(path)
+    log.debug("k8s_etcd: gave the turn for %s back", name)
+    return {"name": name, "given": True}

@@ -57,7 +57,8 @@ def _expected(compiled, ids):
 
 def cluster(name: str | None = None, command: str = "orch.control_plane") -> dict[str, Any]:
     """
-    Return ``{"cluster": name, "controllers": [ids], "pillar_key": ...,
+    Return ``{"cluster": name, "controllers": [ids], "leaving": [minions that get
+    the cluster's pillar but are not listed], "pillar_key": ...,
     "root": ..., "pillar_digests": {id: ...}, "modules_digest": ...}`` for the
     cluster an orchestration runs on (with the pillar key and the formula's
     root folder on the master, which the orchestrations name nowhere else,
@@ -86,11 +87,15 @@ def cluster(name: str | None = None, command: str = "orch.control_plane") -> dic
     clusters = __utils__[rules + "clusters_from"]({m: p.get(key) for m, p in compiled.items()})
     chosen = __utils__[rules + "choose_cluster"](clusters, name, command)
     ids = __utils__[rules + "controllers_of"](chosen, clusters[chosen])
+    leaving = __utils__[rules + "leaving_of"](clusters[chosen])
+    # the listed controllers only: one being removed no longer gets the CA (the ext_pillar
+    # gives it to listed controllers only)
     __utils__[rules + "agreed"](chosen, {m: compiled[m].get(key) for m in ids})
     log.debug("k8s_orchestration: cluster %s, controllers %s", chosen, ids)
     return {
         "cluster": chosen,
         "controllers": ids,
+        "leaving": leaving,
         "pillar_key": key,
         "root": __utils__[rules + "formula_root"](__salt__["config.get"]),
         **_expected(compiled, ids),
@@ -162,3 +167,23 @@ def pending(
     result["seconds"] = round(time.monotonic() - start, 2)
     log.debug("k8s_orchestration.pending: %s", result)
     return result
+
+
+def leaving_errors(
+    name: str, leaving: list[str], ids: list[str], membership: dict[str, Any] | None = None
+) -> list[str]:
+    """
+    Why minions that get cluster ``name``'s pillar but are not in its controller list
+    (``leaving``) cannot be removed as controllers: only an etcd member of the cluster
+    (``membership``: what k8s_orchestration.pending returns under that key) is one.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd k8s_orchestration.leaving_errors hardway k8s-controller-9 \
+            k8s-controller-1,k8s-controller-2,k8s-controller-3
+    """
+    leaving = leaving.split(",") if isinstance(leaving, str) else leaving
+    ids = ids.split(",") if isinstance(ids, str) else ids
+    return __utils__["k8s_control_plane.leaving_errors"](name, leaving, ids, membership)

@@ -334,17 +334,14 @@ def _run(minion, fun, args, timeout=60):
 
 
 def _membership(ids):
-    """The membership plan (k8s_control_plane.membership_plan) from every controller now."""
+    """The membership plan (k8s_control_plane.cluster_membership) from every controller now."""
     good, bad = _call(ids, "list", "k8s_etcd.status", timeout=15)
     statuses = {m: r for m, r in good.items() if isinstance(r, dict)}
-    wanted = {m: statuses[m]["peer_url"] for m in ids if (statuses.get(m) or {}).get("peer_url")}
-    plan = __utils__["k8s_control_plane.membership_plan"](wanted, statuses, ids)
-    silent = [m for m in ids if m not in wanted]
-    if silent and not plan["bootstrap"]:
-        plan["errors"].append(
-            "no etcd status from "
-            + ", ".join(f"{m} ({bad.get(m, 'not managed?')})" for m in silent)
-        )
+    plan = __utils__["k8s_control_plane.cluster_membership"](ids, statuses)
+    if plan is None:
+        silent = ", ".join(f"{m} ({error})" for m, error in bad.items()) or "none"
+        plan = {"bootstrap": False, "changes": [], "members": []}
+        plan["errors"] = [f"no controller answered for a managed etcd (no answer: {silent})"]
     return plan
 
 

@@ -292,6 +292,7 @@ def backend_drained(
     version: str | None = None,
     timeout: float = 10,
     interval: float = 0.2,
+    always: bool = False,
 ) -> dict[str, Any]:
     """
     Before controller ``name`` restarts its apiserver: set its server to
@@ -299,7 +300,8 @@ def backend_drained(
     the open ones go on) and wait, bounded, until its sessions have ended.
     Sessions still open at the timeout (long watches) are left to the
     apiserver's own shutdown and said in the comment. Does nothing when
-    ``name`` is at the target version already; refuses, changing nothing,
+    ``name`` is at the target version already, unless ``always`` (orch.control_plane:
+    its control plane would change at any version); refuses, changing nothing,
     when a controller does not answer.
 
     .. code-block:: yaml
@@ -310,7 +312,7 @@ def backend_drained(
             - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    target, done = _at_target(name, version)
+    target, done = (None, False) if always else _at_target(name, version)
     if done:
         ret["comment"] = f"{name} is at {target} already: it stays in haproxy's rotation"
         return ret
@@ -369,12 +371,14 @@ def backend_restored(
     version: str | None = None,
     timeout: float = 180,
     interval: float = 0.2,
+    always: bool = False,
 ) -> dict[str, Any]:
     """
     After controller ``name``'s apiserver is upgraded and ready: put its
     server back in every controller's haproxy rotation (``ready``) and wait,
     bounded, until each haproxy's health check has it UP. In test mode it
-    predicts the restore that ``backend_drained`` makes necessary.
+    predicts the restore that ``backend_drained`` makes necessary (with
+    ``always``, as that drain always happens).
 
     .. code-block:: yaml
 
@@ -391,7 +395,7 @@ def backend_restored(
         return ret
     todo = sorted(m for m, r in rows.items() if any(row["admin"] != "ready" for row in r))
     if __opts__.get("test"):
-        if not todo and not _at_target(name, version)[1]:
+        if not todo and (always or not _at_target(name, version)[1]):
             todo = sorted(rows)  # the drain step before this one will have drained it
         ret["result"] = None if todo else True
         ret["changes"] = {"haproxy": dict.fromkeys(todo, "would set ready")} if todo else {}
@@ -458,4 +462,35 @@ def installable(name: str) -> dict[str, Any]:
         return ret
     found = sorted({v for v in installed.values() if v})
     ret["comment"] = f"{target} may be installed over {', '.join(found) or 'nothing'}"
+    return ret
+
+
+def backends_restored(
+    name: str, tgt: str, tgt_type: str = "list", timeout: float = 180
+) -> dict[str, Any]:
+    """
+    Every targeted controller's apiserver in every controller's haproxy rotation and UP
+    (backend_restored for each, in turn): what orch.control_plane checks after its rolling
+    step, so that a server a failed or interrupted run left drained is put back too.
+
+    .. code-block:: yaml
+
+        orch-controlplane:
+          k8s_upgrade.backends_restored:
+            - name: control plane
+            - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    comments = []
+    for minion in _expected(tgt, tgt_type) or []:
+        one = backend_restored(minion, tgt, tgt_type, timeout=timeout)
+        if one["changes"]:
+            ret["changes"][minion] = one["changes"]
+        comments.append(one["comment"])
+        if one["result"] is False:
+            ret["result"] = False
+            break
+        if one["result"] is None:
+            ret["result"] = None
+    ret["comment"] = "; ".join(comments)
     return ret

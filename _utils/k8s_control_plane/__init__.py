@@ -68,6 +68,7 @@ from .facts import (
 from .flags import api_versions, build_flags, flag_context
 from .layers import every_layer_file, layer_files, merge_layers, profile_of, tofs_sources
 from .membership import (
+    cluster_membership,
     describe_change,
     etcd_environment,
     etcd_environment_file,
@@ -96,6 +97,8 @@ from .orchestration import (
     clusters_from,
     controllers_of,
     extmods_digest,
+    leaving_errors,
+    leaving_of,
     pending_changes,
     pillar_digest,
     plan_job,
@@ -141,6 +144,7 @@ __all__ = [
     "check_functions",
     "choose_cluster",
     "client_files",
+    "cluster_membership",
     "clusters_from",
     "controller_ids",
     "controllers_of",
@@ -160,6 +164,8 @@ __all__ = [
     "kubeconfig_text",
     "kubelet_rules",
     "layer_files",
+    "leaving_errors",
+    "leaving_of",
     "membership_plan",
     "merge_layers",
     "object_diff",

@@ -95,6 +95,12 @@ def membership_plan(
         add = {"action": "add", "name": name, "peer_url": url, "id": None}
         add["why"] = f"{name} is listed in {PILLAR_KEY}:controllers, not an etcd member"
         if member is None:
+            if status is None:
+                result["errors"].append(
+                    f"{name} is listed but did not answer; it can join etcd only once its "
+                    "minion answers"
+                )
+                continue
             later.append(add)
         elif not member["name"]:  # added, never started
             if status is not None and not status.get("data"):
@@ -139,3 +145,19 @@ def describe_change(change: dict[str, Any]) -> str:
             "with --initial-cluster-state existing, promote it once caught up"
         )
     return f"{change['action']} etcd member {change['name']} ({change['id']}): {change['why']}"
+
+
+def cluster_membership(ids: list[str], statuses: dict[str, Any]) -> dict[str, Any] | None:
+    """
+    membership_plan for the controllers ``ids`` from their k8s_etcd.status answers
+    (``statuses``; anything else for one that did not answer), the wanted members taken
+    from the pillar as a controller that answered reads it (every controller's peer
+    URL), never from who answered: a silent controller is not an extra member. None
+    when etcd is not managed here.
+    """
+    answered = [s for s in statuses.values() if isinstance(s, dict) and s.get("managed")]
+    if not answered:
+        return None
+    wanted = next((s["wanted"] for s in answered if isinstance(s.get("wanted"), dict)), {})
+    order = [m for m in ids if m in wanted]
+    return membership_plan({m: wanted[m] for m in order}, statuses, order)

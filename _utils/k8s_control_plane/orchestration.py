@@ -15,6 +15,7 @@ from typing import Any
 from salt.exceptions import CommandExecutionError
 
 from .facts import parse_minor
+from .membership import cluster_membership
 from .names import COMPONENT_BINARIES, PILLAR_KEY
 from .validate import redact
 
@@ -63,7 +64,8 @@ def choose_cluster(clusters: dict[str, Any], wanted: str | None, command: str) -
 def controllers_of(name: str, members: dict[str, list[str]]) -> list[str]:
     """
     The cluster's controller ids, once the checks pass: one cluster file
-    defines it, and its members are exactly the controllers it lists.
+    defines it, and every controller it lists gets it (a minion that gets it
+    unlisted is leaving_of's).
     """
     if not any(members.values()):
         # No usable controller list: the members, and validation (the first
@@ -77,12 +79,6 @@ def controllers_of(name: str, members: dict[str, list[str]]) -> list[str]:
             f"({seen}); give each cluster file its own {PILLAR_KEY}:cluster value"
         )
     (ids,) = lists
-    strays = sorted(set(members) - set(ids))
-    if strays:
-        raise CommandExecutionError(
-            f"{', '.join(strays)} get cluster {name!r} from pillar but are not in its "
-            f"{PILLAR_KEY}:controllers ({', '.join(ids)}); fix pillar/top.sls or the list"
-        )
     silent = sorted(set(ids) - set(members))
     if silent:
         raise CommandExecutionError(
@@ -150,6 +146,37 @@ def agreed(name: str, pillars: dict[str, Any], limit: int = 12) -> None:
             + "; every controller of one cluster must get the same cluster file "
             "(pillar/top.sls), and each cluster file its own cluster: value"
         )
+
+
+def leaving_of(members: dict[str, list[str]]) -> list[str]:
+    """
+    The minions that get the cluster's pillar but are not in its controller list: removed
+    from the list (the orchestration drains and cleans each one that is still an etcd
+    member, leaving_errors refuses the others).
+    """
+    lists = [ids for ids in members.values() if ids]
+    return sorted(set(members) - set(lists[0])) if lists else []
+
+
+def leaving_errors(
+    name: str, leaving: list[str], ids: list[str], membership: dict[str, Any] | None
+) -> list[str]:
+    """
+    Why minions that get cluster ``name``'s pillar but are not in its list cannot be
+    treated as controllers removed from it: only an etcd member of the cluster
+    (``membership``: cluster_membership's) is one; any other is a minion matched by
+    mistake.
+    """
+    members = {m["name"] for m in (membership or {}).get("members") or []}
+    strays = [m for m in leaving if m not in members]
+    if not strays:
+        return []
+    return [
+        f"{', '.join(strays)} get cluster {name!r} from pillar but are not in its "
+        f"{PILLAR_KEY}:controllers ({', '.join(ids)}) nor members of its etcd; fix "
+        "pillar/top.sls or the list (a controller already removed: delete its key, "
+        "salt-key -d, or stop matching it in pillar/top.sls)"
+    ]
 
 
 def skew_errors(target: str, running: dict[str, dict[str, str | None]] | None) -> list[str]:
@@ -427,7 +454,8 @@ def plan_summary(
     ``converged`` (no state would change anywhere and every check passed), ``pending``
     {controller: what keeps it from converged}, ``findings`` (the checks' lines, when nothing
     would change), ``states`` {controller: how many states it ran}, ``identities`` and
-    ``etcd`` {controller: its k8s_etcd.status, for the membership plan}.
+    ``etcd`` {controller: its k8s_etcd.status} and ``membership`` (cluster_membership: what
+    etcd's members must become; None when etcd is not managed).
     """
     found = pending_changes(answers, ids)
     for minion, why in (still or {}).items():
@@ -445,4 +473,5 @@ def plan_summary(
         "states": counts,
         "identities": {m: p.get("identity") for m, p in plans.items()},
         "etcd": {m: p.get("etcd") for m, p in plans.items()},
+        "membership": cluster_membership(ids, {m: p.get("etcd") for m, p in plans.items()}),
     }

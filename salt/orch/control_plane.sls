@@ -66,6 +66,39 @@ def _identities(name, ids, identities):
     return identities
 
 
+def _leaving(name, found, ids, membership):
+    """
+    Minions that get the cluster's pillar but are no longer in its list: controllers being
+    removed when each is an etcd member of the cluster (refused otherwise, before any
+    change: a minion matched by mistake); with the removal refused too when it would leave
+    etcd without a healthy quorum. Returns {minion: whether it answers} (one that does
+    not is only removed from etcd: the host is gone).
+    """
+    leaving = found.get("leaving") or []
+    if not leaving:
+        return {}
+    errors = __salt__["k8s_orchestration.leaving_errors"](name, leaving, ids, membership)
+    errors += (membership or {}).get("errors") or []
+    if errors:
+        raise SaltRenderError("orch.control_plane: " + "; ".join(errors))
+    answers = __salt__["saltutil.cmd"](leaving, "test.ping", tgt_type="list", timeout=10)
+    return {m: bool((answers.get(m) or {}).get("ret")) for m in leaving}
+
+
+def _rolling(ids, pending, root):
+    """
+    The controllers whose control plane a real run would change, in list order: any
+    pending change (k8s_orchestration.pending) that is not the load balancer's or etcd's
+    own (those steps ran before); a controller whose test run said nothing usable counts.
+    """
+    others = tuple(f"{root}-{part}" for part in ("loadbalancer", "etcd", "pki-etcd"))
+    return [
+        minion
+        for minion in ids
+        if any(not str(line).startswith(others) for line in pending.get(minion, []))
+    ]
+
+
 def run():
     found = _cluster(__pillar__.get("cluster"))
     name, ids = found["cluster"], found["controllers"]
@@ -76,6 +109,8 @@ def run():
     plan = __salt__["k8s_orchestration.pending"](ids, root, expected=found)
     view = _identities(name, ids, plan["identities"])[ids[0]]
     rbac = view["apply_from"]
+    membership = plan["membership"]  # None when etcd is not managed
+    leaving = _leaving(name, found, ids, membership)
     # The controllers by id: exactly the minions the cluster file lists.
     tgt = ",".join(ids)
     if plan["converged"]:
@@ -105,9 +140,21 @@ def run():
             {"require": [{"salt": "orch-validate"}]},
         ]
     }
-    steps["orch-loadbalancer"] = {
-        "salt.state": on_all({"k8s_upgrade": "orch-skew"}, sls=[f"{root}.loadbalancer"])
-    }
+    answering = [m for m, up in leaving.items() if up]
+    before_lb = {"k8s_upgrade": "orch-skew"}
+    if answering:
+        # a controller removed from the list: its keepalived and haproxy go first (the VIP
+        # moves to the next controller by priority), then the others drop it as a peer
+        steps["orch-leave-drain"] = {
+            "salt.state": [
+                {"tgt": ",".join(answering)},
+                {"tgt_type": "list"},
+                {"sls": [f"{root}.loadbalancer.clean"]},
+                {"require": [before_lb]},
+            ]
+        }
+        before_lb = {"salt": "orch-leave-drain"}
+    steps["orch-loadbalancer"] = {"salt.state": on_all(before_lb, sls=[f"{root}.loadbalancer"])}
     steps["orch-vip-single-holder"] = {
         "k8s_cluster.vip_single_holder": [
             {"name": "vip"},
@@ -121,8 +168,13 @@ def run():
     # once any controller holds etcd data, the members first follow the controller list
     # (k8s_cluster.etcd_members: one change at a time), then any etcd change restarts one
     # member at a time (batch 1, failhard: each restart waits for its member to be ready).
-    statuses = [s for s in plan["etcd"].values() if isinstance(s, dict) and s.get("managed")]
-    if any(s.get("data") for s in statuses):
+    # (a cluster whose members all stopped starts them together too: no member could
+    # become ready alone)
+    if membership and membership["members"]:
+        if membership["errors"]:
+            raise SaltRenderError(
+                "orch.control_plane: etcd membership: " + "; ".join(membership["errors"])
+            )
         steps["orch-etcd-members"] = {
             "k8s_cluster.etcd_members": [
                 {"name": name},
@@ -131,13 +183,21 @@ def run():
                 {"require": [{"k8s_cluster": "orch-vip-single-holder"}]},
             ]
         }
+        after_members = {"k8s_cluster": "orch-etcd-members"}
+        if answering:
+            # the removed controllers' services stopped and their files removed, once their
+            # members are gone from etcd and their apiservers from every haproxy
+            steps["orch-leave-clean"] = {
+                "salt.state": [
+                    {"tgt": ",".join(answering)},
+                    {"tgt_type": "list"},
+                    {"sls": [f"{root}.clean"]},
+                    {"require": [after_members]},
+                ]
+            }
+            after_members = {"salt": "orch-leave-clean"}
         steps["orch-etcd"] = {
-            "salt.state": on_all(
-                {"k8s_cluster": "orch-etcd-members"},
-                sls=[f"{root}.etcd"],
-                batch="1",
-                failhard=True,
-            )
+            "salt.state": on_all(after_members, sls=[f"{root}.etcd"], batch="1", failhard=True)
         }
     else:
         steps["orch-etcd"] = {
@@ -158,20 +218,57 @@ def run():
             {"require": [{"salt": "orch-etcd"}]},
         ]
     }
-    steps["orch-controlplane"] = {
-        "salt.state": on_all(
-            {"k8s_cluster": "orch-etcd-quorum"},
-            sls=[f"{root}.controlplane"],
-            batch="1",
-            failhard=True,
-        )
-    }
+    if membership and membership["members"]:
+        # A running cluster: only the controllers whose control plane would change, one
+        # at a time, each taken out of every haproxy's rotation first (no new call goes
+        # to an apiserver about to restart; the open ones finish) and put back once ready
+        # and UP everywhere, as orch.upgrade does; orch-controlplane then has every
+        # apiserver in every haproxy's rotation and UP (one an interrupted run left
+        # drained too).
+        previous = {"k8s_cluster": "orch-etcd-quorum"}
+        for minion in _rolling(ids, plan["pending"], root):
+            step = f"orch-controlplane-{minion}"
+            backend = [{"name": minion}, {"tgt": tgt}, {"tgt_type": "list"}, {"always": True}]
+            steps[f"{step}-drain"] = {
+                "k8s_upgrade.backend_drained": [*backend, {"require": [previous]}]
+            }
+            steps[step] = {
+                "salt.state": [
+                    {"tgt": minion},
+                    {"tgt_type": "list"},
+                    {"sls": [f"{root}.controlplane"]},
+                    {"expect_minions": True},
+                    {"require": [{"k8s_upgrade": f"{step}-drain"}]},
+                ]
+            }
+            steps[f"{step}-restore"] = {
+                "k8s_upgrade.backend_restored": [*backend, {"require": [{"salt": step}]}]
+            }
+            previous = {"k8s_upgrade": f"{step}-restore"}
+        steps["orch-controlplane"] = {
+            "k8s_upgrade.backends_restored": [
+                {"name": "control plane"},
+                {"tgt": tgt},
+                {"require": [previous]},
+            ]
+        }
+        controlplane = {"k8s_upgrade": "orch-controlplane"}
+    else:
+        steps["orch-controlplane"] = {
+            "salt.state": on_all(
+                {"k8s_cluster": "orch-etcd-quorum"},
+                sls=[f"{root}.controlplane"],
+                batch="1",
+                failhard=True,
+            )
+        }
+        controlplane = {"salt": "orch-controlplane"}
     steps["orch-wait-ready"] = {
         "k8s_cluster.apiservers_ready": [
             {"name": "apiservers"},
             {"tgt": tgt},
             {"tgt_type": "list"},
-            {"require": [{"salt": "orch-controlplane"}]},
+            {"require": [controlplane]},
         ]
     }
     steps["orch-rbac"] = {

@@ -52,6 +52,12 @@ def _cluster(wanted):
         found = __salt__["k8s_orchestration.cluster"](wanted, "orch.upgrade")
     except CommandExecutionError as exc:
         raise SaltRenderError(f"orch.upgrade: {exc}") from exc
+    if found.get("leaving"):
+        raise SaltRenderError(
+            f"orch.upgrade: {', '.join(found['leaving'])} get cluster {found['cluster']!r} "
+            "from pillar but are not in its controller list: change the membership with "
+            "orch.control_plane first (it removes them), then upgrade"
+        )
     return found
 
 

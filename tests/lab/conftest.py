@@ -26,14 +26,16 @@ from tools.lab.common import DEFAULT_VERSION
 UNAVAILABLE = lab.unavailable()
 
 
-# The lab modules in the order they run: test_clean hands its lab to test_refused_input and that
-# to test_secrets (the real default release); test_pki hands its lab to test_faults (the doubles
-# at the seed's 1.18.6). test_lab and test_upgrade need labs of their own.
+# The lab modules in the order they run: test_clean hands its lab to test_refused_input, that
+# to test_secrets and that to test_membership (the real default release); test_pki hands its
+# lab to test_faults (the doubles at the seed's 1.18.6). test_lab and test_upgrade need labs
+# of their own.
 ORDER = (
     "test_lab.py",
     "test_clean.py",
     "test_refused_input.py",
     "test_secrets.py",
+    "test_membership.py",
     "test_pki.py",
     "test_faults.py",
     "test_upgrade.py",

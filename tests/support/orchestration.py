@@ -42,7 +42,9 @@ def rules():
     return _package().orchestration
 
 
-def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None, checks=None):
+def load(
+    pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None, checks=None, etcd=None
+):
     """
     The orchestration SLS as a module. ``pillars`` maps minion id -> its
     compiled k8s_control_plane pillar (what the master compiles); ``answers``
@@ -50,9 +52,9 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None,
     from its pillar); ``plan`` maps minion id -> its test-mode state
     results in the plan job (k8s_cluster.plan; default: none, so the full
     run) and ``checks`` -> its checks there {function: return} (default:
-    none);
-    ``options`` answers config.get. The module's ``calls`` lists what it
-    asked of Salt, in order, with the targets.
+    none), ``etcd`` -> its k8s_etcd.status there (default: none, etcd not managed);
+    ``options`` answers config.get; every minion answers test.ping. The module's
+    ``calls`` lists what it asked of Salt, in order, with the targets.
     """
     spec = importlib.util.spec_from_loader("orch_control_plane", loader=None)
     module = importlib.util.module_from_spec(spec)
@@ -76,9 +78,12 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None,
             for m in tgt:
                 ret = {"identity": answers.get(m), "states": (plan or {}).get(m)}
                 ret["checks"] = (checks or {}).get(m, {})
+                ret["etcd"] = (etcd or {}).get(m)
                 if ret["identity"] is not None or ret["states"] is not None:
                     found[m] = {"ret": ret}
             return found
+        if fun == "test.ping":
+            return {m: {"ret": True} for m in tgt}
         return {}
 
     def config_get(key, default=None):
@@ -92,10 +97,12 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None,
         clusters = logic.clusters_from(pillars)
         chosen = logic.choose_cluster(clusters, name, command)
         ids = logic.controllers_of(chosen, clusters[chosen])
+        leaving = logic.leaving_of(clusters[chosen])
         logic.agreed(chosen, {m: pillars[m] for m in ids})
         return {
             "cluster": chosen,
-            "controllers": logic.controllers_of(chosen, clusters[chosen]),
+            "controllers": ids,
+            "leaving": leaving,
             "pillar_key": package.pillar_key(),
             "root": package.formula_root(config_get),
         }
@@ -113,15 +120,53 @@ def load(pillars, wanted=None, options=None, answers=None, orch=ORCH, plan=None,
         "saltutil.runner": lambda fun: calls.append(fun),
         "config.get": config_get,
         "k8s_orchestration.cluster": cluster,
+        "k8s_orchestration.leaving_errors": logic.leaving_errors,
     }
     module.__pillar__ = {"cluster": wanted} if wanted else {}
     module.calls = calls
     return module
 
 
-def compile_steps(cluster="hardway", ids=SEED_IDS, options=None):
-    """{step id: state data} for one cluster whose members all answer."""
-    return load({m: cluster_pillar(cluster, ids) for m in ids}, options=options).run()
+def running_etcd(ids=SEED_IDS, members=None, healthy=None):
+    """
+    k8s_etcd.status of each of ``ids`` for a running managed etcd: data on each, the
+    ``members`` (default: the controllers, all voters), each healthy unless ``healthy``
+    names the ones that are. Peer URLs in the seed's pattern (10.240.0.11, ...).
+    """
+    members = list(members or ids)
+    url = {m: f"https://10.240.0.{10 + int(m.rsplit('-', 1)[1])}:2380" for m in {*ids, *members}}
+    listed = [
+        {"id": f"{n:x}", "name": m, "peer_urls": [url[m]], "client_urls": [], "learner": False}
+        for n, m in enumerate(members, 1)
+    ]
+    return {
+        m: {
+            "managed": True,
+            "name": m,
+            "peer_url": url[m],
+            "wanted": {c: url[c] for c in ids},
+            "data": True,
+            "members": listed,
+            "healthy": m in (healthy if healthy is not None else ids),
+        }
+        for m in ids
+    }
+
+
+def compile_steps(cluster="hardway", ids=SEED_IDS, options=None, running=False):
+    """
+    {step id: state data} for one cluster whose members all answer: a new one, or with
+    ``running`` one whose managed etcd runs (its members the controllers) and where
+    nothing but the load balancer would change.
+    """
+    etcd = running_etcd(ids) if running else None
+    plan = None
+    if running:  # haproxy's configuration would change, nothing else
+        sid = f"{_package().DEFAULT_ROOT}-loadbalancer-haproxy-file-managed"
+        change = {"result": None, "changes": {}, "__id__": sid, "__run_num__": 0}
+        plan = {m: {"file_|-haproxy": change} for m in ids}
+    pillars = {m: cluster_pillar(cluster, ids) for m in ids}
+    return load(pillars, options=options, etcd=etcd, plan=plan).run()
 
 
 def fields(step):

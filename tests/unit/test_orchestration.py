@@ -12,6 +12,7 @@ from tests.support.orchestration import (
     identity,
     load,
     requires,
+    running_etcd,
     step_ids,
 )
 
@@ -93,10 +94,40 @@ def test_a_minion_that_gets_a_cluster_not_listing_it_is_refused():
     with pytest.raises(
         SaltRenderError,
         match=r"k8s-controller-9 get cluster 'hardway' from pillar but are not in its "
-        r"k8s_control_plane:controllers",
+        r"k8s_control_plane:controllers \(k8s-controller-1, k8s-controller-2, "
+        r"k8s-controller-3\) nor members of its etcd",
     ):
         module.run()
-    assert module.calls == ["saltutil.sync_all"]
+    # refused after the read-only plan job (whether it is an etcd member), before any step
+    assert module.calls == ["saltutil.sync_all", (IDS, "k8s_cluster.plan", "list")]
+
+
+def test_a_controller_removed_from_the_list_is_drained_first_and_cleaned_after_etcd():
+    # issue 20: the list dropped k8s-controller-4, still an etcd member and answering
+    four = [*IDS, "k8s-controller-4"]
+    pillars = {m: cluster_pillar("hardway", IDS) for m in four}
+    module = load(pillars, etcd=running_etcd(IDS, four))
+    steps = module.run()
+    order = list(steps)
+    assert order.index("orch-leave-drain") < order.index("orch-loadbalancer")
+    assert order.index("orch-etcd-members") < order.index("orch-leave-clean")
+    assert order.index("orch-leave-clean") < order.index("orch-etcd")
+    drain, clean = fields(steps["orch-leave-drain"]), fields(steps["orch-leave-clean"])
+    assert drain["tgt"] == clean["tgt"] == "k8s-controller-4"
+    assert drain["sls"] == ["k8s_control_plane.loadbalancer.clean"]
+    assert clean["sls"] == ["k8s_control_plane.clean"]
+    assert fields(steps["orch-loadbalancer"])["tgt"] == ",".join(IDS)
+    assert fields(steps["orch-etcd"])["batch"] == "1"
+
+
+def test_a_removal_that_would_leave_no_healthy_quorum_is_refused_before_any_step():
+    four = [*IDS, "k8s-controller-4"]
+    pillars = {m: cluster_pillar("hardway", IDS) for m in four}
+    etcd = running_etcd(IDS, four, healthy=["k8s-controller-1"])
+    module = load(pillars, etcd=etcd)
+    with pytest.raises(SaltRenderError, match=r"removing k8s-controller-4 would leave 1 healthy"):
+        module.run()
+    assert module.calls == ["saltutil.sync_all", (IDS, "k8s_cluster.plan", "list")]
 
 
 def test_a_controller_answering_for_another_cluster_is_refused():
@@ -388,3 +419,37 @@ def test_the_pillar_digest_covers_what_the_formula_reads_only():
     assert digest(base) == digest({**base, "schedule": {}, "other": 1})
     assert digest(base) != digest({**base, "k8s_control_plane": {"cluster": "prod"}})
     assert digest(base) != digest({**base, "x509_signing_policies": {"a": 2}})
+
+
+def test_a_running_cluster_rolls_only_the_changed_control_planes_each_drained_first():
+    # issue 20: etcd has members, so the cluster runs; controller 2's apiserver unit and
+    # controller 3's etcd unit would change (etcd's own step restarts that one)
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    changed = {"result": None, "changes": {}, "__id__": "", "__run_num__": 1}
+    unchanged = {"result": True, "changes": {}, "__id__": "x", "__run_num__": 0}
+    plan = {m: {"u": unchanged} for m in IDS}  # controller 1: nothing would change
+    plan["k8s-controller-2"] = {
+        "a": dict(changed, __id__="k8s_control_plane-controlplane-services-file-managed-unit")
+    }
+    plan["k8s-controller-3"] = {
+        "b": dict(changed, __id__="k8s_control_plane-etcd-file-managed-unit")
+    }
+    module = load(pillars, plan=plan, etcd=running_etcd(IDS, IDS))
+    steps = module.run()
+    rolling = [s for s in steps if s.startswith("orch-controlplane")]
+    assert rolling == [
+        "orch-controlplane-k8s-controller-2-drain",
+        "orch-controlplane-k8s-controller-2",
+        "orch-controlplane-k8s-controller-2-restore",
+        "orch-controlplane",
+    ]
+    drain = fields(steps["orch-controlplane-k8s-controller-2-drain"])
+    assert drain["name"] == "k8s-controller-2" and drain["always"] is True
+    assert drain["tgt"] == ",".join(IDS)  # out of every controller's haproxy
+    state = fields(steps["orch-controlplane-k8s-controller-2"])
+    assert state["tgt"] == "k8s-controller-2" and state["sls"] == ["k8s_control_plane.controlplane"]
+    assert fields(steps["orch-controlplane"])["require"] == [
+        {"k8s_upgrade": "orch-controlplane-k8s-controller-2-restore"}
+    ]
+    assert fields(steps["orch-wait-ready"])["require"] == [{"k8s_upgrade": "orch-controlplane"}]
+    assert fields(steps["orch-controlplane"])["tgt"] == ",".join(IDS)  # all back in rotation

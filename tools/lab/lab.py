@@ -205,6 +205,7 @@ __all__ = [
     "kubectl_for",
     "kubectl_get_json",
     "leftovers",
+    "list_only",
     "orchestrate",
     "orchestration_report",
     "orchestration_states",
@@ -334,6 +335,19 @@ def retire(names: list[str]) -> None:
         shutil.rmtree(HOSTS_DIR / name, ignore_errors=True)
         salt_cmd(["salt-key", "-y", "-d", name])
         say(f"{name} removed (the lab has {len(controllers())} controllers)")
+
+
+def list_only(count: int) -> None:
+    """
+    The cluster file lists the first `count` controllers while the others keep running with
+    their keys accepted: they get the cluster's pillar unlisted, as controllers an operator
+    removed from the list (the orchestration drains, removes and cleans them). The lab then
+    counts `count` controllers; `up` retires the others.
+    """
+    with exclusive():
+        set_controller_count(check_count(count))
+        ensure_pillar()
+        salt_cmd(["salt", "*", "saltutil.refresh_pillar", "wait=True"], timeout=120)
 
 
 def _bring_up(orchestration: bool, count: int | None, version: str | None = None) -> int:

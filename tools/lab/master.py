@@ -244,11 +244,15 @@ def orchestrate(timeout: float = 1800) -> tuple[dict, subprocess.CompletedProces
     return report, proc
 
 
-def orchestration_steps() -> list[str]:
-    """The orchestration's step IDs in the order they run, compiled from orch/control_plane.sls."""
+def orchestration_steps(running: bool = False) -> list[str]:
+    """
+    The orchestration's step IDs in the order they run, compiled from orch/control_plane.sls:
+    on a new cluster, or with `running` on one whose etcd runs and where only the load
+    balancer would change (no control plane to roll).
+    """
     from tests.support import orchestration  # the LEAD's compiler of the orchestration file
 
-    return orchestration.step_ids()
+    return orchestration.step_ids(orchestration.compile_steps(running=running))
 
 
 def orchestration_states() -> list[str]:

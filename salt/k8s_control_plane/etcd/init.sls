@@ -86,8 +86,16 @@ def run():
     # Before a restart (only when one is due): the other members must keep quorum
     # without this one, whoever restarts it (the orchestration's rolling step or a plain
     # state.apply on every controller at once); bounded, with the unhealthy ones named.
+    # One member restarting at a time: the cluster's turn (an etcd lock) first.
+    states[f"{sid}-k8s_etcd-turn_taken"] = {
+        "k8s_etcd.turn_taken": [{"name": "etcd"}, {"onchanges": list(watch)}]
+    }
     states[f"{sid}-k8s_etcd-restart_safe"] = {
-        "k8s_etcd.restart_safe": [{"name": "etcd"}, {"onchanges": list(watch)}]
+        "k8s_etcd.restart_safe": [
+            {"name": "etcd"},
+            {"onchanges": list(watch)},
+            {"require": [{"k8s_etcd": f"{sid}-k8s_etcd-turn_taken"}]},
+        ]
     }
     states[f"{sid}-service-running"] = {
         "service.running": [
@@ -100,6 +108,13 @@ def run():
                 ]
             },
             {"watch": watch},
+        ]
+    }
+    states[f"{sid}-k8s_etcd-turn_given"] = {
+        "k8s_etcd.turn_given": [
+            {"name": "etcd"},
+            {"onchanges": list(watch)},
+            {"require": [{"service": f"{sid}-service-running"}]},
         ]
     }
     return states

@@ -76,7 +76,23 @@ def run():
         if component == "kube-scheduler":
             watch.append({"file": f"{sid}-file-managed-kube-scheduler.yaml"})
         running = [{"name": component}, {"enable": True}, {"watch": watch}]
-        if component != "kube-apiserver":
+        if component == "kube-apiserver":
+            # One apiserver restarting at a time across the cluster, however the runs
+            # were started (a plain state.apply on every controller too): the cluster's
+            # turn, an etcd lock, taken before the restart and given back once ready.
+            turn = {"name": component}
+            states[f"{sid}-k8s_etcd-turn_taken"] = {
+                "k8s_etcd.turn_taken": [turn, {"onchanges": list(watch)}]
+            }
+            running.append({"require": [{"k8s_etcd": f"{sid}-k8s_etcd-turn_taken"}]})
+            states[f"{sid}-k8s_etcd-turn_given"] = {
+                "k8s_etcd.turn_given": [
+                    turn,
+                    {"onchanges": list(watch)},
+                    {"require": [{"k8s_health": f"{sid}-k8s_health-ready"}]},
+                ]
+            }
+        else:
             # Kubernetes' skew policy: a controller-manager or scheduler never
             # runs newer than its apiserver, so on an upgrade they restart
             # only once the new apiserver (127.0.0.1 in their kubeconfigs) is ready.
