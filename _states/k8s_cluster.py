@@ -439,7 +439,7 @@ def etcd_members(
             - root: k8s_control_plane
     """
     ids = tgt if isinstance(tgt, list) else [i for i in str(tgt).split(",") if i]
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    ret: dict[str, Any] = {"name": name, "changes": {}, "result": True, "comment": ""}
     describe = __utils__["k8s_control_plane.describe_change"]
     plan = _membership(ids)
     if plan["errors"]:
@@ -457,7 +457,7 @@ def etcd_members(
         ret["changes"] = {"etcd members": [describe(c) for c in plan["changes"]]}
         ret["comment"] = "Would, one at a time: " + "; ".join(describe(c) for c in plan["changes"])
         return ret
-    done = []
+    done: list[str] = []
     for _ in range(2 * len(ids) + 4):  # each pass applies one change; the plan shrinks
         if not plan["changes"]:
             break

@@ -480,7 +480,7 @@ def backends_restored(
             - name: control plane
             - tgt: k8s-controller-1,k8s-controller-2,k8s-controller-3
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    ret: dict[str, Any] = {"name": name, "changes": {}, "result": True, "comment": ""}
     comments = []
     for minion in _expected(tgt, tgt_type) or []:
         one = backend_restored(minion, tgt, tgt_type, timeout=timeout)

@@ -276,8 +276,9 @@ def check_etcd(errors: Errors, cfg: dict[str, Any]) -> None:
     for index, url in enumerate(servers or []):
         if not isinstance(url, str) or not re.match(r"^https://[^\s/]+:\d+$", url):
             errors.add(f"etcd:servers:{index}", f"{url!r}; valid: https://HOST:PORT")
-    controllers = cfg.get("controllers") if isinstance(cfg.get("controllers"), list) else []
-    addresses = [c.get("address") for c in controllers if isinstance(c, dict)]
+    listed = cfg.get("controllers")
+    addresses = [c.get("address") for c in listed or [] if isinstance(c, dict)]
+    addresses = addresses if isinstance(listed, list) else []
     if managed and servers and all(isinstance(a, str) for a in addresses):
         port = etcd.get("client_port", 2379)
         members = [f"https://{address}:{port}" for address in addresses]

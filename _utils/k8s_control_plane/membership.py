@@ -158,6 +158,8 @@ def cluster_membership(ids: list[str], statuses: dict[str, Any]) -> dict[str, An
     answered = [s for s in statuses.values() if isinstance(s, dict) and s.get("managed")]
     if not answered:
         return None
-    wanted = next((s["wanted"] for s in answered if isinstance(s.get("wanted"), dict)), {})
+    wanted: dict[str, str] = next(
+        (s["wanted"] for s in answered if isinstance(s.get("wanted"), dict)), {}
+    )
     order = [m for m in ids if m in wanted]
     return membership_plan({m: wanted[m] for m in order}, statuses, order)

@@ -2,9 +2,9 @@
 Issue 20 on the real control plane: the controllers change by a pillar edit (the lab writes
 the seed's cluster file with another count) and one orchestration, under a probe through the
 VIP every 100 ms. Three controllers grow to four (or five): test mode names each new etcd
-member first, then each joins as a learner and is promoted; the first controller then comes back on a new,
-empty disk (same id and address) and rejoins: its stale member is removed and it is added
-again; then the list shrinks back to three while the other two still run: they are drained
+member first, then each joins as a learner and is promoted; the first controller then comes
+back on a new, empty disk (same id and address) and rejoins: its stale member is removed and
+it is added again; then the list shrinks back to three while the others still run: they are drained
 from every haproxy, removed from etcd and cleaned; last, the seed's plain state.apply on every
 controller at once after a flag change restarts one apiserver at a time. Each step's time and
 the probe's failed calls are measured.
