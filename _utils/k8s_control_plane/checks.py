@@ -277,8 +277,8 @@ def check_etcd(errors: Errors, cfg: dict[str, Any]) -> None:
         if not isinstance(url, str) or not re.match(r"^https://[^\s/]+:\d+$", url):
             errors.add(f"etcd:servers:{index}", f"{url!r}; valid: https://HOST:PORT")
     listed = cfg.get("controllers")
-    addresses = [c.get("address") for c in listed or [] if isinstance(c, dict)]
-    addresses = addresses if isinstance(listed, list) else []
+    entries = listed if isinstance(listed, list) else []
+    addresses = [c.get("address") for c in entries if isinstance(c, dict)]
     if managed and servers and all(isinstance(a, str) for a in addresses):
         port = etcd.get("client_port", 2379)
         members = [f"https://{address}:{port}" for address in addresses]
