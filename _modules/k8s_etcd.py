@@ -33,6 +33,11 @@ def __virtual__():
     return __virtualname__
 
 
+class OtherTrust(CommandExecutionError):
+    """Every member refused the TLS handshake: they run with another CA than the client
+    files here (a CA change between the files written and the members restarted)."""
+
+
 def _etcd():
     cfg = __salt__["k8s_cluster.config"]()
     if not cfg["etcd"].get("managed"):
@@ -56,7 +61,7 @@ def _post(cfg, path, body, timeout, endpoints=None):
         raise CommandExecutionError(f"k8s_etcd: no etcd client certificate ({', '.join(missing)})")
     context = ssl.create_default_context(cafile=ca_file)
     context.load_cert_chain(cert, key)
-    errors = []
+    errors, refused_tls = [], []
     for endpoint in endpoints or _endpoints(cfg):
         request = urllib.request.Request(
             f"{endpoint}{path}",
@@ -75,8 +80,13 @@ def _post(cfg, path, body, timeout, endpoints=None):
             # etcd refused the change itself (not a member that is down): say so at once
             raise CommandExecutionError(f"k8s_etcd: {endpoint}{path}: {message}") from exc
         except (OSError, ssl.SSLError, ValueError) as exc:
-            errors.append(f"{endpoint}: {getattr(exc, 'reason', exc)}")
-    raise CommandExecutionError(f"k8s_etcd: no etcd member answered {path}: {'; '.join(errors)}")
+            reason = getattr(exc, "reason", exc)
+            errors.append(f"{endpoint}: {reason}")
+            refused_tls.append(isinstance(reason, ssl.SSLError))
+    message = f"k8s_etcd: no etcd member answered {path}: {'; '.join(errors)}"
+    if refused_tls and all(refused_tls):
+        raise OtherTrust(message)
+    raise CommandExecutionError(message)
 
 
 def _member(raw):
@@ -315,6 +325,12 @@ def restart_safe(timeout: float = 2) -> dict[str, Any]:
     me = __grains__["id"]
     try:
         listed = members(timeout)
+    except OtherTrust:
+        return {
+            "safe": True,
+            "comment": "the members refuse this controller's new etcd certificates (a CA "
+            "change): they cannot be checked until they restart with it",
+        }
     except CommandExecutionError as exc:
         return {"safe": False, "comment": f"no member list: {exc}"}
     voters = [m for m in listed if not m["learner"]]
@@ -369,7 +385,13 @@ def take_turn(name: str, ttl: int = 300, timeout: float = 600) -> dict[str, Any]
     cfg = __salt__["k8s_cluster.config"]()
     endpoints = _endpoints(cfg)
     start = time.monotonic()
-    lease = _post(cfg, "/v3/lease/grant", {"TTL": int(ttl)}, 10, endpoints)["ID"]
+    try:
+        lease = _post(cfg, "/v3/lease/grant", {"TTL": int(ttl)}, 10, endpoints)["ID"]
+    except OtherTrust as exc:
+        # a CA change: no member accepts the new client files until it restarts, so no turn
+        # can be kept; such a change restarts every member and apiserver anyway
+        log.debug("k8s_etcd: no turn for %s: %s", name, exc)
+        return {"name": name, "waited": 0.0, "skipped": "etcd's members run with another CA"}
     key = base64.b64encode(_lock_name(cfg, name).encode()).decode()
     try:
         answer = _post(cfg, "/v3/lock/lock", {"name": key, "lease": lease}, timeout, endpoints)

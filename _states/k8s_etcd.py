@@ -101,6 +101,9 @@ def turn_taken(name: str, service: str | None = None, timeout: float = 600) -> d
     except CommandExecutionError as exc:
         ret.update(result=False, comment=f"Not restarted: {exc}")
         return ret
+    if taken.get("skipped"):
+        ret["comment"] = f"No turn to take for {service}: {taken['skipped']} (a CA change)"
+        return ret
     ret["comment"] = f"Took the cluster's turn to restart {service} after {taken['waited']}s"
     return ret
 

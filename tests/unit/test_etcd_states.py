@@ -13,6 +13,12 @@ def etcd_state(state_modules):
             calls.append(("take", name))
             if isinstance(take, Exception):
                 raise take
+            if take == "other CA":
+                return {
+                    "name": name,
+                    "waited": 0.0,
+                    "skipped": "etcd's members run with another CA",
+                }
             return {"name": name, "waited": 1.5}
 
         def give_turn(name):
@@ -73,4 +79,14 @@ def test_the_restart_gate_waits_for_quorum_without_this_member(etcd_state):
     assert ret["result"] is False
     assert (
         "Not restarted: etcd would lose quorum after 0.05s of waiting: 1 of the 2" in ret["comment"]
+    )
+
+
+def test_a_ca_change_restarts_without_a_turn(etcd_state):
+    module, _ = etcd_state(take="other CA")
+    ret = module.turn_taken("etcd")
+    assert ret["result"] is True
+    assert (
+        ret["comment"]
+        == "No turn to take for etcd: etcd's members run with another CA (a CA change)"
     )
