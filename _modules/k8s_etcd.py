@@ -34,8 +34,9 @@ def __virtual__():
 
 
 class OtherTrust(CommandExecutionError):
-    """Every member refused the TLS handshake: they run with another CA than the client
-    files here (a CA change between the files written and the members restarted)."""
+    """Every member asked failed the TLS handshake on its certificate: they run with
+    another CA than the files here (a CA change between the files written and the members
+    restarted)."""
 
 
 def _etcd():
@@ -87,6 +88,53 @@ def _post(cfg, path, body, timeout, endpoints=None):
     if refused_tls and all(refused_tls):
         raise OtherTrust(message)
     raise CommandExecutionError(message)
+
+
+def _runs_other_trust(cfg, timeout):
+    """
+    Whether this controller's own member serves a certificate that the CA file here does
+    not verify: the member still runs with the CA the files had before a CA change. Read
+    from the member itself, so it holds however far the other controllers are in the same
+    change (a status call needs no quorum).
+    """
+    mine = _endpoints(cfg)[:1]
+    try:
+        _post(cfg, "/v3/maintenance/status", {}, timeout, mine)
+    except OtherTrust:
+        return True
+    except CommandExecutionError:
+        return False  # down, or another error: the usual checks say what
+    return False
+
+
+def trust_changed(timeout: float = 2) -> dict[str, Any]:
+    """
+    Say whether this controller's etcd member runs with another CA than the etcd files
+    here: its serving certificate does not verify against the CA file it restarts with
+    (a CA change, such as ``pki:source`` switched). Such a restart cannot be gated: the
+    members still on the old CA refuse the new files, and no turn or quorum check can be
+    read, while every member restarts in the same change (the orchestration restarts them
+    together).
+
+    timeout
+        Seconds to wait for this controller's member.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.trust_changed
+    """
+    cfg = _etcd()
+    changed = _runs_other_trust(cfg, float(timeout))
+    return {
+        "changed": changed,
+        "comment": (
+            "this member runs with another CA than the files here (a CA change)"
+            if changed
+            else "this member's certificate verifies against the CA file here, or it is down"
+        ),
+    }
 
 
 def _member(raw):
@@ -323,6 +371,12 @@ def restart_safe(timeout: float = 2) -> dict[str, Any]:
     if not os.path.isdir(os.path.join(etcd["data_dir"], "member")):
         return {"safe": True, "comment": "a new member (no data yet)"}
     me = __grains__["id"]
+    if _runs_other_trust(cfg, timeout):
+        return {
+            "safe": True,
+            "comment": "this member runs with another CA than its new files (a CA change): "
+            "every member restarts in it, and the others cannot be checked until they do",
+        }
     try:
         listed = members(timeout)
     except OtherTrust:
@@ -385,13 +439,18 @@ def take_turn(name: str, ttl: int = 300, timeout: float = 600) -> dict[str, Any]
     cfg = __salt__["k8s_cluster.config"]()
     endpoints = _endpoints(cfg)
     start = time.monotonic()
+    skipped = {"name": name, "waited": 0.0, "skipped": "etcd's members run with another CA"}
+    if _runs_other_trust(cfg, 2):
+        # this controller's member still runs with the CA the files had (a CA change): no
+        # turn can be kept across such a change, and it restarts every member anyway
+        return skipped
     try:
         lease = _post(cfg, "/v3/lease/grant", {"TTL": int(ttl)}, 10, endpoints)["ID"]
     except OtherTrust as exc:
         # a CA change: no member accepts the new client files until it restarts, so no turn
         # can be kept; such a change restarts every member and apiserver anyway
         log.debug("k8s_etcd: no turn for %s: %s", name, exc)
-        return {"name": name, "waited": 0.0, "skipped": "etcd's members run with another CA"}
+        return skipped
     key = base64.b64encode(_lock_name(cfg, name).encode()).decode()
     try:
         answer = _post(cfg, "/v3/lock/lock", {"name": key, "lease": lease}, timeout, endpoints)

@@ -132,3 +132,34 @@ def turn_given(name: str) -> dict[str, Any]:
         return ret
     ret["comment"] = f"Gave the turn for {name} back" if given["given"] else "No turn held"
     return ret
+
+
+def trust_current(name: str) -> dict[str, Any]:
+    """
+    Report a change, so that the service watching this state restarts, when this
+    controller's etcd member runs with another CA than its files (k8s_etcd.trust_changed):
+    a CA change whose restart did not happen (an interrupted run), which no file change
+    would bring again. Nothing to do when the member is not running or verifies.
+
+    name
+        The service (``etcd``).
+
+    .. code-block:: yaml
+
+        k8s_control_plane-etcd-k8s_etcd-trust_current:
+          k8s_etcd.trust_current:
+            - name: etcd
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if not __salt__["service.status"](name):
+        ret["comment"] = f"{name} is not running: it starts with its files"
+        return ret
+    answer = __salt__["k8s_etcd.trust_changed"]()
+    if not answer["changed"]:
+        ret["comment"] = f"{name} runs with the CA of its files"
+        return ret
+    ret["changes"] = {"restart": f"{name} runs with another CA than its files"}
+    ret["comment"] = f"{name} must restart: {answer['comment']}"
+    if __opts__["test"]:
+        ret["result"] = None
+    return ret

@@ -99,6 +99,17 @@ def _rolling(ids, pending, root):
     ]
 
 
+def _new_etcd_ca(ids, pending, root):
+    """
+    The controllers where a real run would change etcd's CA file (k8s_orchestration.pending):
+    a CA change, such as pki:source switched. Its members cannot restart one at a time (one
+    on the new CA and the others on the old one refuse each other, so the first could not
+    become ready), so they restart together, as a new cluster's start.
+    """
+    ca = f"{root}-pki-etcd-file-managed-ca.pem:"
+    return [m for m in ids if any(str(line).startswith(ca) for line in pending.get(m, []))]
+
+
 def run():
     found = _cluster(__pillar__.get("cluster"))
     name, ids = found["cluster"], found["controllers"]
@@ -169,7 +180,7 @@ def run():
     # (k8s_cluster.etcd_members: one change at a time), then any etcd change restarts one
     # member at a time (batch 1, failhard: each restart waits for its member to be ready).
     # (a cluster whose members all stopped starts them together too: no member could
-    # become ready alone)
+    # become ready alone; and a CA change restarts them together: _new_etcd_ca)
     if membership and membership["members"]:
         if membership["errors"]:
             raise SaltRenderError(
@@ -196,8 +207,11 @@ def run():
                 ]
             }
             after_members = {"salt": "orch-leave-clean"}
+        one_at_a_time = {} if _new_etcd_ca(ids, plan["pending"], root) else {"batch": "1"}
         steps["orch-etcd"] = {
-            "salt.state": on_all(after_members, sls=[f"{root}.etcd"], batch="1", failhard=True)
+            "salt.state": on_all(
+                after_members, sls=[f"{root}.etcd"], failhard=True, **one_at_a_time
+            )
         }
     else:
         steps["orch-etcd"] = {

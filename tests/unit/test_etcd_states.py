@@ -90,3 +90,22 @@ def test_a_ca_change_restarts_without_a_turn(etcd_state):
         ret["comment"]
         == "No turn to take for etcd: etcd's members run with another CA (a CA change)"
     )
+
+
+@pytest.mark.parametrize("test", [False, True])
+def test_a_member_on_another_ca_than_its_files_is_restarted(state_modules, test):
+    changed = {"changed": True, "comment": "this member runs with another CA than the files"}
+    same = {"changed": False, "comment": "verifies"}
+    for running, answer, restart in (
+        (True, changed, True),
+        (True, same, False),
+        (False, None, False),
+    ):
+        salt = {
+            "service.status": lambda name, r=running: r,
+            "k8s_etcd.trust_changed": lambda a=answer: a,
+        }
+        module = state_modules("k8s_etcd", __salt__=salt, __opts__={"test": test})
+        ret = module.trust_current("etcd")
+        assert bool(ret["changes"]) is restart
+        assert ret["result"] is (None if restart and test else True)

@@ -453,3 +453,23 @@ def test_a_running_cluster_rolls_only_the_changed_control_planes_each_drained_fi
     ]
     assert fields(steps["orch-wait-ready"])["require"] == [{"k8s_upgrade": "orch-controlplane"}]
     assert fields(steps["orch-controlplane"])["tgt"] == ",".join(IDS)  # all back in rotation
+
+
+def test_a_ca_change_restarts_etcds_members_together():
+    # one member on a new CA and the others on the old one refuse each other: a running
+    # cluster's etcd step is batched (one member at a time) unless etcd's CA file changes
+    pillars = {m: cluster_pillar("hardway", IDS) for m in IDS}
+    changed = {"result": None, "changes": {}, "__run_num__": 1}
+    unit = dict(changed, __id__="k8s_control_plane-etcd-file-managed-unit")
+    ca = dict(changed, __id__="k8s_control_plane-pki-etcd-file-managed-ca.pem")
+    key = dict(changed, __id__="k8s_control_plane-pki-etcd-file-managed-ca-key.pem")
+    for plan, batched in (
+        ({m: {"u": unit} for m in IDS}, True),
+        ({m: {"u": unit, "k": key} for m in IDS}, True),
+        ({m: {"u": unit, "c": ca} for m in IDS}, False),
+        ({**{m: {"u": unit} for m in IDS}, "k8s-controller-3": {"c": ca}}, False),
+    ):
+        step = fields(load(pillars, plan=plan, etcd=running_etcd(IDS, IDS)).run()["orch-etcd"])
+        assert step["failhard"] is True
+        assert ("batch" in step) is batched, plan
+        assert step.get("batch", "1") == "1"

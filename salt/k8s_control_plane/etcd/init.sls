@@ -83,6 +83,12 @@ def run():
         ]
     }
     watch.append({"file": f"{sid}-file-managed-unit"})
+    # A member still on the CA its files had (a CA change whose restart was interrupted):
+    # no file changes again, so this state's change restarts it.
+    states[f"{sid}-k8s_etcd-trust_current"] = {
+        "k8s_etcd.trust_current": [{"name": "etcd"}, {"require": list(watch)}]
+    }
+    watch.append({"k8s_etcd": f"{sid}-k8s_etcd-trust_current"})
     # Before a restart (only when one is due): the other members must keep quorum
     # without this one, whoever restarts it (the orchestration's rolling step or a plain
     # state.apply on every controller at once); bounded, with the unhealthy ones named.
