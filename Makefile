@@ -70,7 +70,7 @@ integration: venv deps
 	$(PY) -m pytest tests/integration
 
 test: venv deps lint
-	$(PY) -m pytest tests
+	$(PY) -m pytest --durations=25 tests
 
 # docs/pillar.md's pillar reference, from the commented parameter files.
 docs: venv

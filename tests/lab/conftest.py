@@ -10,7 +10,10 @@ first orchestration: 2-3 minutes on the real binaries).
 
 The tests run only as root with systemd-nspawn (and without K8S_LAB_SKIP); otherwise they are
 skipped with the reason (pytest -ra prints it). K8S_LAB_KEEP=1 leaves the lab running after the
-tests, for a look with `make lab-exec` / `make lab-salt` (then `make lab-down`).
+tests, for a look with `make lab-exec` / `make lab-salt` (then `make lab-down`);
+K8S_LAB_LEAVE_LAST=1 (.ci/run) leaves only the session's last lab running, converged at the
+lab's release, for `make bench-quick` to take instead of a fresh lab and its first
+orchestration (every other lab still comes down, checked to leave nothing behind).
 """
 
 import json
@@ -19,6 +22,7 @@ import time
 
 import pytest
 
+from tests.lab.fresh import FRESH
 from tests.lab.handover import HANDOVER
 from tools.lab import lab
 from tools.lab.common import DEFAULT_VERSION
@@ -26,10 +30,11 @@ from tools.lab.common import DEFAULT_VERSION
 UNAVAILABLE = lab.unavailable()
 
 
-# The lab modules in the order they run: test_clean hands its lab to test_refused_input, that
-# to test_secrets and that to test_membership (the real default release); test_pki hands its
-# lab to test_faults (the doubles at the seed's 1.18.6). test_lab and test_upgrade need labs
-# of their own.
+# The lab modules in the order they run: test_lab hands its lab to test_clean (with the
+# snapshots it took before its first orchestration, tests/lab/fresh.py), that to
+# test_refused_input, that to test_secrets and that to test_membership (the real default
+# release); test_pki hands its lab to test_faults (the doubles at the seed's 1.18.6).
+# test_upgrade needs a lab of its own.
 ORDER = (
     "test_lab.py",
     "test_clean.py",
@@ -47,8 +52,14 @@ def _rank(item) -> int:
     return ORDER.index(name) if name in ORDER else (-1 if not name else len(ORDER))
 
 
+# The last lab module of the session (K8S_LAB_LEAVE_LAST leaves its lab running).
+LAST: dict = {}
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_rank)  # stable: the order within a module, and outside the lab, is kept
+    labs = [item.path.name for item in items if "tests/lab/" in item.nodeid]
+    LAST["module"] = labs[-1] if labs else None
     for item in items:
         if "tests/lab/" in item.nodeid:
             item.add_marker(pytest.mark.lab)
@@ -91,7 +102,7 @@ def fresh_lab(request, measured):
     """
     HANDOVER.clear()
     with lab.exclusive():
-        yield from _fresh_lab(measured, _version(request))
+        yield from _fresh_lab(measured, _version(request), request.path.name)
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +122,11 @@ def converged_lab(request, measured):
             try:
                 yield lab
             finally:
-                _down_unless_handed_over(measured)
+                _down_unless_handed_over(measured, request.path.name)
         return
     HANDOVER.clear()
     with lab.exclusive():
-        fresh = _fresh_lab(measured, _version(request))
+        fresh = _fresh_lab(measured, _version(request), request.path.name)
         next(fresh)
         try:
             start = time.monotonic()
@@ -128,8 +139,11 @@ def converged_lab(request, measured):
             fresh.close()  # its finally: down, unless this module handed the lab over
 
 
-def _down_unless_handed_over(measured):
+def _down_unless_handed_over(measured, module):
     if os.environ.get("K8S_LAB_KEEP") or HANDOVER:
+        return
+    if os.environ.get("K8S_LAB_LEAVE_LAST") and module == LAST.get("module"):
+        lab.say(f"{module}'s lab left running (K8S_LAB_LEAVE_LAST): `make lab-down` removes it")
         return
     left = lab.down()
     measured["down"] = lab.TIMINGS.get("down", 0.0)
@@ -146,7 +160,8 @@ def _last_lab_down():
             lab.down()
 
 
-def _fresh_lab(measured, version=None):
+def _fresh_lab(measured, version=None, module=None):
+    FRESH.clear()  # snapshots of the lab that goes down
     lab.down()
     try:
         lab.TIMINGS.clear()
@@ -156,4 +171,4 @@ def _fresh_lab(measured, version=None):
                 measured[f"up: {phase}"] = lab.TIMINGS[phase]
         yield lab
     finally:
-        _down_unless_handed_over(measured)
+        _down_unless_handed_over(measured, module)

@@ -1,11 +1,15 @@
 """The undo path on the lab: each component's clean state brings a controller back to before.
 
-"Before" is a snapshot of each controller taken in this module's own fresh lab, after boot and
-before the first orchestration: the state of a host the formula never touched, runtime state
+"Before" is a snapshot of each controller taken in a fresh lab, after boot and before its first
+orchestration (tests/lab/fresh.py): the state of a host the formula never touched, runtime state
 included (which units run, the live sysctl value, listening ports), which the image on disk
-alone cannot show. keepalived and haproxy are not installed there: the image offers them (and
-the Debian packages they need) from its local apt repository, its only package source, so the
-formula's pkg states install them for real and the clean states purge them.
+alone cannot show. The lab is test_lab's, handed over converged with the snapshots it took
+before its first orchestration (a host it killed back and converged), so the clean states undo
+a cluster that has served a workload; run alone, this module takes a fresh lab of its own,
+snapshots it and orchestrates it first. keepalived and haproxy are not installed in a fresh
+lab: the image offers them (and the Debian packages they need) from its local apt
+repository, its only package source, so the formula's pkg states install them for real and
+the clean states purge them.
 
 Then: orchestrate, apply the clean states in the reverse order of the orchestration (rbac on
 the RBAC controller, controlplane, etcd, loadbalancer), compare every controller with its
@@ -27,7 +31,8 @@ import warnings
 
 import pytest
 
-from tests.lab.handover import hand_over
+from tests.lab.fresh import FRESH, snapshot
+from tests.lab.handover import HANDOVER, hand_over
 from tools.lab import lab
 
 ROOT = "k8s_control_plane"
@@ -35,84 +40,19 @@ TARGET = "k8s-controller-*"
 RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
 RBAC_ROLE = f"{RBAC_API}/clusterroles/system:kube-apiserver-to-kubelet"
 RBAC_BINDING = f"{RBAC_API}/clusterrolebindings/system:kube-apiserver"
-SNAPSHOT = r"""
-import hashlib, json, os, pwd, grp, subprocess
-ROOTS = ["/etc", "/lib/systemd/system", "/usr/sbin", "/usr/local", "/var/lib/kubernetes",
-         "/var/lib/etcd", "/var/lib/haproxy"]
-UNITS = ["haproxy", "keepalived", "etcd", "kube-apiserver", "kube-controller-manager",
-         "kube-scheduler"]
-def describe(path):
-    st = os.lstat(path)
-    kind = {0o040000: "dir", 0o120000: "link", 0o100000: "file"}.get(st.st_mode & 0o170000, "other")
-    text = f"{kind} {st.st_mode & 0o7777:04o} {st.st_uid}:{st.st_gid}"
-    if kind == "link":
-        text += " -> " + os.readlink(path)
-    elif kind == "file":
-        with open(path, "rb") as fh:
-            text += " sha256:" + hashlib.sha256(fh.read()).hexdigest()[:16]
-    return text
-DERIVED = {"/etc/ld.so.cache", "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-"}
-files = {}
-for root in ROOTS:
-    if not os.path.lexists(root):
-        continue
-    files[root] = describe(root)
-    for top, dirs, names in os.walk(root):
-        for name in dirs + names:
-            if os.path.join(top, name) not in DERIVED:
-                files[os.path.join(top, name)] = describe(os.path.join(top, name))
-auto = subprocess.run(["apt-mark", "showauto"], capture_output=True, text=True,
-                      check=True).stdout.split()
-owned = {}
-for pkg in auto:
-    for info in (pkg, pkg + ":amd64"):
-        for suffix in (".list", ".conffiles"):
-            path = f"/var/lib/dpkg/info/{info}{suffix}"
-            if os.path.exists(path):
-                owned.update((line.strip(), pkg) for line in open(path) if line.strip())
-units = {}
-for unit in UNITS:
-    out = subprocess.run(["systemctl", "show", "-p", "LoadState,ActiveState,UnitFileState",
-                          unit + ".service"], capture_output=True, text=True).stdout
-    units[unit] = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-packages = {}  # every package dpkg knows in a state other than purged: version and status
-out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Version} ${Status}\\n"],
-                     capture_output=True, text=True, check=True).stdout
-for line in out.splitlines():
-    pkg, version, status = line.split(" ", 2)
-    if not status.endswith(" not-installed"):
-        packages[pkg] = version if status == "install ok installed" else f"{version} {status}"
-ports = set()
-for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-    for line in open(table).read().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A":
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-addrs = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "enp0s8"],
-                       capture_output=True, text=True).stdout.split()
-print(json.dumps({
-    "files": files,
-    "units": units,
-    "users": sorted(u.pw_name for u in pwd.getpwall()),
-    "groups": sorted(g.gr_name for g in grp.getgrall()),
-    "packages": packages,
-    "sysctl net.ipv4.ip_nonlocal_bind": open("/proc/sys/net/ipv4/ip_nonlocal_bind").read().strip(),
-    "addresses": sorted(w for w in addrs if "/" in w and "." in w),
-    "listening tcp ports": sorted(ports),
-    "auto-installed": auto,
-    # dpkg may list /sbin/x for /usr/sbin/x (merged /usr)
-    "files of auto-installed packages": {
-        p: owned.get(p) or owned.get(p[4:]) for p in files
-        if p in owned or (p.startswith("/usr/") and p[4:] in owned)},
-}))
-"""
 BEFORE: dict = {}
 RESULTS: dict = {}
 
 
 @pytest.fixture(scope="module")
-def up(fresh_lab):
-    return fresh_lab
+def up(request):
+    """test_lab's converged lab with its snapshots from before its first orchestration, else a
+    fresh lab of this module's own (snapshot, then the first orchestration here)."""
+    handed = HANDOVER.get("version") and FRESH.get("snapshots")
+    if handed and set(FRESH["snapshots"]) == set(lab.running_containers()):
+        RESULTS["taken over"] = True
+        return request.getfixturevalue("converged_lab")
+    return request.getfixturevalue("fresh_lab")
 
 
 def clean_order() -> list[str]:
@@ -120,12 +60,6 @@ def clean_order() -> list[str]:
     (taken from orch/control_plane.sls; the validation step has nothing to undo)."""
     applied = [s for s in lab.orchestration_states() if s != f"{ROOT}.cluster.validate"]
     return [f"{sls}.clean" for sls in reversed(applied)]
-
-
-def snapshot(name: str) -> dict:
-    proc = lab.cexec(name, "python3 -", input=SNAPSHOT, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 METADATA = ("auto-installed", "files of auto-installed packages")
@@ -206,9 +140,13 @@ def need(step: str):
 
 
 def test_snapshot_of_the_fresh_controllers(up):
-    assert lab.vip_holders() == []
-    for name in lab.controllers():
-        BEFORE[name] = snapshot(name)
+    if RESULTS.get("taken over"):  # test_lab's, from before its first orchestration
+        BEFORE.update(FRESH["snapshots"])
+    else:
+        assert lab.vip_holders() == []
+        for name in lab.controllers():
+            BEFORE[name] = snapshot(name)
+    assert set(BEFORE) == set(lab.controllers())
     lab.LOG_DIR.mkdir(parents=True, exist_ok=True)
     (lab.LOG_DIR / "clean-before.json").write_text(json.dumps(BEFORE, indent=1))
     for name, snap in BEFORE.items():  # the image's pristine state, as the lab relies on it
@@ -221,9 +159,11 @@ def test_snapshot_of_the_fresh_controllers(up):
 
 def test_orchestration_converges_first(up, measured):
     start = time.monotonic()
-    report, _ = lab.orchestrate()
+    report, _ = lab.orchestrate()  # a no-op on test_lab's converged lab
     measured["orchestration before clean"] = time.monotonic() - start
     assert report["ok"], "orchestration failed:\n" + "\n".join(report["errors"])[-6000:]
+    if RESULTS.get("taken over"):
+        assert [step["id"] for step in report["steps"]] == ["orch-converged"], report["steps"]
     assert lab.kube_api("k8s-controller-1", RBAC_ROLE)[0] == 200
     RESULTS["orchestrated"] = True
 

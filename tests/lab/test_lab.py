@@ -2,8 +2,10 @@
 
 In order: the lab itself (network, boot, keys, mirror), then the orchestration from fresh
 containers, then the seed's checks, idempotence, what only a real control plane shows, the VIP
-moving when haproxy stops, and last leadership moving when its host dies (it kills a host).
-Tests after the orchestration are skipped when it failed (its own test says why).
+moving when haproxy stops, leadership moving when its host dies (it kills a host), and last
+that host back and the cluster converged, handed to test_clean with the snapshots taken before
+the first orchestration (tests/lab/fresh.py). Tests after the orchestration are skipped when it
+failed (its own test says why).
 
 On the real binaries (the lab's default, 1.37.2, built from k8s.io/kubernetes's Go modules by
 tools/upstream_build.py; skipped where the lab's version runs on the doubles):
@@ -31,6 +33,8 @@ from pathlib import Path
 import pytest
 
 from tests.doubles.build import executable
+from tests.lab import fresh
+from tests.lab.handover import hand_over
 from tools import upstream_build
 from tools.lab import lab
 from tools.lab.common import poll
@@ -131,6 +135,8 @@ def test_labctl_exec_and_salt_pass_exit_codes_through(up):
 
 def test_no_vip_before_the_orchestration(up):
     assert lab.vip_holders() == []
+    # the controllers as the formula never touched them, for test_clean (tests/lab/fresh.py)
+    assert set(fresh.remember()) == set(lab.controllers())
 
 
 # --- the orchestration --------------------------------------------------------------------------
@@ -502,6 +508,7 @@ def test_one_leader_each_and_leadership_moves_when_its_host_dies(up, measured):
     victim = holders["kube-controller-manager"]
     witness = next(n for n in lab.controllers() if n != victim)
     start = time.monotonic()
+    RESULTS["killed"] = victim
     lab.kill_container(victim)
     moved = poll(
         f"the leases to leave {victim}",
@@ -514,3 +521,20 @@ def test_one_leader_each_and_leadership_moves_when_its_host_dies(up, measured):
     took = time.monotonic() - start
     measured["leadership moved after its host died"] = took
     lab.say(f"leases {holders} -> {moved} in {took:.1f}s after {victim} was killed")
+
+
+def test_the_dead_host_comes_back_and_the_cluster_converges(up, measured):
+    """The host leadership left boots again from its disk; one orchestration converges the
+    cluster, which goes to test_clean (with the snapshots from before the first run)."""
+    victim = RESULTS.get("killed")
+    if not victim:
+        pytest.skip("no host was killed (see the leadership test)")
+    measured["dead host booted again"] = lab.restart_container(victim)
+    start = time.monotonic()
+    report, _ = lab.orchestrate()
+    measured["orchestration after the host came back"] = time.monotonic() - start
+    assert report["ok"], "\n".join(report["errors"])[-6000:]
+    lab.wait_for_holders([next(iter(lab.controllers()))], timeout=60)
+    report, _ = lab.orchestrate()
+    assert [step["id"] for step in report["steps"]] == ["orch-converged"], report["errors"]
+    hand_over()  # converged, no override: test_clean takes this lab with fresh.FRESH
