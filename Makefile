@@ -69,8 +69,11 @@ functional: venv deps
 integration: venv deps
 	$(PY) -m pytest tests/integration
 
+# Everything but the lab on every core (pytest-xdist; a test file stays on one worker, so its
+# module fixtures are built once), then the lab's modules one after the other on one lab.
 test: venv deps lint
-	$(PY) -m pytest --durations=25 tests
+	$(PY) -m pytest -n auto --dist loadfile --durations=10 tests --ignore=tests/lab
+	$(PY) -m pytest --durations=25 tests/lab
 
 # docs/pillar.md's pillar reference, from the commented parameter files.
 docs: venv
