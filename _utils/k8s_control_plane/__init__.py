@@ -123,6 +123,14 @@ from .pki import (
     signing_policies,
 )
 from .pki_states import pki_sls_states
+from .snapshots import (
+    parse_snapshot_name,
+    seal_snapshot,
+    snapshot_digest_ok,
+    snapshot_name,
+    snapshot_retention,
+    unseal_snapshot,
+)
 from .validate import preflight, redact, validate_config, validate_minion
 
 __all__ = [
@@ -171,6 +179,7 @@ __all__ = [
     "object_diff",
     "object_path",
     "parse_minor",
+    "parse_snapshot_name",
     "parse_version",
     "pending_changes",
     "pillar_digest",
@@ -191,12 +200,17 @@ __all__ = [
     "rbac_manifests",
     "redact",
     "row_at",
+    "seal_snapshot",
     "signing_policies",
     "skew_errors",
+    "snapshot_digest_ok",
+    "snapshot_name",
+    "snapshot_retention",
     "stale",
     "state_changes",
     "sync_job",
     "tofs_sources",
+    "unseal_snapshot",
     "validate_config",
     "validate_minion",
 ]
