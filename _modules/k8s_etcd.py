@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import ssl
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -54,14 +55,21 @@ def _endpoints(cfg):
     return [f"https://{c['address']}:{port}" for c in ordered]
 
 
+def _tls(cfg):
+    """A TLS client context with etcd's CA and client certificate (k8s_pki.etcd_files)."""
+    ca_file, cert, key = __utils__["k8s_control_plane.etcd_check_files"](cfg)
+    context = ssl.create_default_context(cafile=ca_file)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def _post(cfg, path, body, timeout, endpoints=None):
     """POST ``body`` to the first member that answers; raise naming every answer."""
     ca_file, cert, key = __utils__["k8s_control_plane.etcd_check_files"](cfg)
     missing = [p for p in (ca_file, cert, key) if not os.path.exists(p)]
     if missing:
         raise CommandExecutionError(f"k8s_etcd: no etcd client certificate ({', '.join(missing)})")
-    context = ssl.create_default_context(cafile=ca_file)
-    context.load_cert_chain(cert, key)
+    context = _tls(cfg)
     errors, refused_tls = [], []
     for endpoint in endpoints or _endpoints(cfg):
         request = urllib.request.Request(
@@ -336,11 +344,8 @@ def environment() -> dict[str, str]:
 
 def _healthy(cfg, url, timeout):
     """A member's /health says true (it sees a leader), with etcd's client certificate."""
-    ca_file, cert, key = __utils__["k8s_control_plane.etcd_check_files"](cfg)
-    context = ssl.create_default_context(cafile=ca_file)
-    context.load_cert_chain(cert, key)
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout, context=context) as resp:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout, context=_tls(cfg)) as resp:
             return '"health":"true"' in resp.read(512).decode().replace(" ", "")
     except (OSError, ssl.SSLError, ValueError):
         return False
@@ -496,3 +501,68 @@ def give_turn(name: str) -> dict[str, Any]:
         os.unlink(path)
     log.debug("k8s_etcd: gave the turn for %s back", name)
     return {"name": name, "given": True}
+
+
+SNAPSHOT_DIR = "/var/lib/k8s_control_plane/snapshots"
+
+
+def snapshot_save(directory: str = SNAPSHOT_DIR, timeout: float = 600) -> dict[str, Any]:
+    """
+    Take a snapshot of etcd from this controller's own member, which must be healthy (it sees
+    a leader), through etcd's Maintenance.Snapshot API (what ``etcdctl snapshot save`` calls),
+    into ``directory`` (made root-only, the file 0600), and check etcd's SHA-256 trailer as
+    ``etcdutl snapshot restore`` does. Returns its ``path``, ``bytes`` and the member's
+    ``revision`` before it was taken. A failed or refused snapshot leaves no file.
+
+    directory
+        Where the snapshot is written (default /var/lib/k8s_control_plane/snapshots).
+
+    timeout
+        Seconds without a byte from etcd after which the snapshot fails.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-2 k8s_etcd.snapshot_save
+    """
+    cfg = _etcd()
+    mine = _endpoints(cfg)[0]
+    if not _healthy(cfg, mine, 5):
+        raise CommandExecutionError(f"k8s_etcd: {mine} is not healthy: no snapshot from it")
+    header = _post(cfg, "/v3/maintenance/status", {}, 10, [mine]).get("header") or {}
+    revision = int(header.get("revision") or 0)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    handle, part = tempfile.mkstemp(dir=directory, prefix=".snapshot-", suffix=".part")
+    request = urllib.request.Request(
+        f"{mine}/v3/maintenance/snapshot",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with (
+            os.fdopen(handle, "wb") as out,
+            urllib.request.urlopen(request, timeout=timeout, context=_tls(cfg)) as resp,
+        ):
+            # grpc-gateway streams one JSON object per message and line: {"result": {...}}
+            # or, when the stream fails, {"error": {...}}
+            for line in resp:
+                if not line.strip():
+                    continue
+                message = json.loads(line)
+                if "error" in message:
+                    raise CommandExecutionError(f"k8s_etcd: snapshot: {message['error']}")
+                out.write(base64.b64decode(message.get("result", {}).get("blob") or ""))
+        with open(part, "rb") as taken:
+            if not __utils__["k8s_control_plane.snapshot_digest_ok"](taken):
+                raise CommandExecutionError(
+                    "k8s_etcd: the snapshot does not end with the SHA-256 of its database"
+                )
+    except (OSError, ValueError, CommandExecutionError) as exc:
+        with contextlib.suppress(OSError):
+            os.remove(part)
+        if isinstance(exc, CommandExecutionError):
+            raise
+        raise CommandExecutionError(f"k8s_etcd: snapshot from {mine}: {exc}") from exc
+    return {"path": part, "bytes": os.path.getsize(part), "revision": revision, "member": mine}

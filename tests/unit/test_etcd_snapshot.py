@@ -1,0 +1,115 @@
+"""k8s_etcd.snapshot_save (issue 21) against a stand-in for etcd's JSON gateway on a local TLS
+server: the snapshot streamed in messages as grpc-gateway sends them, etcd's SHA-256 trailer
+checked, a root-only file; a member that is not healthy, a bad trailer and a stream error
+leave no file."""
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import ssl
+import stat
+import threading
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+from tests.support.cluster import utils_mapping
+from tests.support.pki import issue, make_secrets
+
+
+class _Gateway(http.server.BaseHTTPRequestHandler):
+    healthy = True
+    messages: list = []
+
+    def _send(self, body: bytes):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self._send(json.dumps({"health": "true" if self.healthy else "false"}).encode())
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/v3/maintenance/status":
+            self._send(json.dumps({"header": {"revision": "4711"}}).encode())
+            return
+        self._send(b"".join(json.dumps(m).encode() + b"\n" for m in self.messages))
+
+    def log_message(self, *args):
+        pass
+
+
+def _blob(data):
+    return {"result": {"blob": base64.b64encode(data).decode(), "remainingBytes": "0"}}
+
+
+@pytest.fixture
+def etcd(tmp_path, modules):
+    secrets = make_secrets(["127.0.0.1"], "127.0.0.2")
+
+    def write(name, text):
+        (tmp_path / name).write_text(text)
+        return str(tmp_path / name)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(
+        write("s.pem", secrets["kubernetes.pem"]), write("s-key.pem", secrets["kubernetes-key.pem"])
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cert, key = issue(secrets, "etcd", server=False)
+    files = (write("ca.pem", secrets["ca.pem"]), write("c.pem", cert), write("c-key.pem", key))
+    cfg = {
+        "cluster": "hardway",
+        "etcd": {"managed": True, "client_port": server.server_address[1]},
+        "controllers": [{"id": "k8s-controller-1", "address": "127.0.0.1"}],
+    }
+    utils = {**utils_mapping(), "k8s_control_plane.etcd_check_files": lambda _cfg: files}
+    module = modules(
+        "k8s_etcd",
+        __salt__={"k8s_cluster.config": lambda: cfg},
+        __utils__=utils,
+        __grains__={"id": "k8s-controller-1"},
+    )
+    _Gateway.healthy = True
+    yield module
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_snapshot_is_streamed_checked_and_root_only(etcd, tmp_path):
+    db = os.urandom(4096 * 3)
+    _Gateway.messages = [_blob(db[:5000]), _blob(db[5000:]), _blob(hashlib.sha256(db).digest())]
+    taken = etcd.snapshot_save(directory=str(tmp_path / "snaps"), timeout=10)
+    assert taken["bytes"] == len(db) + 32 and taken["revision"] == 4711
+    with open(taken["path"], "rb") as handle:
+        assert handle.read() == db + hashlib.sha256(db).digest()
+    assert stat.S_IMODE(os.stat(taken["path"]).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "snaps").st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unhealthy", "is not healthy: no snapshot from it"),
+        ("bad trailer", "does not end with the SHA-256 of its database"),
+        ("stream error", "snapshot: {'code': 14"),
+    ],
+)
+def test_a_refused_or_bad_snapshot_leaves_no_file(etcd, tmp_path, case, message):
+    db = os.urandom(4096 * 2)
+    _Gateway.healthy = case != "unhealthy"
+    _Gateway.messages = {
+        "unhealthy": [],
+        "bad trailer": [_blob(db), _blob(hashlib.sha256(db + b"x").digest())],
+        "stream error": [_blob(db), {"error": {"code": 14, "message": "unavailable"}}],
+    }[case]
+    directory = tmp_path / "snaps"
+    with pytest.raises(CommandExecutionError, match=message):
+        etcd.snapshot_save(directory=str(directory), timeout=10)
+    assert not directory.exists() or list(directory.iterdir()) == []
