@@ -11,6 +11,7 @@ time; the rules are in ``_utils/k8s_control_plane/membership.py``.
 
 import base64
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -566,3 +567,260 @@ def snapshot_save(directory: str = SNAPSHOT_DIR, timeout: float = 600) -> dict[s
             raise
         raise CommandExecutionError(f"k8s_etcd: snapshot from {mine}: {exc}") from exc
     return {"path": part, "bytes": os.path.getsize(part), "revision": revision, "member": mine}
+
+
+# Where a snapshot is taken, sealed and restored from on a controller: beside etcd's data
+# (root-only), emptied and removed after each use; etcd.clean removes it too.
+def _work_dir(cfg):
+    return f"{cfg['etcd']['data_dir'].rstrip('/')}.snapshots"
+
+
+def _backup_key():
+    key = __utils__["k8s_control_plane.pillar_key"]()
+    secrets = (__pillar__.get(key) or {}).get("secrets") or {}
+    value = secrets.get("backup_key") if isinstance(secrets, dict) else None
+    if not value:
+        raise CommandExecutionError(
+            f"k8s_etcd: {key}:secrets:backup_key is missing: the master's ext_pillar k8s_pki "
+            "makes it (docs/snapshots.md); no snapshot leaves this controller unsealed"
+        )
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError as exc:
+        raise CommandExecutionError(
+            f"k8s_etcd: {key}:secrets:backup_key is not base64 (the validation says more)"
+        ) from exc
+
+
+def _etcdutl(cfg, *args, timeout=600):
+    binary = os.path.join(cfg["etcd"]["bin_dir"], "etcdutl")
+    result = __salt__["cmd.run_all"](
+        [binary, *args], python_shell=False, timeout=timeout, output_loglevel="debug"
+    )
+    if result["retcode"] != 0:
+        raise CommandExecutionError(
+            f"k8s_etcd: etcdutl {args[0]} {args[1]}: {result['stderr'] or result['stdout']}"
+        )
+    return result["stdout"]
+
+
+def _tidy(directory):
+    """Remove the work directory's files and the directory itself (nothing is kept there)."""
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(directory):
+            os.remove(os.path.join(directory, entry))
+        os.rmdir(directory)
+
+
+def snapshot_push(reason: str = "manual", timeout: float = 600) -> dict[str, Any]:
+    """
+    Take a snapshot of etcd from this controller's own healthy member (snapshot_save),
+    verify it with ``etcdutl snapshot status``, seal it (AES-256-GCM under
+    ``secrets:backup_key``) and push the sealed file to the master (``cp.push``, which the
+    master allows with ``file_recv: True``). Nothing unsealed leaves this controller and
+    nothing is left on it. The master's runner ``k8s_snapshot.take`` stores it and keeps
+    the cluster's ``etcd:snapshots`` retention. Returns the snapshot's ``name``, its
+    ``upload_path`` on the master, its sizes, etcd's ``status`` of it and the retention.
+
+    reason
+        Why it was taken (scheduled, upgrade, membership, manual): logged.
+
+    timeout
+        Seconds without a byte from etcd after which the snapshot fails.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-2 k8s_etcd.snapshot_push
+    """
+    cfg = __salt__["k8s_cluster.config"]()
+    if not cfg["etcd"].get("managed"):
+        return {"skipped": "etcd:managed is false: this etcd is backed up by whoever runs it"}
+    key = _backup_key()
+    work = _work_dir(cfg)
+    rules = "k8s_control_plane."
+    try:
+        taken = snapshot_save(work, timeout)
+        status = json.loads(_etcdutl(cfg, "snapshot", "status", taken["path"], "-w", "json"))
+        name = __utils__[rules + "snapshot_name"](
+            cfg["cluster"],
+            datetime.datetime.now(datetime.UTC),
+            __grains__["id"],
+            int(status.get("revision") or taken["revision"]),
+        )
+        sealed = os.path.join(work, name)
+        fd = os.open(sealed, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(taken["path"], "rb") as plain, os.fdopen(fd, "wb") as out:
+            __utils__[rules + "seal_snapshot"](plain, out, key)
+        upload = f"/k8s_control_plane/{cfg['cluster']}/{name}"
+        if not __salt__["cp.push"](sealed, upload_path=upload):
+            raise CommandExecutionError(
+                "k8s_etcd: the master refused the snapshot (cp.push): it needs file_recv: True "
+                "and file_recv_max_size (MB) above "
+                f"{os.path.getsize(sealed) // 2**20 + 1} (docs/snapshots.md)"
+            )
+        sealed_bytes = os.path.getsize(sealed)
+    finally:
+        _tidy(work)
+    snapshots = cfg["etcd"]["snapshots"]
+    log.info("k8s_etcd: snapshot %s (%s) pushed to the master", name, reason)
+    return {
+        "name": name,
+        "cluster": cfg["cluster"],
+        "upload_path": upload,
+        "bytes": taken["bytes"],
+        "sealed_bytes": sealed_bytes,
+        "status": status,
+        "reason": reason,
+        "keep": snapshots["keep"],
+        "max_age_days": snapshots["max_age_days"],
+    }
+
+
+# What etcd asks of a restore under a running Kubernetes (etcd-io/etcd#16028, the flags from
+# PR 16029; Kubernetes' "Operating etcd clusters": restoring): the revision jumps past any a
+# watcher saw, and the jumped-over ones read as compacted, so every informer relists instead
+# of missing changes. 1e9 is the bump the etcd docs suggest.
+BUMP_REVISION = 1_000_000_000
+STOPPED_FOR_RESTORE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+
+def _active(units):
+    return [u for u in units if __salt__["service.status"](u)]
+
+
+def _stop_now(units, grace=15.0):
+    """
+    Stop ``units`` together, each given ``grace`` seconds, then SIGKILL the ones still up:
+    an apiserver whose etcd is gone waits on it in its shutdown until systemd's stop
+    timeout (90 s, measured in the lab), and it has nothing of its own to save. Returns how
+    each stopped.
+    """
+    running = _active(units)
+    if not running:
+        return {}
+    __salt__["cmd.run_all"](["systemctl", "stop", "--no-block", *running], python_shell=False)
+    deadline = time.monotonic() + grace
+    while _active(running) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    killed = _active(running)
+    if killed:
+        __salt__["cmd.run_all"](
+            ["systemctl", "kill", "--signal=SIGKILL", *killed], python_shell=False
+        )
+        deadline = time.monotonic() + 30
+        while _active(killed) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _active(killed):
+            raise CommandExecutionError(f"k8s_etcd: {', '.join(_active(killed))} would not stop")
+    return {u: f"killed after {grace}s" if u in killed else "stopped" for u in running}
+
+
+def snapshot_restore(
+    name: str, token: str, saltenv: str = "k8s-snapshots", timeout: float = 600
+) -> dict[str, Any]:
+    """
+    Restore this controller's etcd member from the sealed snapshot ``name`` on the master
+    (the saltenv ``k8s-snapshots``, docs/snapshots.md), as one member of a new cluster
+    (token ``token``) of every listed controller, each from that same file. The control
+    plane and etcd are stopped here first (kube-apiserver, kube-controller-manager,
+    kube-scheduler, etcd); none is started: ``orch.restore`` starts etcd on every
+    controller at once, then the control plane. etcd's data before is kept aside in
+    ``<data_dir>.before-restore`` (the one before replaced), root-only.
+
+    name
+        The snapshot's file name (``salt-run k8s_snapshot.list``).
+
+    token
+        The new cluster's ``--initial-cluster-token``, the same on every member.
+
+    saltenv
+        The master's file_roots environment the snapshots are served from.
+
+    timeout
+        Seconds for the fetch and for etcdutl.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt -L k8s-controller-1,k8s-controller-2,k8s-controller-3 k8s_etcd.snapshot_restore \\
+            hardway_20261206T120000Z_k8s-controller-1_r1234.db.sealed restore-20261206
+    """
+    cfg = _etcd()
+    rules = "k8s_control_plane."
+    found = __utils__[rules + "parse_snapshot_name"](name)
+    if not found or found["cluster"] != cfg["cluster"]:
+        raise CommandExecutionError(
+            f"k8s_etcd: {name!r} is not a snapshot of cluster {cfg['cluster']!r} "
+            "(salt-run k8s_snapshot.list names them)"
+        )
+    key = _backup_key()
+    etcd = cfg["etcd"]
+    data = etcd["data_dir"].rstrip("/")
+    me = __salt__["k8s_cluster.controller"]()
+    stopped = _stop_now(STOPPED_FOR_RESTORE)
+    work = _work_dir(cfg)
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    os.chmod(work, 0o700)
+    try:
+        sealed = os.path.join(work, name)
+        fetched = __salt__["cp.get_file"](
+            f"salt://{cfg['cluster']}/{name}", sealed, saltenv=saltenv
+        )
+        if not fetched:
+            raise CommandExecutionError(
+                f"k8s_etcd: the master serves no {cfg['cluster']}/{name} in saltenv {saltenv}"
+            )
+        plain = os.path.join(work, "snapshot.db")
+        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(sealed, "rb") as source, os.fdopen(fd, "wb") as out:
+            try:
+                __utils__[rules + "unseal_snapshot"](source, out, key)
+            except ValueError as exc:
+                raise CommandExecutionError(f"k8s_etcd: {name}: {exc}") from exc
+        with open(plain, "rb") as check:
+            if not __utils__[rules + "snapshot_digest_ok"](check):
+                raise CommandExecutionError(f"k8s_etcd: {name}: its SHA-256 trailer is wrong")
+        restored = f"{data}.restored"
+        __salt__["file.remove"](restored)
+        _etcdutl(
+            cfg,
+            "snapshot",
+            "restore",
+            plain,
+            "--name",
+            me["id"],
+            "--initial-cluster",
+            __utils__[rules + "initial_cluster"](cfg),
+            "--initial-cluster-token",
+            token,
+            "--initial-advertise-peer-urls",
+            f"https://{me['address']}:{etcd['peer_port']}",
+            "--data-dir",
+            restored,
+            "--bump-revision",
+            str(BUMP_REVISION),
+            "--mark-compacted",
+            timeout=timeout,
+        )
+    finally:
+        _tidy(work)
+    aside = None
+    if os.path.exists(data):
+        aside = f"{data}.before-restore"
+        __salt__["file.remove"](aside)
+        os.rename(data, aside)
+        os.chmod(aside, 0o700)
+    os.rename(restored, data)
+    os.chmod(data, 0o700)
+    log.warning("k8s_etcd: etcd's data restored from %s (token %s)", name, token)
+    return {
+        "restored": name,
+        "member": me["id"],
+        "token": token,
+        "data_dir": data,
+        "kept_aside": aside,
+        "stopped": stopped,
+    }

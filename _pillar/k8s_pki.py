@@ -16,6 +16,11 @@ for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
   any apiserver must verify on every other (each apiserver's
   --service-account-key-file holds only its own key's certificate), as
   kubeadm copies sa.key to every control-plane node;
+* ``k8s_control_plane:secrets:backup_key``: 32 random bytes, base64, made
+  once and kept beside them, with either ``pki:source``: the key that seals
+  the etcd snapshots before they leave a controller (k8s_etcd.snapshot_push,
+  docs/snapshots.md). Not rotated with the encryption key: an old snapshot
+  must stay readable;
 * ``x509_signing_policies``: the cluster's signing policies (subject and key
   usages of every certificate kind, _utils/k8s_control_plane/pki.py), which the
   controllers' x509.certificate_managed states sign through.
@@ -149,6 +154,14 @@ def _ensure_encryption_key(directory, cluster):
     return _read(path).strip()
 
 
+def _ensure_backup_key(directory, cluster):
+    path = os.path.join(directory, "backup_key")
+    if not os.path.exists(path):
+        _write_new(path, base64.b64encode(random.token_bytes(32)).decode() + "\n")
+        log.info("k8s_pki: made the snapshot backup key of cluster %s", cluster)
+    return _read(path).strip()
+
+
 def _ensure_service_account_key(directory, cluster):
     path = os.path.join(directory, "service-account-key.pem")
     if not os.path.exists(path):
@@ -167,8 +180,9 @@ def ext_pillar(minion_id: str, pillar: dict[str, Any], dir: str | None = None) -
     cfg = pillar.get(key) if isinstance(pillar, dict) else None
     if not isinstance(cfg, dict):
         return {}
-    if __utils__["k8s_control_plane.pki_source"](cfg) != "salt":
-        return {}  # pillar, or a value the validation names
+    source = __utils__["k8s_control_plane.pki_source"](cfg)
+    if source not in ("salt", "pillar"):
+        return {}  # the validation names the value
     cluster = cfg.get("cluster")
     if not isinstance(cluster, str) or not _CLUSTER_RE.match(cluster):
         return {}  # the validation names the key
@@ -181,6 +195,10 @@ def ext_pillar(minion_id: str, pillar: dict[str, Any], dir: str | None = None) -
         return {}  # the validation names the missing CA
     found = {}
     with _locked(directory):
+        if not given.get("backup_key"):
+            found["backup_key"] = _ensure_backup_key(directory, cluster)
+        if source != "salt":  # pillar: every other secret is the operator's
+            return {key: {"secrets": found}}
         etcd: Any = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
         if etcd.get("managed") is True and not (given.get("ca.pem") or given.get("ca-key.pem")):
             found["ca.pem"], found["ca-key.pem"] = _ensure_ca(directory, cluster)

@@ -455,9 +455,19 @@ def etcd_members(
     if __opts__.get("test"):
         ret["result"] = None
         ret["changes"] = {"etcd members": [describe(c) for c in plan["changes"]]}
-        ret["comment"] = "Would, one at a time: " + "; ".join(describe(c) for c in plan["changes"])
+        ret["comment"] = "Would take an etcd snapshot (k8s_snapshot.take), then, one at a time: "
+        ret["comment"] += "; ".join(describe(c) for c in plan["changes"])
         return ret
-    done: list[str] = []
+    # One more snapshot before the first change (docs/snapshots.md): the way back if the
+    # change goes wrong. None, none changed.
+    taken = __salt__["saltutil.runner"]("k8s_snapshot.take", cluster=name, reason="membership")
+    if not isinstance(taken, dict) or not (taken.get("name") or taken.get("skipped")):
+        ret.update(result=False)
+        ret["comment"] = (
+            f"no etcd snapshot before the membership change, so nothing changed: {taken}"
+        )
+        return ret
+    done: list[str] = [f"snapshot {taken.get('name') or taken.get('skipped')}"]
     for _ in range(2 * len(ids) + 4):  # each pass applies one change; the plan shrinks
         if not plan["changes"]:
             break

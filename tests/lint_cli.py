@@ -1,14 +1,15 @@
 """
 Fail when a public function of an execution module lacks a ``CLI Example:``.
 
-Public: a top-level ``def`` (or ``async def``) of ``_modules/*.py`` whose name
+Public: a top-level ``def`` (or ``async def``) of ``_modules/*.py`` or ``_runners/*.py``
+(``salt-run mod.func``) whose name
 does not start with ``_``. Those are what ``salt '*' mod.func`` can call, so
 each documents how. Salt's loader exposes no name starting with ``_``, so
 ``__virtual__`` and private helpers are not checked; a function nested in
 another is not checked either. Pure helpers belong in ``_utils/`` or are
 private.
 
-Usage: tests/lint_cli.py [FILE.py ...]   (default: every _modules/*.py)
+Usage: tests/lint_cli.py [FILE.py ...]   (default: every _modules/*.py and _runners/*.py)
 """
 
 import ast
@@ -34,7 +35,9 @@ def missing(path):
 
 
 def main(argv):
-    paths = argv or sorted(str(p) for p in (REPO / "_modules").glob("*.py"))
+    paths = argv or sorted(
+        str(p) for folder in ("_modules", "_runners") for p in (REPO / folder).glob("*.py")
+    )
     problems = [name for path in paths for name in missing(path)]
     for name in problems:
         print(f"lint_cli: {name}: public function without a 'CLI Example:' in its docstring")

@@ -572,7 +572,20 @@ def check_secrets(
             size = None
         if size not in (16, 24, 32):
             errors.add("secrets:encryption_key", "valid: base64 of 16, 24 or 32 bytes (aescbc)")
+    backup = secrets.get("backup_key")
+    if backup is not None and _b64_size(backup) != 32:
+        errors.add(
+            "secrets:backup_key",
+            "valid: base64 of 32 bytes (AES-256-GCM; the master's ext_pillar k8s_pki makes one)",
+        )
     check_pki(errors, texts, addresses, vip, service)
+
+
+def _b64_size(value: Any) -> int | None:
+    try:
+        return len(base64.b64decode(str(value), validate=True))
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _check_days(errors, pki):

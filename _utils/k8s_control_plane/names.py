@@ -27,7 +27,8 @@ PKI_FILES = (
     ("kube-scheduler.kubeconfig", "0600"),
 )
 SECRET_FILES = tuple(name for name, _ in PKI_FILES)
-SECRET_KEYS = (*SECRET_FILES, "encryption_key", "vrrp_auth_pass")
+# backup_key seals the etcd snapshots that leave a controller (k8s_etcd.snapshot_push).
+SECRET_KEYS = (*SECRET_FILES, "encryption_key", "vrrp_auth_pass", "backup_key")
 
 
 def pillar_key() -> str:

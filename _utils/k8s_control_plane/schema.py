@@ -275,6 +275,7 @@ SCHEMA = {
         "client_port": port_rule,
         "peer_port": port_rule,
         "initial_cluster_token": _word,
+        "snapshots": {"keep": integer(1, 1000), "max_age_days": integer(1, 3650)},
     },
     "secrets": _RULE,
     "pki": {

@@ -80,7 +80,8 @@ def snapshot_retention(
         reverse=True,
     )
     limit = now - datetime.timedelta(days=max_age_days) if max_age_days else None
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     for index, (taken, name) in enumerate(dated):
         young = limit is None or taken >= limit
         (kept if index == 0 or (index < keep and young) else dropped).append(name)
@@ -105,7 +106,7 @@ def snapshot_digest_ok(stream: BinaryIO) -> bool:
     return digest.digest() == stream.read(32)
 
 
-def _aead(key: bytes):
+def _aead(key: bytes) -> Any:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # Salt's own dependency
 
     if len(key) != 32:

@@ -13,7 +13,8 @@ A rolling upgrade of the control plane that keeps the API up through the VIP.
 2. refuse, before any change, an upgrade that breaks Kubernetes' version-skew
    policy: one minor at a time, no downgrade, apiservers within one minor,
    controller-manager and scheduler never newer than their apiserver; refuse
-   when the controllers do not see etcd quorum (no apiserver could get ready)
+   when the controllers do not see etcd quorum (no apiserver could get ready);
+   then one more etcd snapshot (salt-run k8s_snapshot.take, docs/snapshots.md)
 3. then one controller at a time, the VIP holder last:
    a. drain its apiserver from every controller's haproxy (no new
       connection goes to it) and wait, bounded, for its sessions to end
@@ -102,7 +103,16 @@ def run():
     steps["upgrade-etcd-quorum"] = check(
         "k8s_cluster.etcd_quorum", "etcd", {"k8s_upgrade": "upgrade-skew"}
     )
-    previous = {"k8s_cluster": "upgrade-etcd-quorum"}
+    # one more etcd snapshot before the first controller changes (docs/snapshots.md)
+    steps["upgrade-snapshot"] = {
+        "salt.runner": [
+            {"name": "k8s_snapshot.take"},
+            {"cluster": name},
+            {"reason": "upgrade"},
+            {"require": [{"k8s_cluster": "upgrade-etcd-quorum"}]},
+        ]
+    }
+    previous = {"salt": "upgrade-snapshot"}
     move_vip = bool(__pillar__.get("move_vip"))
     holder = _holder(ids)
     for minion in [i for i in ids if i != holder] + [i for i in ids if i == holder]:

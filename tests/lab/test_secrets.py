@@ -132,7 +132,7 @@ def runs(converged_lab, measured):
         yield OUTPUTS
     finally:
         lab.set_overrides(None)
-    # back to the seed's pillar (no VRRP password): converged, so test_membership takes it
+    # back to the seed's pillar (no VRRP password): converged, so test_snapshots takes it
     report, _ = lab.orchestrate()
     if report["ok"]:
         hand_over()

@@ -261,7 +261,7 @@ def test_upgrade_test_mode_predicts_the_steps_and_changes_nothing(lab_at_from, m
     assert proc.returncode == 0, describe(steps) or proc.stdout[-3000:]
     assert all(s["result"] in (True, None) for s in steps), describe(steps)
     order = [c for c in lab.controllers() if c not in holder] + holder
-    expected = ["upgrade-validate", "upgrade-skew", "upgrade-etcd-quorum"]
+    expected = ["upgrade-validate", "upgrade-skew", "upgrade-etcd-quorum", "upgrade-snapshot"]
     for minion in order:
         expected += [f"upgrade-{minion}-{s}" for s in ("drain", "controlplane", "restore", "ready")]
     expected.append("upgrade-verify")

@@ -6,10 +6,12 @@ leave no file."""
 import base64
 import hashlib
 import http.server
+import io
 import json
 import os
 import ssl
 import stat
+import subprocess
 import threading
 
 import pytest
@@ -113,3 +115,71 @@ def test_a_refused_or_bad_snapshot_leaves_no_file(etcd, tmp_path, case, message)
     with pytest.raises(CommandExecutionError, match=message):
         etcd.snapshot_save(directory=str(directory), timeout=10)
     assert not directory.exists() or list(directory.iterdir()) == []
+
+
+def test_a_pushed_snapshot_is_sealed_verified_and_leaves_nothing(etcd, tmp_path):
+    """
+    snapshot_push: the snapshot checked by etcdutl (a stand-in printing its status), sealed
+    under the backup key before cp.push sees it, named after the cluster, the controller and
+    the revision etcdutl read; nothing left on the controller.
+    """
+    database = os.urandom(4096)
+    _Gateway.messages = [_blob(database + hashlib.sha256(database).digest())]
+    key = os.urandom(32)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    etcdutl = bin_dir / "etcdutl"
+    status = {"hash": 1, "revision": 4712, "totalKey": 9, "totalSize": 4096}
+    etcdutl.write_text(f"#!/bin/sh\necho '{json.dumps(status)}'\n")
+    etcdutl.chmod(0o755)
+    cfg = etcd.__salt__["k8s_cluster.config"]()
+    cfg["etcd"].update(
+        bin_dir=str(bin_dir),
+        data_dir=str(tmp_path / "etcd"),
+        snapshots={"keep": 3, "max_age_days": 2},
+    )
+    pushed = {}
+
+    def push(path, upload_path=None):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with open(path, "rb") as handle:
+            pushed[upload_path] = handle.read()
+        return True
+
+    def run_all(argv, **_kwargs):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return {"retcode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+
+    etcd.__salt__.update(
+        {
+            "pillar.get": lambda k: (
+                base64.b64encode(key).decode() if k.endswith("backup_key") else None
+            ),
+            "cp.push": push,
+            "cmd.run_all": run_all,
+        }
+    )
+    pillar = {"k8s_control_plane": {"secrets": {"backup_key": base64.b64encode(key).decode()}}}
+    etcd.__pillar__ = pillar
+    taken = etcd.snapshot_push(reason="test")
+    assert taken["name"].startswith("hardway_") and taken["name"].endswith(
+        "_k8s-controller-1_r4712.db.sealed"
+    )
+    assert list(pushed) == [f"/k8s_control_plane/hardway/{taken['name']}"]
+    sealed = pushed[taken["upload_path"]]
+    assert database not in sealed  # nothing unsealed left the controller
+    plain = io.BytesIO()
+    utils_mapping()["k8s_control_plane.unseal_snapshot"](io.BytesIO(sealed), plain, key)
+    assert plain.getvalue() == database + hashlib.sha256(database).digest()
+    assert (taken["keep"], taken["max_age_days"], taken["status"]) == (3, 2, status)
+    assert not (tmp_path / "etcd.snapshots").exists()
+    # no backup key: refused before any snapshot is taken
+    etcd.__pillar__ = {}
+    with pytest.raises(CommandExecutionError, match="secrets:backup_key is missing"):
+        etcd.snapshot_push()
+    # a master that refuses the push: said, and nothing left
+    etcd.__pillar__ = pillar
+    etcd.__salt__["cp.push"] = lambda *_a, **_k: False
+    with pytest.raises(CommandExecutionError, match="file_recv: True"):
+        etcd.snapshot_push()
+    assert not (tmp_path / "etcd.snapshots").exists()

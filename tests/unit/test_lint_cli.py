@@ -1,4 +1,5 @@
-"""tests/lint_cli.py: each public function of _modules/ has a CLI Example; the lint can fail."""
+"""tests/lint_cli.py: each public function of _modules/ and _runners/ has a CLI Example; the
+lint can fail."""
 
 import ast
 import subprocess
@@ -77,5 +78,6 @@ def test_the_lint_says_what_it_checks(tmp_path):
     result = run(module)
     assert result.returncode == 1
     assert "dunders:fetch" in result.stdout and "__virtual__" not in result.stdout
-    # The default is every _modules/*.py, as the usage line says.
-    assert f"{len(list((REPO / '_modules').glob('*.py')))} module(s)" in run().stdout
+    # The default is every _modules/*.py and _runners/*.py, as the usage line says.
+    count = sum(len(list((REPO / folder).glob("*.py"))) for folder in ("_modules", "_runners"))
+    assert f"{count} module(s)" in run().stdout

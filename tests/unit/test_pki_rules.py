@@ -40,6 +40,8 @@ ROOT = "k8s_control_plane"
 # only): the service-account signing key is one per cluster, so that every apiserver accepts a
 # ServiceAccount token any other issued.
 FROM_MASTER = ("ca.pem", "ca-key.pem", "service-account-key.pem", "encryption_key")
+# With either source the master also gives the key that seals the etcd snapshots.
+EXT_GIVES = (*FROM_MASTER, "backup_key")
 SA_KEY = "service-account-key.pem"
 SA_KEY_MISSING = (
     "k8s_control_plane:secrets:service-account-key.pem: "
@@ -766,7 +768,7 @@ def test_an_unmanaged_etcd_gets_no_ca_from_the_master(ext, tmp_path):
     """
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway(False)})
     secrets = given["k8s_control_plane"]["secrets"]
-    assert set(secrets) == {"encryption_key", SA_KEY}
+    assert set(secrets) == {"encryption_key", SA_KEY, "backup_key"}
     assert given["x509_signing_policies"]
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
     assert not (directory / "ca.pem").exists() and not (directory / "ca-key.pem").exists()
@@ -778,8 +780,50 @@ def test_an_unmanaged_etcd_gets_no_ca_from_the_master(ext, tmp_path):
         assert again == given
     # managing etcd later adds the CA and keeps the service-account key
     managed = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway(True)})
-    assert set(managed["k8s_control_plane"]["secrets"]) == set(FROM_MASTER)
+    assert set(managed["k8s_control_plane"]["secrets"]) == set(EXT_GIVES)
     assert managed["k8s_control_plane"]["secrets"][SA_KEY] == secrets[SA_KEY]
+
+
+def test_the_backup_key_is_made_with_either_pki_source(ext, tmp_path):
+    """
+    The snapshots' backup key is not PKI: a cluster that brings its own certificates
+    (pki:source pillar) gets it from the master all the same, and nothing else; a key the
+    pillar gives is left alone; a minion the cluster does not list gets nothing.
+    """
+    cfg = {**_hardway(), "pki": {"source": "pillar"}}
+    given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
+    assert given == {"k8s_control_plane": {"secrets": {"backup_key": ANY_KEY}}}
+    key = given["k8s_control_plane"]["secrets"]["backup_key"]
+    assert len(base64.b64decode(key, validate=True)) == 32
+    path = tmp_path / "master-pki" / "k8s_control_plane" / "hardway" / "backup_key"
+    assert path.read_text().strip() == key and _mode(path) == 0o600
+    assert ext.ext_pillar("k8s-controller-3", {"k8s_control_plane": cfg}) == given
+    # with pki:source salt it is the same key
+    salt_given = ext.ext_pillar("k8s-controller-2", {"k8s_control_plane": _hardway()})
+    assert salt_given["k8s_control_plane"]["secrets"]["backup_key"] == key
+    own = {**cfg, "secrets": {"backup_key": base64.b64encode(bytes(32)).decode()}}
+    assert ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": own}) == {
+        "k8s_control_plane": {"secrets": {}}
+    }
+    assert ext.ext_pillar("not-a-controller", {"k8s_control_plane": cfg}) == {}
+
+
+def test_a_backup_key_given_must_be_32_bytes():
+    pillar = salt_pillar()
+    pillar["secrets"]["backup_key"] = base64.b64encode(bytes(16)).decode()
+    errors = rules().validate_config(merged_config(pillar))
+    assert errors == [
+        "k8s_control_plane:secrets:backup_key: valid: base64 of 32 bytes (AES-256-GCM; "
+        "the master's ext_pillar k8s_pki makes one)"
+    ]
+
+
+class _AnyKey:
+    def __eq__(self, other):
+        return isinstance(other, str) and len(other) == 44
+
+
+ANY_KEY = _AnyKey()
 
 
 def test_the_validation_says_who_gives_the_ca_of_an_unmanaged_etcd():
@@ -833,16 +877,16 @@ def _mode(path):
 def test_the_ca_is_made_once_and_kept_root_only(ext, tmp_path):
     first = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway()})
     secrets = first["k8s_control_plane"]["secrets"]
-    assert set(secrets) == set(FROM_MASTER)
+    assert set(secrets) == set(EXT_GIVES)
     base = tmp_path / "master-pki" / "k8s_control_plane"
     directory = base / "hardway"
     assert _mode(base) == 0o700 and _mode(directory) == 0o700
-    for name in FROM_MASTER:
+    for name in EXT_GIVES:
         assert _mode(directory / name) == 0o600, name
     assert (directory / "ca.pem").read_text() == secrets["ca.pem"]
     assert (directory / "ca-key.pem").read_text() == secrets["ca-key.pem"]
     assert _mode(directory / ".lock") == 0o600
-    assert sorted(p.name for p in directory.iterdir()) == [".lock", *sorted(FROM_MASTER)]
+    assert sorted(p.name for p in directory.iterdir()) == [".lock", *sorted(EXT_GIVES)]
     # the second call (another controller, a pillar refresh) gives the same CA and key
     for minion_id in ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3"):
         again = ext.ext_pillar(minion_id, {"k8s_control_plane": _hardway()})
@@ -937,10 +981,12 @@ def test_a_minion_not_listed_gets_nothing(ext, tmp_path):
     assert not (tmp_path / "master-pki").exists()
 
 
-def test_source_pillar_gets_nothing(ext, tmp_path):
+def test_source_pillar_gets_only_the_backup_key(ext, tmp_path):
     cfg = {**_hardway(), "pki": {"source": "pillar"}}
-    assert ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg}) == {}
-    assert not (tmp_path / "master-pki").exists()
+    given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
+    assert set(given["k8s_control_plane"]["secrets"]) == {"backup_key"}
+    directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
+    assert sorted(p.name for p in directory.iterdir()) == [".lock", "backup_key"]
 
 
 def test_an_operator_ca_is_left_alone(ext, tmp_path):
@@ -952,12 +998,13 @@ def test_an_operator_ca_is_left_alone(ext, tmp_path):
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
     # only the encryption key and the service-account key are given: the pillar's CA stays
     # what the operator wrote
-    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_key", SA_KEY}
+    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_key", SA_KEY, "backup_key"}
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
     assert not (directory / "ca.pem").exists() and not (directory / "ca-key.pem").exists()
     # and a kept encryption key and service-account key too
     cfg["secrets"]["encryption_key"] = full["encryption_key"]
     cfg["secrets"][SA_KEY] = full[SA_KEY]
+    cfg["secrets"]["backup_key"] = given["k8s_control_plane"]["secrets"]["backup_key"]
     again = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
     assert again["k8s_control_plane"]["secrets"] == {}
     assert again["x509_signing_policies"] == given["x509_signing_policies"]
@@ -974,7 +1021,9 @@ def test_an_operator_service_account_key_is_left_alone(ext, tmp_path, etcd_manag
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
     secrets = given["k8s_control_plane"]["secrets"]
     assert SA_KEY not in secrets
-    wanted = {"encryption_key"} | ({"ca.pem", "ca-key.pem"} if etcd_managed else set())
+    wanted = {"encryption_key", "backup_key"} | (
+        {"ca.pem", "ca-key.pem"} if etcd_managed else set()
+    )
     assert set(secrets) == wanted
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
     assert not (directory / SA_KEY).exists()

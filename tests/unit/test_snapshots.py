@@ -76,7 +76,8 @@ def test_a_sealed_snapshot_opens_to_the_same_bytes(size):
     key, data = os.urandom(32), os.urandom(size)
     sealed = io.BytesIO()
     assert S.seal_snapshot(io.BytesIO(data), sealed, key, chunk=4096) == size
-    assert data[:64] not in sealed.getvalue() or size == 0
+    # no plaintext run in the sealed bytes (a run of 1-7 random bytes may occur by chance)
+    assert data[:64] not in sealed.getvalue() or size < 8
     opened = io.BytesIO()
     assert S.unseal_snapshot(io.BytesIO(sealed.getvalue()), opened, key) == size
     assert opened.getvalue() == data

@@ -16,7 +16,7 @@ import tomllib
 from tests.support.cluster import REPO
 
 # The folders mypy checks (pyproject.toml's [tool.mypy] files).
-FOLDERS = ("_utils/k8s_control_plane", "_modules", "_states", "_pillar")
+FOLDERS = ("_utils/k8s_control_plane", "_modules", "_states", "_pillar", "_runners")
 
 BAD = """
 def __virtual__():

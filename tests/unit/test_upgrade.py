@@ -80,12 +80,23 @@ def _upgrade(holder="k8s-controller-1", version=None):
 def test_one_controller_at_a_time_the_vip_holder_last():
     steps = _upgrade(holder="k8s-controller-1").run()
     order = step_ids(steps)
-    assert order[:3] == ["upgrade-validate", "upgrade-skew", "upgrade-etcd-quorum"]
+    assert order[:4] == [
+        "upgrade-validate",
+        "upgrade-skew",
+        "upgrade-etcd-quorum",
+        "upgrade-snapshot",
+    ]
+    assert fields(steps["upgrade-snapshot"]) == {
+        "name": "k8s_snapshot.take",
+        "cluster": "hardway",
+        "reason": "upgrade",
+        "require": [{"k8s_cluster": "upgrade-etcd-quorum"}],
+    }
     drains = [s for s in order if s.endswith("-drain")]
     assert drains == [f"upgrade-{m}-drain" for m in ("k8s-controller-2", "k8s-controller-3")] + [
         "upgrade-k8s-controller-1-drain"
     ]
-    assert order[3:7] == [
+    assert order[4:8] == [
         "upgrade-k8s-controller-2-drain",
         "upgrade-k8s-controller-2-controlplane",
         "upgrade-k8s-controller-2-restore",
@@ -105,7 +116,7 @@ def test_move_vip_wraps_each_controller_in_a_vip_move():
     module = _upgrade(holder="k8s-controller-1")
     module.__pillar__["move_vip"] = True
     order = step_ids(module.run())
-    assert order[3:9] == [
+    assert order[4:10] == [
         "upgrade-k8s-controller-2-vip-away",
         "upgrade-k8s-controller-2-drain",
         "upgrade-k8s-controller-2-controlplane",

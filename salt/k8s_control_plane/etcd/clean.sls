@@ -16,6 +16,11 @@
       - {{ etcd.data_dir }}
       - {{ etcd.bin_dir }}/etcd
       - {{ etcd.bin_dir }}/etcdctl
+      - {{ etcd.bin_dir }}/etcdutl
+      {#- what a snapshot or a restore left (k8s_etcd.snapshot_push, snapshot_restore) #}
+      - {{ etcd.data_dir }}.restored
+      - {{ etcd.data_dir }}.before-restore
+      - {{ etcd.data_dir }}.snapshots
     - require:
       - service: {{ tplroot }}-etcd-clean-service-dead
 

@@ -21,7 +21,7 @@ def run():
     base += f"/bin/linux/{cfg['kubernetes']['arch']}"
     states = {"include": [validated, f"{root}.pki.etcd"]}
     watch = []
-    for name in ("etcd", "etcdctl"):
+    for name in ("etcd", "etcdctl", "etcdutl"):
         binary = f"{sid}-file-managed-{name}"
         states[binary] = {
             "file.managed": [
@@ -33,7 +33,8 @@ def run():
                 {"require": [{"sls": validated}]},
             ]
         }
-        watch.append({"file": binary})
+        if name != "etcdutl":  # the offline tool (snapshot restore): nothing runs it
+            watch.append({"file": binary})
     states[f"{sid}-file-directory"] = {
         "file.directory": [
             {"name": etcd["data_dir"]},

@@ -1,0 +1,150 @@
+#!py
+"""
+Restore etcd from a snapshot kept on the master (docs/snapshots.md): the way back from lost
+data or a lost quorum (two of three members' disks gone for good).
+
+    salt-run state.orchestrate orch.restore                       # the newest snapshot
+    salt-run state.orchestrate orch.restore pillar='{"snapshot": "<name>"}'
+    salt-run state.orchestrate orch.restore pillar='{"force": true}'   # quorum still healthy
+
+1. refuse, changing nothing, while any controller still sees a healthy etcd quorum (a
+   restore throws away every write since the snapshot) unless ``force`` is given; refuse a
+   snapshot the master does not keep
+2. on every controller at once: stop kube-apiserver, kube-controller-manager,
+   kube-scheduler and etcd; fetch the same sealed snapshot, open it and restore it
+   (``etcdutl snapshot restore --bump-revision 1000000000 --mark-compacted``, a new
+   cluster token: the restored members form a new cluster that no old member can join);
+   the data before is kept aside in ``<data_dir>.before-restore``
+3. start etcd on every controller at once (each waits for the others' quorum), then wait
+   until every controller sees quorum
+4. the control plane on every controller (its apiserver, then controller-manager and
+   scheduler, started afresh: etcd's revisions jumped, so their informers relist)
+5. wait until every apiserver is ready, directly and via the VIP; the seed's verification
+
+With several clusters on the master pass pillar='{"cluster": NAME}'.
+"""
+
+import datetime
+
+from salt.exceptions import CommandExecutionError, SaltRenderError
+
+
+def _cluster(wanted):
+    """The cluster and its controllers, found on the master (see orch.control_plane)."""
+    __salt__["saltutil.runner"]("saltutil.sync_all")
+    try:
+        found = __salt__["k8s_orchestration.cluster"](wanted, "orch.restore")
+    except CommandExecutionError as exc:
+        raise SaltRenderError(f"orch.restore: {exc}") from exc
+    if found.get("leaving"):
+        raise SaltRenderError(
+            f"orch.restore: {', '.join(found['leaving'])} get cluster {found['cluster']!r} "
+            "from pillar but are not in its controller list: a restore makes a cluster of the "
+            "listed controllers only; fix the list (or run orch.control_plane) first"
+        )
+    return found
+
+
+def _snapshot(name, wanted):
+    """The snapshot to restore: the one named, else the newest the master keeps."""
+    kept = __salt__["saltutil.runner"]("k8s_snapshot.list", cluster=name)
+    if not isinstance(kept, list):
+        raise SaltRenderError(f"orch.restore: the master lists no snapshots: {kept}")
+    names = [s["name"] for s in kept]
+    if wanted:
+        if wanted not in names:
+            raise SaltRenderError(
+                f"orch.restore: the master keeps no snapshot {wanted!r} of {name}; kept: "
+                + (", ".join(names) or "none (salt-run k8s_snapshot.take makes one)")
+            )
+        return wanted
+    if not names:
+        raise SaltRenderError(
+            f"orch.restore: the master keeps no snapshot of {name} (salt-run "
+            "k8s_snapshot.take makes one)"
+        )
+    return names[0]
+
+
+def _quorum_seen(ids):
+    """{controller: what it sees} for the controllers that still see a healthy etcd quorum."""
+    answers = __salt__["saltutil.cmd"](ids, "k8s_health.etcd", tgt_type="list", timeout=15)
+    seen = {}
+    for minion, answer in answers.items():
+        view = answer.get("ret") if isinstance(answer, dict) else None
+        if isinstance(view, dict) and view.get("quorum"):
+            seen[minion] = view["comment"]
+    return seen
+
+
+def run():
+    options = __pillar__ if isinstance(__pillar__, dict) else {}
+    found = _cluster(options.get("cluster"))
+    name, ids, root = found["cluster"], found["controllers"], found["root"]
+    snapshot = _snapshot(name, options.get("snapshot"))
+    seen = _quorum_seen(ids)
+    if seen and options.get("force") is not True:
+        raise SaltRenderError(
+            "orch.restore: refused, nothing changed: etcd still has a healthy quorum ("
+            + "; ".join(f"{m} sees {c}" for m, c in sorted(seen.items()))
+            + "). A restore throws away every write since the snapshot; to do it all the same "
+            "pass pillar='{\"force\": true}'"
+        )
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    token = f"{name}-restore-{stamp}"
+    tgt = [{"tgt": ids}, {"tgt_type": "list"}, {"expect_minions": True}]
+    return {
+        "orch-restore-snapshot": {
+            "salt.function": [
+                {"name": "k8s_etcd.snapshot_restore"},
+                *tgt,
+                {"arg": [snapshot, token]},
+                {"timeout": 900},
+                {"failhard": True},
+            ]
+        },
+        # etcd is Type=notify: each start returns once the members found their quorum, so
+        # they start in one job, together
+        "orch-restore-etcd": {
+            "salt.function": [
+                {"name": "service.start"},
+                *tgt,
+                {"arg": ["etcd"]},
+                {"timeout": 300},
+                {"failhard": True},
+                {"require": [{"salt": "orch-restore-snapshot"}]},
+            ]
+        },
+        "orch-etcd-quorum": {
+            "k8s_cluster.etcd_quorum": [
+                {"name": "etcd"},
+                {"tgt": ids},
+                {"tgt_type": "list"},
+                {"timeout": 120},
+                {"require": [{"salt": "orch-restore-etcd"}]},
+            ]
+        },
+        "orch-controlplane": {
+            "salt.state": [
+                *tgt,
+                {"sls": [f"{root}.controlplane"]},
+                {"require": [{"k8s_cluster": "orch-etcd-quorum"}]},
+            ]
+        },
+        "orch-wait-ready": {
+            "k8s_cluster.apiservers_ready": [
+                {"name": "apiservers"},
+                {"tgt": ids},
+                {"tgt_type": "list"},
+                {"require": [{"salt": "orch-controlplane"}]},
+            ]
+        },
+        "orch-verify": {
+            "k8s_cluster.verified": [
+                {"name": name},
+                {"tgt": ids},
+                {"tgt_type": "list"},
+                {"require": [{"k8s_cluster": "orch-wait-ready"}]},
+            ]
+        },
+    }
