@@ -484,13 +484,25 @@ def wait_ready(
         time.sleep(interval)
 
 
+def _expiry():
+    """The certificates' days left (k8s_pki.expiry), shortened: a warning, never a failure
+    (the next orchestration renews what is due)."""
+    try:
+        found = __salt__["k8s_pki.expiry"]()
+    except Exception as exc:  # a check of its own must not fail the summary
+        return {"due": [], "comment": f"not read: {exc}"}
+    return {"due": found["due"], "soonest": found["soonest"], "comment": found["comment"]}
+
+
 def summary() -> dict[str, Any]:
     """
     The seed's verification steps, machine-readable: who holds the VIP,
     haproxy on 127.0.0.1 with the seed's Host header (200 expected), this
     apiserver's health endpoints, the VIP, controller-manager and scheduler
     health, and haproxy's backends. ``ok`` is true when all pass; the
-    return code is non-zero otherwise.
+    return code is non-zero otherwise. ``certificates`` (k8s_pki.expiry) says
+    which expires first and which are within the renewal margin: a warning,
+    not a failure.
 
     CLI Example:
 
@@ -520,6 +532,7 @@ def summary() -> dict[str, Any]:
         "vip": vip(),
         "components": components,
         "haproxy_backends": {"ok": backends_ok, "servers": backends},
+        "certificates": _expiry(),
     }
     result["ok"] = all(
         [

@@ -6,10 +6,13 @@ docs/pki.md tells the whole design. No function returns a private key, the
 CA key or the encryption key.
 """
 
+import base64
 import datetime
 import logging
 import os
 from typing import Any
+
+import yaml
 
 try:
     from cryptography import x509
@@ -283,3 +286,101 @@ def certificates() -> dict[str, dict[str, Any]]:
             )
         report[path] = found
     return report
+
+
+def _pem_certificates(text):
+    """Every certificate in a PEM text (a CA bundle holds several)."""
+    marker = "-----BEGIN CERTIFICATE-----"
+    found = []
+    for block in text.split(marker)[1:]:
+        found.append(x509.load_pem_x509_certificate((marker + block).encode()))
+    return found
+
+
+def _kubeconfig_certificates(path):
+    """(what, certificate) for a kubeconfig's embedded CA and client certificates."""
+    with open(path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle) or {}
+    found = []
+    for what, entries, field, key in (
+        ("its CA", config.get("clusters") or [], "cluster", "certificate-authority-data"),
+        ("its client", config.get("users") or [], "user", "client-certificate-data"),
+    ):
+        for entry in entries:
+            data = ((entry or {}).get(field) or {}).get(key)
+            if data:
+                text = base64.b64decode(data).decode()
+                found += [(what, cert) for cert in _pem_certificates(text)]
+    return found
+
+
+def expiry(margin_days: int | None = None) -> dict[str, Any]:
+    """
+    Return every certificate this controller holds from the formula, with its days left:
+    the CA, the apiserver's and the other leaves, etcd's, and the ones embedded in each
+    kubeconfig (its CA and its client certificate). ``due`` names those with fewer days
+    left than the margin (``pki:renew_before_days`` unless given): the next
+    ``orch.control_plane`` re-issues them (a CA is never re-issued by the formula: one
+    falling due is named, to rotate). ``soonest`` is the one that expires first. Public
+    facts only.
+
+    margin_days
+        Warn below this many days left (default: pki:renew_before_days).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_pki.expiry
+        salt 'k8s-controller-*' k8s_pki.expiry margin_days=90
+    """
+    cfg = _cfg()
+    margin = int(cfg["pki"]["renew_before_days"] if margin_days is None else margin_days)
+    now = datetime.datetime.now(datetime.UTC)
+    listed, unreadable = [], []
+    for entry in plan():
+        path, name = entry["path"], entry["name"]
+        if not os.path.isfile(path) or os.path.islink(path) or name.endswith("-key.pem"):
+            continue
+        try:
+            if name.endswith(".kubeconfig"):
+                found = _kubeconfig_certificates(path)
+            elif name.endswith(".pem"):
+                with open(path, encoding="utf-8") as handle:
+                    found = [("", cert) for cert in _pem_certificates(handle.read())]
+            else:
+                continue
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            unreadable.append(f"{path}: {exc}")
+            continue
+        for what, cert in found:
+            left = (cert.not_valid_after_utc - now).total_seconds() / 86400
+            is_ca = cert.subject == cert.issuer
+            listed.append(
+                {
+                    "file": path + (f" ({what})" if what else ""),
+                    "subject": cert.subject.rfc4514_string(),
+                    "ca": is_ca,
+                    "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}",
+                    "days_left": round(left, 1),
+                    "due": left <= margin,
+                }
+            )
+    listed.sort(key=lambda c: c["days_left"])
+    due = [c["file"] for c in listed if c["due"]]
+    soonest = listed[0] if listed else None
+    if soonest is None:
+        comment = "no certificate found"
+    else:
+        comment = f"soonest {soonest['file']} in {soonest['days_left']:.0f} days"
+        if due:
+            comment += f"; {len(due)} within the {margin}-day margin: {', '.join(due)}"
+    if unreadable:
+        comment += "; unreadable: " + "; ".join(unreadable)
+    return {
+        "margin_days": margin,
+        "certificates": listed,
+        "due": due,
+        "soonest": soonest,
+        "comment": comment,
+    }

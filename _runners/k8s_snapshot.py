@@ -24,6 +24,7 @@ Master configuration (the lab's is in tools/lab/master.py)::
         function: k8s_snapshot.take
         kwargs: {reason: scheduled}
         hours: 1
+        run_on_start: False     # Salt's default runs it at every master start
 """
 
 import base64

@@ -290,6 +290,9 @@ def verified(name: str, tgt: str | list[str], tgt_type: str = "compound") -> dic
         status = "ok" if summary.get("ok") else "FAILED " + ", ".join(failed)
         vip = " (holds the VIP)" if summary.get("holds_vip") else ""
         lines.append(f"{minion}: {status}{vip}")
+        certificates = summary.get("certificates") or {}
+        if certificates.get("due"):
+            lines.append(f"WARNING {minion}: certificates {certificates.get('comment')}")
     ret["result"] = not bad
     ret["comment"] = "\n".join(lines)
     return ret

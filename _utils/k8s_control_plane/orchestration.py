@@ -442,7 +442,34 @@ def check_findings(
         ]
         verdicts.append(f"{minion} ok" if ok else f"{minion} FAILED {', '.join(failed) or view}")
     lines.append("Verified (k8s_health.summary): " + ", ".join(verdicts))
+    lines += certificate_findings(summary)
     return passed, lines
+
+
+def certificate_findings(summary: dict[str, Any]) -> list[str]:
+    """
+    From each controller's k8s_health.summary: one line naming the certificate that expires
+    first anywhere, and a WARNING line per controller holding any within the renewal
+    margin (the next full orchestration renews them). None when no controller says.
+    """
+    soonest, warnings = None, []
+    for minion, view in summary.items():
+        found = view.get("certificates") if isinstance(view, dict) else None
+        if not isinstance(found, dict):
+            continue
+        first = found.get("soonest")
+        if isinstance(first, dict) and (soonest is None or first["days_left"] < soonest[1]):
+            soonest = (minion, first["days_left"], first["file"])
+        if found.get("due"):
+            warnings.append(
+                f"WARNING certificates on {minion} within the renewal margin: "
+                + ", ".join(found["due"])
+            )
+    if soonest is None:
+        return warnings
+    minion, days, path = soonest
+    first = f"Certificates: the first to expire is {path} on {minion}, in {days:.0f} days"
+    return [first, *warnings]
 
 
 def plan_summary(

@@ -10,12 +10,11 @@ test_secrets hands over:
   gone, a new etcd cluster), timed, under a probe through the VIP;
 * two of three members' disks destroyed (lost quorum): the same without being told to;
 * then a no-op orchestration: the restored cluster is the converged one, handed to
-  test_membership.
+  test_renewal.
 """
 
 import base64
 import json
-import os
 import stat
 import time
 
@@ -24,7 +23,7 @@ import pytest
 from tests.lab.handover import hand_over
 from tools.lab import lab
 from tools.lab.common import MASTER_DIR, poll
-from tools.lab.master import SNAPSHOT_SECONDS_ENV, SNAPSHOTS_DIR, ensure_master
+from tools.lab.master import SNAPSHOTS_DIR, reschedule
 from tools.lab.probe import ApiProbe
 
 VIP_SERVER = f"--server=https://{lab.vip()}:8443"
@@ -54,22 +53,6 @@ def snapshots() -> list[dict]:
     data, proc = lab.salt_json(["salt-run", "k8s_snapshot.list"])
     assert isinstance(data, list), proc.stdout[-2000:] + proc.stderr[-2000:]
     return data
-
-
-def _master_with_snapshots_every(seconds: int | None) -> None:
-    """The lab's master with its snapshot schedule at ``seconds`` (None: the lab's hourly);
-    restarted when that changes, then every controller answering again."""
-    if seconds is None:
-        os.environ.pop(SNAPSHOT_SECONDS_ENV, None)
-    else:
-        os.environ[SNAPSHOT_SECONDS_ENV] = str(seconds)
-    ensure_master()
-
-    def all_answer():
-        data, _ = lab.salt_json(["salt", "--static", "k8s-controller-*", "test.ping"], 60)
-        return isinstance(data, dict) and sorted(data) == list(lab.controllers())
-
-    poll("every controller to answer the restarted master", all_answer, 120, 1)
 
 
 def _cluster_id(name: str = FIRST) -> str:
@@ -115,7 +98,7 @@ def scheduled(converged_lab, measured):
     before = {s["name"] for s in snapshots()}
     start = time.monotonic()
     try:
-        _master_with_snapshots_every(5)
+        reschedule(snapshot_seconds=5)
         new = poll(
             "the master's schedule to take a snapshot",
             lambda: [s for s in snapshots() if s["name"] not in before],
@@ -123,7 +106,7 @@ def scheduled(converged_lab, measured):
             1,
         )
     finally:
-        _master_with_snapshots_every(None)
+        reschedule()
     measured["snapshots: a scheduled snapshot (master restarts included)"] = (
         time.monotonic() - start
     )
@@ -198,4 +181,4 @@ def test_the_restored_cluster_is_the_converged_one(scheduled, measured):
     assert [step["id"] for step in report["steps"]] == ["orch-converged"], report["steps"]
     for name in ("after-snap",):
         lab.kubectl(FIRST, f"delete configmap {name} --ignore-not-found")
-    hand_over()  # converged, no override: test_membership takes this lab
+    hand_over()  # converged, no override: test_renewal takes this lab

@@ -265,9 +265,17 @@ def _checks(holder="k8s-controller-1", quorum=True, ok=True):
     return {
         m: {
             "k8s_health.etcd": _view(3 if quorum else 1, quorum),
-            "k8s_health.summary": {"ok": ok, "holds_vip": m == holder, "vip": {"ok": ok}},
+            "k8s_health.summary": {
+                "ok": ok,
+                "holds_vip": m == holder,
+                "vip": {"ok": ok},
+                "certificates": {
+                    "due": [],
+                    "soonest": {"file": "/var/lib/kubernetes/admin.kubeconfig", "days_left": d},
+                },
+            },
         }
-        for m in IDS
+        for m, d in zip(IDS, (364.2, 363.6, 364.9), strict=True)
     }
 
 
@@ -286,6 +294,8 @@ def test_a_converged_cluster_gets_one_step_that_reports_the_checks():
             "k8s-controller-3 sees 3 of 3",
             "Verified (k8s_health.summary): k8s-controller-1 ok, k8s-controller-2 ok, "
             "k8s-controller-3 ok",
+            "Certificates: the first to expire is /var/lib/kubernetes/admin.kubeconfig on "
+            "k8s-controller-2, in 364 days",
         ],
     }
     # one job on the controllers: identities, states, checks (k8s_cluster.plan)
@@ -371,7 +381,29 @@ def test_check_findings_name_what_failed():
         "k8s-controller-3: no answer",
         "Verified (k8s_health.summary): k8s-controller-1 FAILED vip, "
         "k8s-controller-2 FAILED vip, k8s-controller-3 FAILED None",
+        "Certificates: the first to expire is /var/lib/kubernetes/admin.kubeconfig on "
+        "k8s-controller-2, in 364 days",
     ]
+
+
+def test_certificates_within_the_margin_are_warned_about():
+    from tests.support.orchestration import rules
+
+    due = ["/var/lib/kubernetes/kubernetes.pem", "/etc/etcd/etcd.pem"]
+    summary = {
+        "k8s-controller-1": {"certificates": {"due": [], "soonest": None}},
+        "k8s-controller-2": {
+            "certificates": {"due": due, "soonest": {"file": due[0], "days_left": 12.4}}
+        },
+        "k8s-controller-3": "Minion did not return",
+    }
+    assert rules().certificate_findings(summary) == [
+        "Certificates: the first to expire is /var/lib/kubernetes/kubernetes.pem on "
+        "k8s-controller-2, in 12 days",
+        "WARNING certificates on k8s-controller-2 within the renewal margin: "
+        "/var/lib/kubernetes/kubernetes.pem, /etc/etcd/etcd.pem",
+    ]
+    assert rules().certificate_findings({"k8s-controller-1": {}}) == []
 
 
 def _identity_with(modules="m1", pillar="p1"):

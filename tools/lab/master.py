@@ -18,6 +18,7 @@ from .common import (
     PILLAR_DIR,
     REPO,
     STATE_DIR,
+    controllers,
     poll,
     run,
     salt_bin,
@@ -36,10 +37,14 @@ SNAPSHOTS_DIR = MASTER_DIR / "snapshots"
 # How often the master's schedule takes one (K8S_LAB_SNAPSHOT_SECONDS; the formula's
 # documented default is hourly, and so is the lab's unless a test asks for shorter).
 SNAPSHOT_SECONDS_ENV = "K8S_LAB_SNAPSHOT_SECONDS"
+# How often the master's schedule runs the certificate renewal (K8S_LAB_RENEWAL_SECONDS;
+# daily unless a test asks for shorter).
+RENEWAL_SECONDS_ENV = "K8S_LAB_RENEWAL_SECONDS"
 
 
 def master_config() -> str:
     every = int(os.environ.get(SNAPSHOT_SECONDS_ENV) or 3600)
+    renewal = int(os.environ.get(RENEWAL_SECONDS_ENV) or 86400)
     conf = {
         "id": "lab-master",
         "interface": MASTER_IP,
@@ -67,8 +72,16 @@ def master_config() -> str:
                 "function": "k8s_snapshot.take",
                 "kwargs": {"reason": "scheduled"},
                 "seconds": every,
+                "run_on_start": False,  # Salt's default runs it at every master start
                 "maxrunning": 1,
-            }
+            },
+            # docs/pki.md: renewal through orch.control_plane when certificates fall due
+            "k8s-cert-renewal": {
+                "function": "k8s_certs.renew",
+                "seconds": renewal,
+                "run_on_start": False,
+                "maxrunning": 1,
+            },
         },
         "pillar_roots": {"base": [str(PILLAR_DIR), str(REPO / "pillar")]},
         # the cluster CA's keeper (docs/pki.md): <pki_dir>/k8s_control_plane/<cluster>/
@@ -91,6 +104,28 @@ def ensure_master() -> None:
     poll("the salt-master to listen on 4506", lambda: tcp_open_in_netns(4506), 60, 0.2)
     wait_master_workers_loaded()
     say(f"salt-master on {MASTER_IP} (config {MASTER_DIR}/master, log {LOG_DIR}/master.log)")
+
+
+def reschedule(snapshot_seconds: int | None = None, renewal_seconds: int | None = None) -> None:
+    """
+    The master's schedules at these intervals (None: the lab's hourly snapshot, daily
+    renewal): the master restarted when they change, then every controller answering it.
+    """
+    for env, value in (
+        (SNAPSHOT_SECONDS_ENV, snapshot_seconds),
+        (RENEWAL_SECONDS_ENV, renewal_seconds),
+    ):
+        if value is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = str(int(value))
+    ensure_master()
+
+    def all_answer():
+        data, _ = salt_json(["salt", "--static", "k8s-controller-*", "test.ping"], 60)
+        return isinstance(data, dict) and sorted(data) == sorted(controllers())
+
+    poll("every controller to answer the restarted master", all_answer, 120, 1)
 
 
 BROKEN_WORKER = "failed to load modules, worker will be non-functional"

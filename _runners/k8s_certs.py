@@ -1,0 +1,147 @@
+"""
+The certificate watch on the master (docs/pki.md, "Expiry and renewal"): which certificates
+each controller holds and when each expires (``k8s_pki.expiry``), and renewal without a
+person through the rolling, gated orchestration, never from a minion's own state run.
+
+    salt-run k8s_certs.check            # every controller's certificates, soonest first
+    salt-run k8s_certs.renew            # what the master's schedule runs (daily)
+
+A schedule on the master rather than a beacon on each controller: the renewal must go
+through ``orch.control_plane`` (one apiserver and one etcd member at a time, drained and
+gated), which only the master can start, and one job per day is enough for certificates
+that live a year. Master configuration::
+
+    schedule:
+      k8s-cert-renewal:
+        function: k8s_certs.renew
+        hours: 24
+        run_on_start: False
+        maxrunning: 1
+"""
+
+import logging
+from typing import Any
+
+import salt.client
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8s_certs"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _cluster(name, command):
+    return __salt__["salt.cmd"]("k8s_orchestration.cluster", name, command)
+
+
+def _expiry(ids):
+    client = salt.client.get_local_client(mopts=__opts__)
+    answers = client.cmd(ids, "k8s_pki.expiry", tgt_type="list", timeout=60, full_return=True)
+    found, errors = {}, {}
+    for minion in ids:
+        answer = answers.get(minion)
+        ret = answer.get("ret") if isinstance(answer, dict) else None
+        if isinstance(ret, dict) and answer.get("retcode", 0) == 0:
+            found[minion] = ret
+        else:
+            errors[minion] = ret if ret is not None else "no answer (minion down?)"
+    return found, errors
+
+
+def check(cluster: str | None = None) -> dict[str, Any]:
+    """
+    Every controller's certificates with their days left (k8s_pki.expiry), and which are
+    within the renewal margin (``pki:renew_before_days``). Read-only.
+
+    cluster
+        The cluster (``k8s_control_plane:cluster``); optional with one on the master.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8s_certs.check
+    """
+    found = _cluster(cluster, "k8s_certs.check")
+    expiry, errors = _expiry(found["controllers"])
+    return {
+        "cluster": found["cluster"],
+        "due": {m: e["due"] for m, e in expiry.items() if e["due"]},
+        "controllers": {m: e["comment"] for m, e in expiry.items()},
+        "errors": errors,
+    }
+
+
+def _not_renewal(pending, root):
+    """The pending changes a renewal would not make: anything outside the PKI files and what
+    restarts because of them (the services and their gates)."""
+    renewal = (f"{root}-pki-",)
+    follows = ("service-running", "k8s_etcd-", "k8s_health-", "turn_")
+    other = []
+    for minion, lines in pending.items():
+        for line in lines:
+            state = str(line).split(":", 1)[0]
+            if not state.startswith(renewal) and not any(f in state for f in follows):
+                other.append(f"{minion}: {line}")
+    return other
+
+
+def renew(cluster: str | None = None) -> dict[str, Any]:
+    """
+    Renew the certificates within the renewal margin on any controller by running
+    ``orch.control_plane`` (the rolling, gated path: each apiserver drained before its
+    restart, etcd's members one at a time), when that is all the orchestration would do.
+    Nothing due: nothing runs. Other changes pending as well (a pillar edit not applied
+    yet): nothing runs, and they are named, since a person should apply those.
+
+    cluster
+        The cluster; optional with one on the master.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8s_certs.renew
+    """
+    found = _cluster(cluster, "k8s_certs.renew")
+    name, ids = found["cluster"], found["controllers"]
+    expiry, errors = _expiry(ids)
+    if errors:
+        raise CommandExecutionError(
+            f"k8s_certs: no renewal for {name}: "
+            + "; ".join(f"{m}: {e}" for m, e in errors.items())
+        )
+    due = {m: e["due"] for m, e in expiry.items() if e["due"]}
+    if not due:
+        soonest = min(
+            (e["soonest"]["days_left"] for e in expiry.values() if e.get("soonest")), default=None
+        )
+        return {"cluster": name, "renewed": False, "comment": f"nothing due (soonest: {soonest})"}
+    plan = __salt__["salt.cmd"]("k8s_orchestration.pending", ids, found["root"], expected=found)
+    other = _not_renewal(plan.get("pending") or {}, found["root"])
+    if other:
+        log.warning("k8s_certs: %s: certificates due but other changes pending: %s", name, other)
+        return {
+            "cluster": name,
+            "renewed": False,
+            "due": due,
+            "comment": "certificates are due, but orch.control_plane would change more than "
+            "them, so it was not run: apply the pending changes (salt-run state.orchestrate "
+            "orch.control_plane test=True shows them)",
+            "other_changes": other[:50],
+        }
+    log.warning("k8s_certs: %s: renewing %s through orch.control_plane", name, due)
+    result = __salt__["state.orchestrate"]("orch.control_plane", pillar={"cluster": name})
+    data = result.get("data", result) if isinstance(result, dict) else {}
+    steps = [s for m in data.values() if isinstance(m, dict) for s in m.values()]
+    failed = [s.get("__id__") for s in steps if isinstance(s, dict) and s.get("result") is False]
+    if failed or not steps:
+        raise CommandExecutionError(
+            f"k8s_certs: the renewal's orch.control_plane failed at {failed or result}"
+        )
+    log.warning("k8s_certs: %s: renewed through orch.control_plane (%s steps)", name, len(steps))
+    return {"cluster": name, "renewed": True, "due": due, "steps": len(steps)}

@@ -1,0 +1,101 @@
+"""_runners/k8s_certs.py (issue 21) with Salt stood in: nothing due runs nothing; certificates
+due with nothing else pending run orch.control_plane once; other changes pending as well run
+nothing and are named; a controller that does not answer stops it."""
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+from tests.support.cluster import REPO, load_file
+
+IDS = ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"]
+ROOT = "k8s_control_plane"
+RENEWAL = [
+    f"{ROOT}-pki-x509-certificate_managed-kubernetes.pem: would change",
+    f"{ROOT}-pki-k8s_pki-kubeconfig_managed-admin.kubeconfig: would change",
+    f"{ROOT}-pki-etcd-x509-certificate_managed-etcd.pem: would change",
+    f"{ROOT}-etcd-k8s_etcd-turn_taken: would change",
+    f"{ROOT}-etcd-k8s_etcd-restart_safe: would change",
+    f"{ROOT}-etcd-service-running: would change",
+    f"{ROOT}-controlplane-services-service-running-kube-apiserver: would change",
+]
+
+
+def _expiry(due=()):
+    first = {"file": "/var/lib/kubernetes/kubernetes.pem", "days_left": 12.0 if due else 300.0}
+    return {"due": list(due), "soonest": first, "comment": "..."}
+
+
+class _Client:
+    def __init__(self, answers):
+        self.answers = answers
+
+    def cmd(self, tgt, fun, **_kwargs):
+        assert (tgt, fun) == (IDS, "k8s_pki.expiry")
+        return self.answers
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    module = load_file(REPO / "_runners" / "k8s_certs.py", "k8s_test_runner_k8s_certs")
+    module.__opts__ = {}
+    module.orchestrated = []
+    module.pending = {m: [] for m in IDS}
+
+    def salt_cmd(fun, *args, **kwargs):
+        if fun == "k8s_orchestration.cluster":
+            return {"cluster": "hardway", "controllers": IDS, "root": ROOT}
+        assert fun == "k8s_orchestration.pending"
+        return {"pending": module.pending}
+
+    def orchestrate(sls, pillar=None):
+        module.orchestrated.append((sls, pillar))
+        return {"data": {"master": {"a": {"__id__": "orch-verify", "result": True}}}}
+
+    module.__salt__ = {"salt.cmd": salt_cmd, "state.orchestrate": orchestrate}
+
+    def answer(answers):
+        monkeypatch.setattr(module.salt.client, "get_local_client", lambda **_k: _Client(answers))
+
+    module.answer = answer
+    return module
+
+
+def _ok(value):
+    return {"ret": value, "retcode": 0}
+
+
+def test_nothing_due_runs_nothing(runner):
+    runner.answer({m: _ok(_expiry()) for m in IDS})
+    done = runner.renew()
+    assert done["renewed"] is False and "nothing due (soonest: 300.0)" in done["comment"]
+    assert runner.orchestrated == []
+
+
+def test_due_certificates_alone_run_the_rolling_orchestration(runner):
+    due = ["/var/lib/kubernetes/kubernetes.pem", "/etc/etcd/etcd.pem"]
+    runner.answer({m: _ok(_expiry(due)) for m in IDS})
+    runner.pending = {m: list(RENEWAL) for m in IDS}
+    done = runner.renew()
+    assert done["renewed"] is True and done["due"] == {m: due for m in IDS}
+    assert runner.orchestrated == [("orch.control_plane", {"cluster": "hardway"})]
+
+
+def test_other_pending_changes_run_nothing_and_are_named(runner):
+    runner.answer({m: _ok(_expiry(["/var/lib/kubernetes/kubernetes.pem"])) for m in IDS})
+    edit = f"{ROOT}-loadbalancer-haproxy-file-managed-config: would change"
+    runner.pending = {m: [*RENEWAL, edit] if m == "k8s-controller-2" else RENEWAL for m in IDS}
+    done = runner.renew()
+    assert done["renewed"] is False and runner.orchestrated == []
+    assert done["other_changes"] == [f"k8s-controller-2: {edit}"]
+
+
+def test_a_controller_without_an_answer_stops_it(runner):
+    runner.answer({"k8s-controller-1": _ok(_expiry(["x"])), "k8s-controller-2": _ok(_expiry())})
+    with pytest.raises(CommandExecutionError, match="k8s-controller-3: no answer"):
+        runner.renew()
+    assert runner.orchestrated == []
+
+
+def test_check_names_what_is_due(runner):
+    runner.answer({m: _ok(_expiry(["a.pem"] if m == IDS[0] else [])) for m in IDS})
+    assert runner.check()["due"] == {IDS[0]: ["a.pem"]}
