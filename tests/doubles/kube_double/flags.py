@@ -203,6 +203,10 @@ APISERVER_FLAGS = {
     "service-cluster-ip-range": _f("string"),
     "service-node-port-range": _f("portrange"),
     "shutdown-delay-duration": _f("duration"),
+    # Added in 1.27 by kubernetes/kubernetes#114925 ("apiserver: terminate watch with rate
+    # limiting during shutdown", merged 2023-02-27); in k8s.io/apiserver's
+    # pkg/server/options/server_run_options.go.
+    "shutdown-watch-termination-grace-period": _f("duration", since=27),
     "storage-backend": _f("string"),
     "storage-media-type": _f("string"),
     "strict-transport-security-directives": _f("strings"),
