@@ -12,9 +12,11 @@ time; the rules are in ``_utils/k8s_control_plane/membership.py``.
 import base64
 import contextlib
 import datetime
+import http.client
 import json
 import logging
 import os
+import shutil
 import ssl
 import tempfile
 import time
@@ -504,19 +506,37 @@ def give_turn(name: str) -> dict[str, Any]:
     return {"name": name, "given": True}
 
 
-SNAPSHOT_DIR = "/var/lib/k8s_control_plane/snapshots"
+def _work_dir(cfg):
+    """
+    A private folder for one snapshot or restore, under ``<data_dir>.snapshots`` (0700,
+    beside etcd's data: root-only, on its disk): its own per call, so that a scheduled
+    snapshot, one before an upgrade and a restore never touch each other's files.
+    etcd.clean removes the parent.
+    """
+    parent = f"{cfg['etcd']['data_dir'].rstrip('/')}.snapshots"
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    os.chmod(parent, 0o700)
+    return tempfile.mkdtemp(dir=parent, prefix="work-")
 
 
-def snapshot_save(directory: str = SNAPSHOT_DIR, timeout: float = 600) -> dict[str, Any]:
+def _tidy(directory):
+    """Remove a work folder and what it holds; its parent too once empty."""
+    shutil.rmtree(directory, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(directory))
+
+
+def snapshot_save(directory: str, timeout: float = 600) -> dict[str, Any]:
     """
     Take a snapshot of etcd from this controller's own member, which must be healthy (it sees
     a leader), through etcd's Maintenance.Snapshot API (what ``etcdctl snapshot save`` calls),
-    into ``directory`` (made root-only, the file 0600), and check etcd's SHA-256 trailer as
+    into ``directory`` (which must exist; the file 0600), and check etcd's SHA-256 trailer as
     ``etcdutl snapshot restore`` does. Returns its ``path``, ``bytes`` and the member's
-    ``revision`` before it was taken. A failed or refused snapshot leaves no file.
+    ``revision`` before it was taken. A failed or refused snapshot leaves no file. The
+    file holds etcd's data unsealed: snapshot_push is what takes one off the controller.
 
     directory
-        Where the snapshot is written (default /var/lib/k8s_control_plane/snapshots).
+        An existing, root-only folder the snapshot is written to.
 
     timeout
         Seconds without a byte from etcd after which the snapshot fails.
@@ -525,16 +545,16 @@ def snapshot_save(directory: str = SNAPSHOT_DIR, timeout: float = 600) -> dict[s
 
     .. code-block:: bash
 
-        salt k8s-controller-2 k8s_etcd.snapshot_save
+        salt k8s-controller-2 k8s_etcd.snapshot_save /root/etcd-snapshots
     """
     cfg = _etcd()
+    if not os.path.isdir(directory) or os.stat(directory).st_mode & 0o077:
+        raise CommandExecutionError(f"k8s_etcd: {directory} must be an existing 0700 folder")
     mine = _endpoints(cfg)[0]
     if not _healthy(cfg, mine, 5):
         raise CommandExecutionError(f"k8s_etcd: {mine} is not healthy: no snapshot from it")
     header = _post(cfg, "/v3/maintenance/status", {}, 10, [mine]).get("header") or {}
     revision = int(header.get("revision") or 0)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    os.chmod(directory, 0o700)
     handle, part = tempfile.mkstemp(dir=directory, prefix=".snapshot-", suffix=".part")
     request = urllib.request.Request(
         f"{mine}/v3/maintenance/snapshot",
@@ -560,19 +580,13 @@ def snapshot_save(directory: str = SNAPSHOT_DIR, timeout: float = 600) -> dict[s
                 raise CommandExecutionError(
                     "k8s_etcd: the snapshot does not end with the SHA-256 of its database"
                 )
-    except (OSError, ValueError, CommandExecutionError) as exc:
+    except (OSError, ValueError, http.client.HTTPException, CommandExecutionError) as exc:
         with contextlib.suppress(OSError):
             os.remove(part)
         if isinstance(exc, CommandExecutionError):
             raise
         raise CommandExecutionError(f"k8s_etcd: snapshot from {mine}: {exc}") from exc
     return {"path": part, "bytes": os.path.getsize(part), "revision": revision, "member": mine}
-
-
-# Where a snapshot is taken, sealed and restored from on a controller: beside etcd's data
-# (root-only), emptied and removed after each use; etcd.clean removes it too.
-def _work_dir(cfg):
-    return f"{cfg['etcd']['data_dir'].rstrip('/')}.snapshots"
 
 
 def _backup_key():
@@ -594,6 +608,10 @@ def _backup_key():
 
 def _etcdutl(cfg, *args, timeout=600):
     binary = os.path.join(cfg["etcd"]["bin_dir"], "etcdutl")
+    if not os.path.exists(binary):
+        raise CommandExecutionError(
+            f"k8s_etcd: no {binary}: snapshots need etcd 3.5 or later, whose release has it"
+        )
     result = __salt__["cmd.run_all"](
         [binary, *args], python_shell=False, timeout=timeout, output_loglevel="debug"
     )
@@ -602,14 +620,6 @@ def _etcdutl(cfg, *args, timeout=600):
             f"k8s_etcd: etcdutl {args[0]} {args[1]}: {result['stderr'] or result['stdout']}"
         )
     return result["stdout"]
-
-
-def _tidy(directory):
-    """Remove the work directory's files and the directory itself (nothing is kept there)."""
-    with contextlib.suppress(OSError):
-        for entry in os.listdir(directory):
-            os.remove(os.path.join(directory, entry))
-        os.rmdir(directory)
 
 
 def snapshot_push(reason: str = "manual", timeout: float = 600) -> dict[str, Any]:
@@ -686,16 +696,126 @@ BUMP_REVISION = 1_000_000_000
 STOPPED_FOR_RESTORE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 
 
+def _restored_dir(cfg, token):
+    """Where snapshot_prepare restores for ``token``: in the root-only work parent."""
+    return f"{cfg['etcd']['data_dir'].rstrip('/')}.snapshots/restored-{token}"
+
+
+def _token_ok(token):
+    return bool(token) and all(c.isalnum() or c in "-_." for c in str(token))
+
+
+def snapshot_prepare(
+    name: str, token: str, saltenv: str = "k8s-snapshots", timeout: float = 600
+) -> dict[str, Any]:
+    """
+    The first half of a restore, which stops nothing: fetch the sealed snapshot ``name``
+    from the master (the saltenv ``k8s-snapshots``, docs/snapshots.md), open it with
+    ``secrets:backup_key``, check etcd's trailer and restore it into
+    ``<data_dir>.restored-<token>`` as this controller's member of a new cluster (token
+    ``token``) of every listed controller (``etcdutl snapshot restore --bump-revision
+    --mark-compacted``). snapshot_swap then puts it in place. A failure leaves nothing.
+
+    name
+        The snapshot's file name (``salt-run k8s_snapshot.list``).
+
+    token
+        The new cluster's ``--initial-cluster-token``, the same on every member.
+
+    saltenv
+        The master's file_roots environment the snapshots are served from.
+
+    timeout
+        Seconds for etcdutl.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt -L k8s-controller-1,k8s-controller-2,k8s-controller-3 k8s_etcd.snapshot_prepare \\
+            hardway_20261206T120000Z_k8s-controller-1_r1234.db.sealed hardway-restore-1
+    """
+    cfg = _etcd()
+    rules = "k8s_control_plane."
+    found = __utils__[rules + "parse_snapshot_name"](name)
+    if not found or found["cluster"] != cfg["cluster"]:
+        raise CommandExecutionError(
+            f"k8s_etcd: {name!r} is not a snapshot of cluster {cfg['cluster']!r} "
+            "(salt-run k8s_snapshot.list names them)"
+        )
+    if not _token_ok(token):
+        raise CommandExecutionError(f"k8s_etcd: {token!r} is no cluster token (letters, -_.)")
+    key = _backup_key()
+    etcd = cfg["etcd"]
+    me = __salt__["k8s_cluster.controller"]()
+    work = _work_dir(cfg)  # makes the root-only parent of the restored data too
+    restored = _restored_dir(cfg, token)
+    shutil.rmtree(restored, ignore_errors=True)  # what an interrupted run of this token left
+    try:
+        sealed = os.path.join(work, name)
+        fetched = __salt__["cp.get_file"](
+            f"salt://{cfg['cluster']}/{name}", sealed, saltenv=saltenv
+        )
+        if not fetched:
+            raise CommandExecutionError(
+                f"k8s_etcd: the master serves no {cfg['cluster']}/{name} in saltenv {saltenv}"
+            )
+        plain = os.path.join(work, "snapshot.db")
+        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(sealed, "rb") as source, os.fdopen(fd, "wb") as out:
+            try:
+                __utils__[rules + "unseal_snapshot"](source, out, key)
+            except ValueError as exc:
+                raise CommandExecutionError(f"k8s_etcd: {name}: {exc}") from exc
+        with open(plain, "rb") as check:
+            if not __utils__[rules + "snapshot_digest_ok"](check):
+                raise CommandExecutionError(f"k8s_etcd: {name}: its SHA-256 trailer is wrong")
+        _etcdutl(
+            cfg,
+            "snapshot",
+            "restore",
+            plain,
+            "--name",
+            me["id"],
+            "--initial-cluster",
+            __utils__[rules + "initial_cluster"](cfg),
+            "--initial-cluster-token",
+            token,
+            "--initial-advertise-peer-urls",
+            f"https://{me['address']}:{etcd['peer_port']}",
+            "--data-dir",
+            restored,
+            "--bump-revision",
+            str(BUMP_REVISION),
+            "--mark-compacted",
+            timeout=timeout,
+        )
+        os.chmod(restored, 0o700)
+    except BaseException:
+        shutil.rmtree(restored, ignore_errors=True)
+        raise
+    finally:
+        _tidy(work)
+    return {"prepared": name, "member": me["id"], "token": token, "restored": restored}
+
+
 def _active(units):
-    return [u for u in units if __salt__["service.status"](u)]
+    """The units not yet stopped: active, or still stopping (``is-active`` says no then)."""
+    states = {}
+    for unit in units:
+        out = __salt__["cmd.run_all"](
+            ["systemctl", "show", "-p", "ActiveState", "--value", unit], python_shell=False
+        )
+        states[unit] = out["stdout"].strip()
+    return [u for u, state in states.items() if state not in ("inactive", "failed", "")]
 
 
 def _stop_now(units, grace=15.0):
     """
-    Stop ``units`` together, each given ``grace`` seconds, then SIGKILL the ones still up:
-    an apiserver whose etcd is gone waits on it in its shutdown until systemd's stop
-    timeout (90 s, measured in the lab), and it has nothing of its own to save. Returns how
-    each stopped.
+    Stop ``units`` together, each given ``grace`` seconds, then SIGKILL the ones still up
+    or stopping: an apiserver whose etcd is gone waits on it in its shutdown until
+    systemd's stop timeout (90 s, measured in the lab), and it has nothing of its own to
+    save. Returns how each stopped.
     """
     running = _active(units)
     if not running:
@@ -717,110 +837,58 @@ def _stop_now(units, grace=15.0):
     return {u: f"killed after {grace}s" if u in killed else "stopped" for u in running}
 
 
-def snapshot_restore(
-    name: str, token: str, saltenv: str = "k8s-snapshots", timeout: float = 600
-) -> dict[str, Any]:
+def snapshot_swap(token: str) -> dict[str, Any]:
     """
-    Restore this controller's etcd member from the sealed snapshot ``name`` on the master
-    (the saltenv ``k8s-snapshots``, docs/snapshots.md), as one member of a new cluster
-    (token ``token``) of every listed controller, each from that same file. The control
-    plane and etcd are stopped here first (kube-apiserver, kube-controller-manager,
-    kube-scheduler, etcd); none is started: ``orch.restore`` starts etcd on every
-    controller at once, then the control plane. etcd's data before is kept aside in
-    ``<data_dir>.before-restore`` (the one before replaced), root-only.
-
-    name
-        The snapshot's file name (``salt-run k8s_snapshot.list``).
+    The second half of a restore: stop kube-apiserver, kube-controller-manager,
+    kube-scheduler and etcd here (each given 15 s, then killed), move etcd's data aside
+    to ``<data_dir>.before-restore/<token>`` (root-only, never removed by the formula: the
+    operator deletes it once the restore is good) and put what snapshot_prepare restored
+    for ``token`` in its place. Starts nothing: ``orch.restore`` starts etcd on every
+    controller at once, then the control plane.
 
     token
-        The new cluster's ``--initial-cluster-token``, the same on every member.
-
-    saltenv
-        The master's file_roots environment the snapshots are served from.
-
-    timeout
-        Seconds for the fetch and for etcdutl.
+        The restore's cluster token (snapshot_prepare's).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt -L k8s-controller-1,k8s-controller-2,k8s-controller-3 k8s_etcd.snapshot_restore \\
-            hardway_20261206T120000Z_k8s-controller-1_r1234.db.sealed restore-20261206
+        salt -L k8s-controller-1,k8s-controller-2,k8s-controller-3 k8s_etcd.snapshot_swap \\
+            hardway-restore-1
     """
     cfg = _etcd()
-    rules = "k8s_control_plane."
-    found = __utils__[rules + "parse_snapshot_name"](name)
-    if not found or found["cluster"] != cfg["cluster"]:
+    if not _token_ok(token):
+        raise CommandExecutionError(f"k8s_etcd: {token!r} is no cluster token (letters, -_.)")
+    data = cfg["etcd"]["data_dir"].rstrip("/")
+    restored = _restored_dir(cfg, token)
+    if not os.path.isdir(os.path.join(restored, "member")):
         raise CommandExecutionError(
-            f"k8s_etcd: {name!r} is not a snapshot of cluster {cfg['cluster']!r} "
-            "(salt-run k8s_snapshot.list names them)"
+            f"k8s_etcd: nothing restored for {token} ({restored}): snapshot_prepare first"
         )
-    key = _backup_key()
-    etcd = cfg["etcd"]
-    data = etcd["data_dir"].rstrip("/")
-    me = __salt__["k8s_cluster.controller"]()
+    aside_root = f"{data}.before-restore"
+    aside = os.path.join(aside_root, token)
+    if os.path.exists(aside):
+        raise CommandExecutionError(f"k8s_etcd: {aside} exists: this restore was swapped before")
     stopped = _stop_now(STOPPED_FOR_RESTORE)
-    work = _work_dir(cfg)
-    os.makedirs(work, mode=0o700, exist_ok=True)
-    os.chmod(work, 0o700)
+    os.makedirs(aside_root, mode=0o700, exist_ok=True)
+    os.chmod(aside_root, 0o700)
+    os.makedirs(data, mode=0o700, exist_ok=True)
+    # etcd's data is the member/ folder: moved, not the data dir itself (it may be a mount)
+    # (shutil.move: a rename, or a copy where the data dir is a mount of its own)
+    moved = None
+    if os.path.exists(os.path.join(data, "member")):
+        os.makedirs(aside, mode=0o700)
+        shutil.move(os.path.join(data, "member"), os.path.join(aside, "member"))
+        moved = aside
     try:
-        sealed = os.path.join(work, name)
-        fetched = __salt__["cp.get_file"](
-            f"salt://{cfg['cluster']}/{name}", sealed, saltenv=saltenv
-        )
-        if not fetched:
-            raise CommandExecutionError(
-                f"k8s_etcd: the master serves no {cfg['cluster']}/{name} in saltenv {saltenv}"
-            )
-        plain = os.path.join(work, "snapshot.db")
-        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with open(sealed, "rb") as source, os.fdopen(fd, "wb") as out:
-            try:
-                __utils__[rules + "unseal_snapshot"](source, out, key)
-            except ValueError as exc:
-                raise CommandExecutionError(f"k8s_etcd: {name}: {exc}") from exc
-        with open(plain, "rb") as check:
-            if not __utils__[rules + "snapshot_digest_ok"](check):
-                raise CommandExecutionError(f"k8s_etcd: {name}: its SHA-256 trailer is wrong")
-        restored = f"{data}.restored"
-        __salt__["file.remove"](restored)
-        _etcdutl(
-            cfg,
-            "snapshot",
-            "restore",
-            plain,
-            "--name",
-            me["id"],
-            "--initial-cluster",
-            __utils__[rules + "initial_cluster"](cfg),
-            "--initial-cluster-token",
-            token,
-            "--initial-advertise-peer-urls",
-            f"https://{me['address']}:{etcd['peer_port']}",
-            "--data-dir",
-            restored,
-            "--bump-revision",
-            str(BUMP_REVISION),
-            "--mark-compacted",
-            timeout=timeout,
-        )
-    finally:
-        _tidy(work)
-    aside = None
-    if os.path.exists(data):
-        aside = f"{data}.before-restore"
-        __salt__["file.remove"](aside)
-        os.rename(data, aside)
-        os.chmod(aside, 0o700)
-    os.rename(restored, data)
+        shutil.move(os.path.join(restored, "member"), os.path.join(data, "member"))
+    except OSError:
+        if moved:  # put the data back as it was
+            shutil.move(os.path.join(aside, "member"), os.path.join(data, "member"))
+        raise
+    shutil.rmtree(restored, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(restored))
     os.chmod(data, 0o700)
-    log.warning("k8s_etcd: etcd's data restored from %s (token %s)", name, token)
-    return {
-        "restored": name,
-        "member": me["id"],
-        "token": token,
-        "data_dir": data,
-        "kept_aside": aside,
-        "stopped": stopped,
-    }
+    log.warning("k8s_etcd: etcd's data swapped for the restore %s", token)
+    return {"swapped": token, "data_dir": data, "kept_aside": moved, "stopped": stopped}

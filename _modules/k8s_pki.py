@@ -318,11 +318,11 @@ def expiry(margin_days: int | None = None) -> dict[str, Any]:
     """
     Return every certificate this controller holds from the formula, with its days left:
     the CA, the apiserver's and the other leaves, etcd's, and the ones embedded in each
-    kubeconfig (its CA and its client certificate). ``due`` names those with fewer days
-    left than the margin (``pki:renew_before_days`` unless given): the next
-    ``orch.control_plane`` re-issues them (a CA is never re-issued by the formula: one
-    falling due is named, to rotate). ``soonest`` is the one that expires first. Public
-    facts only.
+    kubeconfig (its CA and its client certificate). ``due`` names those with no more days
+    left than the margin (``pki:renew_before_days`` unless given); ``renew`` those of them
+    the next ``orch.control_plane`` re-issues (the leaves Salt signs with ``pki:source
+    salt``; a CA, or a certificate the pillar gives, is named to be replaced by a person).
+    ``soonest`` is the one that expires first. Public facts only.
 
     margin_days
         Warn below this many days left (default: pki:renew_before_days).
@@ -336,6 +336,8 @@ def expiry(margin_days: int | None = None) -> dict[str, Any]:
     """
     cfg = _cfg()
     margin = int(cfg["pki"]["renew_before_days"] if margin_days is None else margin_days)
+    # what the formula re-issues itself: the leaves it signs with pki:source salt
+    issues = __utils__["k8s_control_plane.pki_source"](cfg) == "salt"
     now = datetime.datetime.now(datetime.UTC)
     listed, unreadable = [], []
     for entry in plan():
@@ -364,10 +366,12 @@ def expiry(margin_days: int | None = None) -> dict[str, Any]:
                     "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}",
                     "days_left": round(left, 1),
                     "due": left <= margin,
+                    "renewable": issues and not is_ca,
                 }
             )
     listed.sort(key=lambda c: c["days_left"])
     due = [c["file"] for c in listed if c["due"]]
+    renew = [c["file"] for c in listed if c["due"] and c["renewable"]]
     soonest = listed[0] if listed else None
     if soonest is None:
         comment = "no certificate found"
@@ -381,6 +385,7 @@ def expiry(margin_days: int | None = None) -> dict[str, Any]:
         "margin_days": margin,
         "certificates": listed,
         "due": due,
+        "renew": renew,
         "soonest": soonest,
         "comment": comment,
     }

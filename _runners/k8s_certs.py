@@ -71,22 +71,33 @@ def check(cluster: str | None = None) -> dict[str, Any]:
     return {
         "cluster": found["cluster"],
         "due": {m: e["due"] for m, e in expiry.items() if e["due"]},
+        "renew": {m: e["renew"] for m, e in expiry.items() if e.get("renew")},
         "controllers": {m: e["comment"] for m, e in expiry.items()},
         "errors": errors,
     }
 
 
-def _not_renewal(pending, root):
-    """The pending changes a renewal would not make: anything outside the PKI files and what
-    restarts because of them (the services and their gates)."""
-    renewal = (f"{root}-pki-",)
+def _not_renewal(pending, root, renewing):
+    """
+    What keeps a renewal from running alone: on a controller ``renewing``, no PKI change
+    pending (the orchestration would not re-issue what is due); anywhere, a pending line
+    outside the PKI files and the restarts they cause (the services and their gates), or
+    a state that would fail.
+    """
     follows = ("service-running", "k8s_etcd-", "k8s_health-", "turn_")
     other = []
     for minion, lines in pending.items():
-        for line in lines:
-            state = str(line).split(":", 1)[0]
-            if not state.startswith(renewal) and not any(f in state for f in follows):
+        changes_pki = False
+        for line in (str(line) for line in lines):
+            state, _, what = line.partition(":")
+            if what.strip() != "would change":
                 other.append(f"{minion}: {line}")
+            elif state.startswith(f"{root}-pki-"):
+                changes_pki = True
+            elif not any(f in state for f in follows):
+                other.append(f"{minion}: {line}")
+        if minion in renewing and not changes_pki:
+            other.append(f"{minion}: certificates due, but no PKI change pending")
     return other
 
 
@@ -115,14 +126,23 @@ def renew(cluster: str | None = None) -> dict[str, Any]:
             f"k8s_certs: no renewal for {name}: "
             + "; ".join(f"{m}: {e}" for m, e in errors.items())
         )
-    due = {m: e["due"] for m, e in expiry.items() if e["due"]}
+    due = {m: e["renew"] for m, e in expiry.items() if e.get("renew")}
+    by_hand = {m: sorted(set(e["due"]) - set(e.get("renew") or [])) for m, e in expiry.items()}
+    by_hand = {m: files for m, files in by_hand.items() if files}
+    if by_hand:
+        log.warning("k8s_certs: %s: due, to be replaced by a person: %s", name, by_hand)
     if not due:
         soonest = min(
             (e["soonest"]["days_left"] for e in expiry.values() if e.get("soonest")), default=None
         )
-        return {"cluster": name, "renewed": False, "comment": f"nothing due (soonest: {soonest})"}
+        comment = f"nothing the orchestration renews is due (soonest: {soonest})"
+        if by_hand:
+            comment += "; due, and not renewed by the formula (a CA, or the pillar's): " + (
+                "; ".join(f"{m}: {', '.join(f)}" for m, f in by_hand.items())
+            )
+        return {"cluster": name, "renewed": False, "by_hand": by_hand, "comment": comment}
     plan = __salt__["salt.cmd"]("k8s_orchestration.pending", ids, found["root"], expected=found)
-    other = _not_renewal(plan.get("pending") or {}, found["root"])
+    other = _not_renewal(plan.get("pending") or {}, found["root"], due)
     if other:
         log.warning("k8s_certs: %s: certificates due but other changes pending: %s", name, other)
         return {
@@ -143,5 +163,9 @@ def renew(cluster: str | None = None) -> dict[str, Any]:
         raise CommandExecutionError(
             f"k8s_certs: the renewal's orch.control_plane failed at {failed or result}"
         )
+    after, _ = _expiry(ids)
+    still = {m: e["renew"] for m, e in after.items() if e.get("renew")}
+    if still:
+        raise CommandExecutionError(f"k8s_certs: still due after orch.control_plane: {still}")
     log.warning("k8s_certs: %s: renewed through orch.control_plane (%s steps)", name, len(steps))
     return {"cluster": name, "renewed": True, "due": due, "steps": len(steps)}

@@ -457,6 +457,8 @@ def certificate_findings(summary: dict[str, Any]) -> list[str]:
         found = view.get("certificates") if isinstance(view, dict) else None
         if not isinstance(found, dict):
             continue
+        if str(found.get("comment", "")).startswith("not read"):
+            warnings.append(f"WARNING certificates on {minion}: {found['comment']}")
         first = found.get("soonest")
         if isinstance(first, dict) and (soonest is None or first["days_left"] < soonest[1]):
             soonest = (minion, first["days_left"], first["file"])

@@ -13,9 +13,10 @@ the controller, and which ones a retention keeps. Pure: no Salt, no network.
   controllers get it in their pillar): Salt's ``cp.push`` leaves pushed files readable by all
   (Salt's cp module docs) and what the master publishes reaches every minion. The sealed
   format is chunked (a database may be gigabytes): a header (MAGIC, a random file id), then
-  chunks of ``4-byte length || ciphertext+tag``, each chunk's nonce the file id's first 4
-  bytes and the chunk's number, its associated data the header, the number and whether it is
-  the last one: a reordered, dropped or truncated chunk fails to open.
+  chunks of ``4-byte length || ciphertext+tag`` under the file's own key (HKDF-SHA256 of the
+  backup key with the file id), each chunk's nonce its number, its associated data the
+  header, the number and whether it is the last one: a reordered, dropped or truncated chunk
+  fails to open.
 """
 
 from __future__ import annotations
@@ -106,16 +107,24 @@ def snapshot_digest_ok(stream: BinaryIO) -> bool:
     return digest.digest() == stream.read(32)
 
 
-def _aead(key: bytes) -> Any:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # Salt's own dependency
+def _aead(key: bytes, file_id: bytes) -> Any:
+    """
+    The file's own AES-256-GCM key, derived from the backup key and the file's random
+    16-byte id (HKDF-SHA256): nonces (the chunk numbers) never repeat under one key, however
+    many files the never-rotated backup key seals.
+    """
+    from cryptography.hazmat.primitives import hashes  # Salt's own dependency
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
     if len(key) != 32:
         raise ValueError(f"the backup key must be 32 bytes (AES-256), not {len(key)}")
-    return AESGCM(key)
+    derive = HKDF(algorithm=hashes.SHA256(), length=32, salt=file_id, info=MAGIC)
+    return AESGCM(derive.derive(key))
 
 
-def _nonce(file_id: bytes, number: int) -> bytes:
-    return file_id[:4] + struct.pack(">Q", number)
+def _nonce(number: int) -> bytes:
+    return b"\0\0\0\0" + struct.pack(">Q", number)
 
 
 def _aad(header: bytes, number: int, last: bool) -> bytes:
@@ -124,17 +133,15 @@ def _aad(header: bytes, number: int, last: bool) -> bytes:
 
 def seal_snapshot(source: BinaryIO, target: BinaryIO, key: bytes, chunk: int = CHUNK) -> int:
     """Write ``source`` sealed under ``key`` to ``target``; returns the plaintext bytes."""
-    aead = _aead(key)
     header = MAGIC + os.urandom(16)
+    aead = _aead(key, header[len(MAGIC) :])
     target.write(header)
     number, total = 0, 0
     block = source.read(chunk)
     while True:
         following = source.read(chunk) if block else b""
         last = not following
-        sealed = aead.encrypt(
-            _nonce(header[len(MAGIC) :], number), block, _aad(header, number, last)
-        )
+        sealed = aead.encrypt(_nonce(number), block, _aad(header, number, last))
         target.write(struct.pack(">I", len(sealed)) + sealed)
         total += len(block)
         if last:
@@ -147,17 +154,17 @@ def unseal_snapshot(source: BinaryIO, target: BinaryIO, key: bytes) -> int:
     ValueError for another format, a wrong key, or a changed, reordered or cut file."""
     from cryptography.exceptions import InvalidTag
 
-    aead = _aead(key)
     header = source.read(len(MAGIC) + 16)
     if len(header) != len(MAGIC) + 16 or not header.startswith(MAGIC):
         raise ValueError("not a sealed snapshot (no header)")
+    aead = _aead(key, header[len(MAGIC) :])
     number, total = 0, 0
     while True:
         size = source.read(4)
         if len(size) != 4:
             raise ValueError(f"the sealed snapshot ends before its last chunk (chunk {number})")
         sealed = source.read(struct.unpack(">I", size)[0])
-        nonce = _nonce(header[len(MAGIC) :], number)
+        nonce = _nonce(number)
         for last in (False, True):
             try:
                 block = aead.decrypt(nonce, sealed, _aad(header, number, last))

@@ -8,13 +8,14 @@ data or a lost quorum (two of three members' disks gone for good).
     salt-run state.orchestrate orch.restore pillar='{"force": true}'   # quorum still healthy
 
 1. refuse, changing nothing, while any controller still sees a healthy etcd quorum (a
-   restore throws away every write since the snapshot) unless ``force`` is given; refuse a
-   snapshot the master does not keep
-2. on every controller at once: stop kube-apiserver, kube-controller-manager,
-   kube-scheduler and etcd; fetch the same sealed snapshot, open it and restore it
-   (``etcdutl snapshot restore --bump-revision 1000000000 --mark-compacted``, a new
-   cluster token: the restored members form a new cluster that no old member can join);
-   the data before is kept aside in ``<data_dir>.before-restore``
+   restore throws away every write since the snapshot) unless ``force`` is given, when a
+   controller does not answer, or for a snapshot the master does not keep
+2. on every controller at once, stopping nothing: fetch the same sealed snapshot, open it
+   and restore it beside etcd's data (``etcdutl snapshot restore --bump-revision
+   1000000000 --mark-compacted``, a new cluster token: the restored members form a new
+   cluster that no old member can join); then, once every controller holds it, stop
+   kube-apiserver, kube-controller-manager, kube-scheduler and etcd and swap the data in;
+   the data before is kept in ``<data_dir>.before-restore/<token>``
 3. start etcd on every controller at once (each waits for the others' quorum), then wait
    until every controller sees quorum
 4. the control plane on every controller (its apiserver, then controller-manager and
@@ -67,14 +68,21 @@ def _snapshot(name, wanted):
 
 
 def _quorum_seen(ids):
-    """{controller: what it sees} for the controllers that still see a healthy etcd quorum."""
+    """
+    {controller: what it sees} for the controllers that still see a healthy etcd quorum, and
+    the controllers that did not answer (a restore needs every one: each restores its
+    member, and one not heard from may still see a quorum).
+    """
     answers = __salt__["saltutil.cmd"](ids, "k8s_health.etcd", tgt_type="list", timeout=15)
-    seen = {}
-    for minion, answer in answers.items():
+    seen, silent = {}, []
+    for minion in ids:
+        answer = answers.get(minion)
         view = answer.get("ret") if isinstance(answer, dict) else None
-        if isinstance(view, dict) and view.get("quorum"):
+        if not isinstance(view, dict):
+            silent.append(minion)
+        elif view.get("quorum"):
             seen[minion] = view["comment"]
-    return seen
+    return seen, silent
 
 
 def run():
@@ -82,7 +90,13 @@ def run():
     found = _cluster(options.get("cluster"))
     name, ids, root = found["cluster"], found["controllers"], found["root"]
     snapshot = _snapshot(name, options.get("snapshot"))
-    seen = _quorum_seen(ids)
+    seen, silent = _quorum_seen(ids)
+    if silent:
+        raise SaltRenderError(
+            f"orch.restore: refused, nothing changed: no answer from {', '.join(silent)} "
+            "(each controller restores its own member: bring its minion back, or take it out "
+            "of the controller list first)"
+        )
     if seen and options.get("force") is not True:
         raise SaltRenderError(
             "orch.restore: refused, nothing changed: etcd still has a healthy quorum ("
@@ -94,13 +108,25 @@ def run():
     token = f"{name}-restore-{stamp}"
     tgt = [{"tgt": ids}, {"tgt_type": "list"}, {"expect_minions": True}]
     return {
-        "orch-restore-snapshot": {
+        # nothing stops until every controller holds the restored data: a bad key, a
+        # snapshot gone or a full disk stops the run here with the cluster as it was
+        "orch-restore-prepare": {
             "salt.function": [
-                {"name": "k8s_etcd.snapshot_restore"},
+                {"name": "k8s_etcd.snapshot_prepare"},
                 *tgt,
                 {"arg": [snapshot, token]},
                 {"timeout": 900},
                 {"failhard": True},
+            ]
+        },
+        "orch-restore-snapshot": {
+            "salt.function": [
+                {"name": "k8s_etcd.snapshot_swap"},
+                *tgt,
+                {"arg": [token]},
+                {"timeout": 300},
+                {"failhard": True},
+                {"require": [{"salt": "orch-restore-prepare"}]},
             ]
         },
         # etcd is Type=notify: each start returns once the members found their quorum, so

@@ -24,6 +24,7 @@ RENEWED = "renewed through orch.control_plane"
 def _check() -> dict:
     data, proc = lab.salt_json(["salt-run", "k8s_certs.check"])
     assert isinstance(data, dict) and "due" in data, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert data["errors"] == {} and sorted(data["controllers"]) == list(lab.controllers()), data
     return data
 
 

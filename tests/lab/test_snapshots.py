@@ -124,9 +124,9 @@ def test_the_schedule_takes_a_sealed_snapshot_kept_root_only(scheduled):
     for path in directory.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         assert not path.name.endswith(".part"), path
-        # sealed: neither the Secret's value nor etcd's own file header in the clear
+        # sealed: neither the ConfigMap's value (plain in etcd) nor etcd's keys in the clear
         body = path.read_bytes()
-        assert b"sealed42" not in body and b"/registry/" not in body, path
+        assert b"kept42" not in body and b"/registry/" not in body, path
     # nothing left on the way: the master's cache of pushed files, the controllers' work dirs
     pushed = list((MASTER_DIR / "cache" / "minions").glob("*/files/**/*.sealed"))
     assert pushed == [], pushed
@@ -168,8 +168,11 @@ def test_lost_quorum_is_restored_without_force(scheduled, measured):
     _restore(measured, "two of three members lost", {"snapshot": data["name"]})
     _restored_as_the_snapshot()
     assert lab.kubectl(FIRST, f"{VIP_SERVER} get configmap after-snap").returncode != 0
+    # the surviving member's data kept aside under the restore's token, root-only
     aside = ok(lab.cexec(FIRST, "stat -c %a /var/lib/etcd.before-restore")).strip()
-    assert aside == "700"  # the surviving member's data kept aside, root-only
+    assert aside == "700"
+    kept = ok(lab.cexec(FIRST, "ls -d /var/lib/etcd.before-restore/*/member")).split()
+    assert len(kept) == 1 and "-restore-" in kept[0], kept
 
 
 def test_the_restored_cluster_is_the_converged_one(scheduled, measured):

@@ -20,18 +20,20 @@ RENEWAL = [
 ]
 
 
-def _expiry(due=()):
+def _expiry(due=(), by_hand=()):
     first = {"file": "/var/lib/kubernetes/kubernetes.pem", "days_left": 12.0 if due else 300.0}
-    return {"due": list(due), "soonest": first, "comment": "..."}
+    return {"due": [*due, *by_hand], "renew": list(due), "soonest": first, "comment": "..."}
 
 
 class _Client:
-    def __init__(self, answers):
-        self.answers = answers
+    """k8s_pki.expiry's answers, one set per call (the last one repeated)."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
 
     def cmd(self, tgt, fun, **_kwargs):
         assert (tgt, fun) == (IDS, "k8s_pki.expiry")
-        return self.answers
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
 @pytest.fixture
@@ -53,8 +55,9 @@ def runner(monkeypatch):
 
     module.__salt__ = {"salt.cmd": salt_cmd, "state.orchestrate": orchestrate}
 
-    def answer(answers):
-        monkeypatch.setattr(module.salt.client, "get_local_client", lambda **_k: _Client(answers))
+    def answer(*answers):
+        client = _Client(*answers)
+        monkeypatch.setattr(module.salt.client, "get_local_client", lambda **_k: client)
 
     module.answer = answer
     return module
@@ -67,17 +70,48 @@ def _ok(value):
 def test_nothing_due_runs_nothing(runner):
     runner.answer({m: _ok(_expiry()) for m in IDS})
     done = runner.renew()
-    assert done["renewed"] is False and "nothing due (soonest: 300.0)" in done["comment"]
+    assert done["renewed"] is False and "renews is due (soonest: 300.0)" in done["comment"]
+    assert runner.orchestrated == []
+
+
+def test_a_due_ca_is_named_and_runs_nothing(runner):
+    ca = "/var/lib/kubernetes/ca.pem"
+    runner.answer({m: _ok(_expiry(by_hand=[ca])) for m in IDS})
+    done = runner.renew()
+    assert done["renewed"] is False and done["by_hand"] == {m: [ca] for m in IDS}
+    assert "not renewed by the formula (a CA, or the pillar's)" in done["comment"]
     assert runner.orchestrated == []
 
 
 def test_due_certificates_alone_run_the_rolling_orchestration(runner):
     due = ["/var/lib/kubernetes/kubernetes.pem", "/etc/etcd/etcd.pem"]
-    runner.answer({m: _ok(_expiry(due)) for m in IDS})
+    runner.answer({m: _ok(_expiry(due)) for m in IDS}, {m: _ok(_expiry()) for m in IDS})
     runner.pending = {m: list(RENEWAL) for m in IDS}
     done = runner.renew()
     assert done["renewed"] is True and done["due"] == {m: due for m in IDS}
     assert runner.orchestrated == [("orch.control_plane", {"cluster": "hardway"})]
+
+
+def test_still_due_after_the_orchestration_is_an_error(runner):
+    runner.answer({m: _ok(_expiry(["/etc/etcd/etcd.pem"])) for m in IDS})
+    runner.pending = {m: list(RENEWAL) for m in IDS}
+    with pytest.raises(CommandExecutionError, match=r"still due after orch\.control_plane"):
+        runner.renew()
+
+
+@pytest.mark.parametrize(
+    ("pending", "named"),
+    [
+        ([f"{ROOT}-controlplane-services-service-running-kube-apiserver: would change"], "no PKI"),
+        ([*RENEWAL, f"{ROOT}-pki-file-managed-x: fails (no policy)"], "fails (no policy)"),
+    ],
+)
+def test_a_renewal_that_would_not_re_issue_or_would_fail_runs_nothing(runner, pending, named):
+    runner.answer({m: _ok(_expiry(["/var/lib/kubernetes/kubernetes.pem"])) for m in IDS})
+    runner.pending = {m: pending for m in IDS}
+    done = runner.renew()
+    assert done["renewed"] is False and runner.orchestrated == []
+    assert all(named in line for line in done["other_changes"][:1]), done["other_changes"]
 
 
 def test_other_pending_changes_run_nothing_and_are_named(runner):

@@ -87,6 +87,7 @@ def etcd(tmp_path, modules):
 def test_a_snapshot_is_streamed_checked_and_root_only(etcd, tmp_path):
     db = os.urandom(4096 * 3)
     _Gateway.messages = [_blob(db[:5000]), _blob(db[5000:]), _blob(hashlib.sha256(db).digest())]
+    (tmp_path / "snaps").mkdir(mode=0o700)
     taken = etcd.snapshot_save(directory=str(tmp_path / "snaps"), timeout=10)
     assert taken["bytes"] == len(db) + 32 and taken["revision"] == 4711
     with open(taken["path"], "rb") as handle:
@@ -112,9 +113,20 @@ def test_a_refused_or_bad_snapshot_leaves_no_file(etcd, tmp_path, case, message)
         "stream error": [_blob(db), {"error": {"code": 14, "message": "unavailable"}}],
     }[case]
     directory = tmp_path / "snaps"
+    directory.mkdir(mode=0o700)
     with pytest.raises(CommandExecutionError, match=message):
         etcd.snapshot_save(directory=str(directory), timeout=10)
-    assert not directory.exists() or list(directory.iterdir()) == []
+    assert list(directory.iterdir()) == []
+
+
+def test_a_snapshot_goes_only_to_a_root_only_folder(etcd, tmp_path):
+    for folder, mode in (("absent", None), ("open", 0o755)):
+        if mode is not None:
+            (tmp_path / folder).mkdir(mode=mode)
+            (tmp_path / folder).chmod(mode)
+        with pytest.raises(CommandExecutionError, match="must be an existing 0700 folder"):
+            etcd.snapshot_save(directory=str(tmp_path / folder), timeout=10)
+    assert stat.S_IMODE((tmp_path / "open").stat().st_mode) == 0o755  # left as it was
 
 
 def test_a_pushed_snapshot_is_sealed_verified_and_leaves_nothing(etcd, tmp_path):

@@ -404,6 +404,10 @@ def test_certificates_within_the_margin_are_warned_about():
         "/var/lib/kubernetes/kubernetes.pem, /etc/etcd/etcd.pem",
     ]
     assert rules().certificate_findings({"k8s-controller-1": {}}) == []
+    unread = {"k8s-controller-1": {"certificates": {"due": [], "comment": "not read: boom"}}}
+    assert rules().certificate_findings(unread) == [
+        "WARNING certificates on k8s-controller-1: not read: boom"
+    ]
 
 
 def _identity_with(modules="m1", pillar="p1"):

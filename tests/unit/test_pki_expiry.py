@@ -8,14 +8,14 @@ from tests.support.pki import make_secrets
 FILES = ("ca.pem", "kubernetes.pem", "kubernetes-key.pem", "admin.kubeconfig", "absent.pem")
 
 
-def _expiry(modules, tmp_path, renew_before_days):
+def _expiry(modules, tmp_path, renew_before_days, source="salt"):
     secrets = make_secrets(["10.240.0.11"], "10.240.0.10")
     plan = []
     for name in FILES:
         if name in secrets:
             (tmp_path / name).write_text(secrets[name])
         plan.append({"name": name, "path": str(tmp_path / name), "kind": "pillar", "sls": "init"})
-    cfg = {"pki": {"renew_before_days": renew_before_days}}
+    cfg = {"pki": {"renew_before_days": renew_before_days, "source": source}}
     module = modules(
         "k8s_pki",
         __salt__={"k8s_cluster.config": lambda: cfg},
@@ -48,4 +48,10 @@ def test_the_ones_within_the_margin_are_due(modules, tmp_path):
     found = _expiry(modules, tmp_path, leaves)
     due = {f"{tmp_path}/kubernetes.pem", f"{tmp_path}/admin.kubeconfig (its client)"}
     assert set(found["due"]) == due
+    assert set(found["renew"]) == due  # leaves Salt signs (pki:source salt); the CA is not due
     assert f"2 within the {leaves}-day margin" in found["comment"]
+
+
+def test_with_the_pillars_certificates_nothing_is_renewed_by_the_formula(modules, tmp_path):
+    found = _expiry(modules, tmp_path, 365, source="pillar")
+    assert len(found["due"]) == 2 and found["renew"] == []

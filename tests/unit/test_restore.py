@@ -1,7 +1,8 @@
 """orch.restore's decisions (issue 21), with the master's answers stood in: refused, changing
 nothing, while any controller sees a healthy etcd quorum (unless forced) or when the master
-keeps no such snapshot; otherwise every member from the same file with one new token, etcd
-started together, then the control plane, readiness and the seed's verification."""
+keeps no such snapshot, or when a controller does not answer; otherwise every member
+prepared from the same file with one new token before anything stops, then swapped in,
+etcd started together, then the control plane, readiness and the seed's verification."""
 
 import pytest
 from salt.exceptions import SaltRenderError
@@ -14,7 +15,7 @@ NEWEST = "hardway_20261206T120000Z_k8s-controller-2_r900.db.sealed"
 OLDER = "hardway_20261205T120000Z_k8s-controller-1_r800.db.sealed"
 
 
-def _restore(quorum=(), options=None, kept=(NEWEST, OLDER)):
+def _restore(quorum=(), options=None, kept=(NEWEST, OLDER), silent=()):
     module = load({m: cluster_pillar("hardway", IDS) for m in IDS}, orch=RESTORE)
     cmd = module.__salt__["saltutil.cmd"]
 
@@ -24,6 +25,7 @@ def _restore(quorum=(), options=None, kept=(NEWEST, OLDER)):
             return {
                 m: {"ret": {"quorum": m in quorum, "comment": "3 of 3 etcd servers healthy"}}
                 for m in tgt
+                if m not in silent
             }
         return cmd(tgt, fun, tgt_type, **kwargs)
 
@@ -47,9 +49,15 @@ def test_refused_while_a_controller_sees_quorum():
     assert (IDS, "k8s_health.etcd", "list") in module.calls
 
 
+def test_refused_when_a_controller_does_not_answer_even_forced():
+    module = _restore(options={"force": True}, silent=["k8s-controller-3"])
+    with pytest.raises(SaltRenderError, match="nothing changed: no answer from k8s-controller-3"):
+        module.run()
+
+
 def test_forced_despite_quorum():
     steps = _restore(quorum=IDS, options={"force": True}).run()
-    assert step_ids(steps)[0] == "orch-restore-snapshot"
+    assert step_ids(steps)[0] == "orch-restore-prepare"
 
 
 @pytest.mark.parametrize(
@@ -68,6 +76,7 @@ def test_refused_without_the_snapshot(kept, wanted, message):
 def test_every_member_from_the_newest_snapshot_then_etcd_together_then_the_control_plane():
     steps = _restore().run()
     assert step_ids(steps) == [
+        "orch-restore-prepare",
         "orch-restore-snapshot",
         "orch-restore-etcd",
         "orch-etcd-quorum",
@@ -75,12 +84,16 @@ def test_every_member_from_the_newest_snapshot_then_etcd_together_then_the_contr
         "orch-wait-ready",
         "orch-verify",
     ]
-    restore = fields(steps["orch-restore-snapshot"])
-    assert restore["name"] == "k8s_etcd.snapshot_restore"
-    assert restore["tgt"] == IDS and restore["tgt_type"] == "list"  # one job: the same file
-    name, token = restore["arg"]
+    prepare = fields(steps["orch-restore-prepare"])
+    assert prepare["name"] == "k8s_etcd.snapshot_prepare"
+    assert prepare["tgt"] == IDS and prepare["tgt_type"] == "list"  # one job: the same file
+    name, token = prepare["arg"]
     assert name == NEWEST and token.startswith("hardway-restore-")
-    assert restore["failhard"] is True
+    assert prepare["failhard"] is True
+    # nothing is stopped before every controller prepared
+    swap = fields(steps["orch-restore-snapshot"])
+    assert (swap["name"], swap["arg"], swap["tgt"]) == ("k8s_etcd.snapshot_swap", [token], IDS)
+    assert swap["require"] == [{"salt": "orch-restore-prepare"}] and swap["failhard"] is True
     etcd = fields(steps["orch-restore-etcd"])
     assert (etcd["name"], etcd["arg"], etcd["tgt"]) == ("service.start", ["etcd"], IDS)
     assert fields(steps["orch-controlplane"])["sls"] == ["k8s_control_plane.controlplane"]
@@ -88,4 +101,4 @@ def test_every_member_from_the_newest_snapshot_then_etcd_together_then_the_contr
 
 def test_a_named_snapshot_is_the_one_restored():
     steps = _restore(options={"snapshot": OLDER}).run()
-    assert fields(steps["orch-restore-snapshot"])["arg"][0] == OLDER
+    assert fields(steps["orch-restore-prepare"])["arg"][0] == OLDER

@@ -17,8 +17,8 @@
       - {{ etcd.bin_dir }}/etcd
       - {{ etcd.bin_dir }}/etcdctl
       - {{ etcd.bin_dir }}/etcdutl
-      {#- what a snapshot or a restore left (k8s_etcd.snapshot_push, snapshot_restore) #}
-      - {{ etcd.data_dir }}.restored
+      {#- what a snapshot or a restore left (k8s_etcd.snapshot_push, snapshot_prepare,
+          snapshot_swap): the data kept aside by a restore too #}
       - {{ etcd.data_dir }}.before-restore
       - {{ etcd.data_dir }}.snapshots
     - require:

@@ -21,7 +21,11 @@ def run():
     base += f"/bin/linux/{cfg['kubernetes']['arch']}"
     states = {"include": [validated, f"{root}.pki.etcd"]}
     watch = []
-    for name in ("etcd", "etcdctl", "etcdutl"):
+    # etcdutl (snapshot status and restore) ships with etcd from 3.5 (the 3.5.0 changelog:
+    # etcdctl's offline commands moved to it)
+    major_minor = tuple(int(p) for p in str(etcd["version"]).lstrip("v").split(".")[:2])
+    tools = ("etcdutl",) if major_minor >= (3, 5) else ()
+    for name in ("etcd", "etcdctl", *tools):
         binary = f"{sid}-file-managed-{name}"
         states[binary] = {
             "file.managed": [
