@@ -40,7 +40,8 @@ def _cluster(name, command):
 
 def _expiry(ids):
     client = salt.client.get_local_client(mopts=__opts__)
-    answers = client.cmd(ids, "k8s_pki.expiry", tgt_type="list", timeout=60, full_return=True)
+    # timeout: without a return after it, the client asks whether the job still runs
+    answers = client.cmd(ids, "k8s_pki.expiry", tgt_type="list", timeout=30, full_return=True)
     found, errors = {}, {}
     for minion in ids:
         answer = answers.get(minion)

@@ -44,7 +44,11 @@ log = logging.getLogger(__name__)
 __virtualname__ = "k8s_snapshot"
 
 DEFAULT_DIR = "/var/lib/k8s_control_plane/snapshots"
-PUSH_TIMEOUT = 900
+# Seconds without a return before the client asks the controller whether the job still runs
+# (saltutil.find_job): a long snapshot is waited for as long as it runs, and a publish the
+# controller never got (it was reconnecting to a restarted master, seen in the lab) moves on
+# to the next controller after this, not after a long fixed wait.
+ANSWER_TIMEOUT = 30
 
 
 def __virtual__():
@@ -177,7 +181,7 @@ def take(cluster: str | None = None, reason: str = "manual") -> dict[str, Any]:
             minion,
             "k8s_etcd.snapshot_push",
             kwarg={"reason": reason},
-            timeout=PUSH_TIMEOUT,
+            timeout=ANSWER_TIMEOUT,
             full_return=True,
         ).get(minion)
         ret = returned.get("ret") if isinstance(returned, dict) else None
