@@ -282,7 +282,8 @@ def verified(name: str, tgt: str | list[str], tgt_type: str = "compound") -> dic
         return ret
     good, bad = _call(tgt, tgt_type, "k8s_health.summary")
     lines = []
-    for minion, summary in {**good, **bad}.items():
+    summaries = {**good, **bad}
+    for minion, summary in summaries.items():
         if not isinstance(summary, dict):
             lines.append(f"{minion}: {summary}")
             continue
@@ -290,9 +291,9 @@ def verified(name: str, tgt: str | list[str], tgt_type: str = "compound") -> dic
         status = "ok" if summary.get("ok") else "FAILED " + ", ".join(failed)
         vip = " (holds the VIP)" if summary.get("holds_vip") else ""
         lines.append(f"{minion}: {status}{vip}")
-        certificates = summary.get("certificates") or {}
-        if certificates.get("due"):
-            lines.append(f"WARNING {minion}: certificates {certificates.get('comment')}")
+    # the first certificate to expire and any within the renewal margin, as the converged
+    # run's findings say them
+    lines += __utils__["k8s_control_plane.certificate_findings"](summaries)
     ret["result"] = not bad
     ret["comment"] = "\n".join(lines)
     return ret

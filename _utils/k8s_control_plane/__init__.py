@@ -91,6 +91,7 @@ from .objects import kubelet_rules, object_diff, object_path, rbac_manifests
 from .orchestration import (
     agreed,
     behind,
+    certificate_findings,
     check_findings,
     check_functions,
     choose_cluster,
@@ -148,6 +149,7 @@ __all__ = [
     "apply_from",
     "behind",
     "build_flags",
+    "certificate_findings",
     "check_findings",
     "check_functions",
     "choose_cluster",

@@ -175,3 +175,18 @@ def test_converged_reports_the_findings_and_changes_nothing(orch):
         "comment": "Nothing to change: c1 (59 states)\nc1 ok",
     }
     assert module.calls == []
+
+
+def test_verified_says_the_first_certificate_to_expire_and_warns_of_any_due(orch):
+    due = ["/etc/etcd/etcd.pem"]
+    summary = {"ok": True, "holds_vip": False}
+    c1 = {**summary, "certificates": {"due": [], "soonest": {"file": "a.pem", "days_left": 300}}}
+    c2 = {**summary, "certificates": {"due": due, "soonest": {"file": due[0], "days_left": 9}}}
+    ret = orch({"c1": _ok(c1), "c2": _ok(c2)}).verified("hardway", TGT)
+    assert ret["result"] is True
+    assert ret["comment"].splitlines() == [
+        "c1: ok",
+        "c2: ok",
+        "Certificates: the first to expire is /etc/etcd/etcd.pem on c2, in 9 days",
+        "WARNING certificates on c2 within the renewal margin: /etc/etcd/etcd.pem",
+    ]
