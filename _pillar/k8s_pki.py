@@ -189,7 +189,7 @@ def ext_pillar(minion_id: str, pillar: dict[str, Any], dir: str | None = None) -
     if minion_id not in __utils__["k8s_control_plane.controller_ids"](cfg):
         return {}
     given: Any = cfg.get("secrets") if isinstance(cfg.get("secrets"), dict) else {}
-    base = dir or os.path.join(__opts__["pki_dir"], key)  # the pillar key names the folder
+    base = __utils__["k8s_control_plane.master_keys_dir"](__opts__, dir)
     directory = _cluster_dir(base, cluster)
     if directory is None:
         return {}  # the validation names the missing CA

@@ -84,12 +84,7 @@ def _cluster(name):
 def _backup_key(cluster):
     """The cluster's backup key as the master keeps it (the ext_pillar k8s_pki), or None when
     the operator's pillar gives it instead."""
-    base = os.path.join(__opts__["pki_dir"], _rules("pillar_key")())
-    for entry in __opts__.get("ext_pillar") or []:  # the ext_pillar's own dir, when it has one
-        options = entry.get("k8s_pki") if isinstance(entry, dict) else None
-        if isinstance(options, dict) and options.get("dir"):
-            base = options["dir"]
-    key_dir = os.path.join(base, cluster)
+    key_dir = os.path.join(_rules("master_keys_dir")(__opts__), cluster)
     try:
         with open(os.path.join(key_dir, "backup_key"), encoding="utf-8") as handle:
             return base64.b64decode(handle.read().strip(), validate=True)

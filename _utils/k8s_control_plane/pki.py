@@ -26,11 +26,13 @@ _pillar/k8s_pki.py (the policies) and the tests.
 
 import base64
 import ipaddress
+import os
 from typing import Any
 
 import yaml
 
 from .facts import pki_files, pki_source
+from .names import PILLAR_KEY
 
 SOURCES = ("salt", "pillar")
 API_DNS = (
@@ -361,3 +363,18 @@ def kubeconfig_text(
     return "# Managed by Salt (k8s_pki.kubeconfig_managed): do not edit.\n" + yaml.safe_dump(
         doc, sort_keys=False
     )
+
+
+def master_keys_dir(opts: dict[str, Any], given: str | None = None) -> str:
+    """
+    The folder where the master's ext_pillar k8s_pki keeps each cluster's CA and keys
+    (``<folder>/<cluster>/``): its ``dir`` option (``given``, else read from the master's
+    ``ext_pillar`` config), else ``<pki_dir>/k8s_control_plane``. One answer for the
+    ext_pillar and the runners that read the keys there.
+    """
+    if not given:
+        for entry in opts.get("ext_pillar") or []:
+            options = entry.get("k8s_pki") if isinstance(entry, dict) else None
+            if isinstance(options, dict) and options.get("dir"):
+                given = options["dir"]
+    return given or os.path.join(opts["pki_dir"], PILLAR_KEY)

@@ -147,3 +147,12 @@ def test_an_unmanaged_etcd_is_skipped(runner, monkeypatch):
 
     monkeypatch.setattr(runner.salt.client, "get_local_client", lambda **_kw: Unmanaged())
     assert runner.take()["skipped"] == "etcd:managed is false"
+
+
+def test_the_masters_key_is_read_where_the_ext_pillar_keeps_it():
+    keys_dir = UTILS["k8s_control_plane.master_keys_dir"]
+    opts = {"pki_dir": "/etc/salt/pki/master"}
+    assert keys_dir(opts) == "/etc/salt/pki/master/k8s_control_plane"
+    assert keys_dir(opts, "/srv/keys") == "/srv/keys"  # the ext_pillar's own argument
+    configured = {**opts, "ext_pillar": [{"git": "x"}, {"k8s_pki": {"dir": "/srv/keys"}}]}
+    assert keys_dir(configured) == "/srv/keys"  # what the runners read from the master's config
