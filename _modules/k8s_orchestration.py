@@ -16,9 +16,19 @@ import logging
 import time
 from typing import Any
 
+import salt.cli.batch  # imported early on purpose; see below
 import salt.key
 import salt.pillar
 import salt.utils.minions
+
+# Why salt.cli.batch is imported here, when every orchestration first loads this module:
+# a batched salt.state step imports it the first time it runs (LocalClient.cmd_batch). On
+# Python 3.11 an import that a garbage collection interrupts, and whose collected garbage
+# imports in turn, fails with KeyError in importlib's _ModuleLock.acquire (python/cpython
+# #91351, fixed in 3.12 only). Salt 3008.4's orchestrate process holds such garbage: a
+# MasterMinion never destroyed, whose __del__ loads every returner module (measured here
+# with an import audit hook). CI failed once on exactly that import, mid-orchestration.
+# Imported at render time, before any such garbage exists, it never runs mid-run.
 
 log = logging.getLogger(__name__)
 
