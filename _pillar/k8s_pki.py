@@ -8,8 +8,10 @@ for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
   kept in ``<dir>/<cluster>/`` (0700, files 0600). Only with ``etcd:managed``
   true: an external etcd trusts a CA of its own, never one made here, so
   with an unmanaged etcd the operator gives that CA (the validation says so);
-* ``k8s_control_plane:secrets:encryption_key``: 32 random bytes, base64,
-  made once and kept beside it;
+* ``k8s_control_plane:secrets:encryption_keys``: the keys of Secrets at rest, the writing
+  one first: ``key1`` (32 random bytes, base64) made once and kept beside it, and during or
+  after a rotation (``orch.rotate_encryption_key``, docs/encryption.md) the list the rotation
+  keeps in ``encryption_keys.json`` there;
 * ``k8s_control_plane:secrets:service-account-key.pem``: the cluster's one
   service-account signing key (EC P-256), made once and kept beside it. One
   key per cluster, not one per controller: a ServiceAccount token signed by
@@ -44,7 +46,6 @@ the orchestration does it too). The default dir is
 
 import base64
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -93,17 +94,6 @@ def _write_new(path, data):
 def _read(path):
     with open(path, encoding="utf-8") as handle:
         return handle.read()
-
-
-@contextlib.contextmanager
-def _locked(directory):
-    """One master worker at a time makes a cluster's files (they compile pillars in parallel)."""
-    fd = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _cluster_dir(base, cluster):
@@ -194,7 +184,9 @@ def ext_pillar(minion_id: str, pillar: dict[str, Any], dir: str | None = None) -
     if directory is None:
         return {}  # the validation names the missing CA
     found = {}
-    with _locked(directory):
+    # one master worker at a time (they compile pillars in parallel), and not while the
+    # k8s_encryption runner steps a rotation
+    with __utils__["k8s_control_plane.keys_locked"](directory):
         if not given.get("backup_key"):
             found["backup_key"] = _ensure_backup_key(directory, cluster)
         if source != "salt":  # pillar: every other secret is the operator's
@@ -202,8 +194,12 @@ def ext_pillar(minion_id: str, pillar: dict[str, Any], dir: str | None = None) -
         etcd: Any = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
         if etcd.get("managed") is True and not (given.get("ca.pem") or given.get("ca-key.pem")):
             found["ca.pem"], found["ca-key.pem"] = _ensure_ca(directory, cluster)
-        if not given.get("encryption_key"):
-            found["encryption_key"] = _ensure_encryption_key(directory, cluster)
+        if not given.get("encryption_key") and given.get("encryption_keys") is None:
+            _ensure_encryption_key(directory, cluster)
+            state = __utils__["k8s_control_plane.read_key_state"](directory)
+            found["encryption_keys"] = [
+                {"name": k["name"], "secret": k["secret"]} for k in state["keys"]
+            ]
         if not given.get("service-account-key.pem"):
             found["service-account-key.pem"] = _ensure_service_account_key(directory, cluster)
     return {

@@ -3,8 +3,9 @@ The pure rules of the k8s_control_plane formula, each in one place, as one synce
 package: the formula's names (names.py), the parameter layers and their merge (layers.py),
 facts derived from a configuration (facts.py), the components' flags (flags.py), the
 validation (schema.py, checks.py, pki_checks.py, validate.py), the PKI plan (pki.py), the
-pki SLS files' state data (pki_states.py), the Kubernetes objects (objects.py) and the
-orchestrations' rules (orchestration.py).
+pki SLS files' state data (pki_states.py), the Kubernetes objects (objects.py), the
+orchestrations' rules (orchestration.py), the snapshots (snapshots.py) and the encryption keys
+and their rotation (encryption.py).
 
 Why a synced utils package (``_utils/k8s_control_plane/``) and not helpers inside the
 execution modules:
@@ -53,6 +54,17 @@ if __name__ not in sys.modules:  # Salt's loader; a plain import registers the p
     _stand_in.__path__ = __path__
     sys.modules[__name__] = _stand_in
 
+from .encryption import (
+    encryption_key_errors,
+    encryption_keys,
+    keys_locked,
+    next_key_name,
+    read_key_state,
+    rotated_keys,
+    rotation_phase,
+    stored_under,
+    write_key_state,
+)
 from .facts import (
     apply_from,
     controller_ids,
@@ -160,6 +172,8 @@ __all__ = [
     "controller_ids",
     "controllers_of",
     "describe_change",
+    "encryption_key_errors",
+    "encryption_keys",
     "etcd_check_files",
     "etcd_environment",
     "etcd_environment_file",
@@ -172,6 +186,7 @@ __all__ = [
     "formula_root",
     "initial_cluster",
     "keepalived_role",
+    "keys_locked",
     "kubeconfig_text",
     "kubelet_rules",
     "layer_files",
@@ -180,6 +195,7 @@ __all__ = [
     "master_keys_dir",
     "membership_plan",
     "merge_layers",
+    "next_key_name",
     "object_diff",
     "object_path",
     "parse_minor",
@@ -202,7 +218,10 @@ __all__ = [
     "priorities",
     "profile_of",
     "rbac_manifests",
+    "read_key_state",
     "redact",
+    "rotated_keys",
+    "rotation_phase",
     "row_at",
     "seal_snapshot",
     "signing_policies",
@@ -212,9 +231,11 @@ __all__ = [
     "snapshot_retention",
     "stale",
     "state_changes",
+    "stored_under",
     "sync_job",
     "tofs_sources",
     "unseal_snapshot",
     "validate_config",
     "validate_minion",
+    "write_key_state",
 ]

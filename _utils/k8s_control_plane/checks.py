@@ -8,6 +8,7 @@ import itertools
 import re
 from typing import Any
 
+from .encryption import encryption_key_errors, encryption_keys
 from .facts import (
     is_whole,
     lookup,
@@ -559,19 +560,13 @@ def check_secrets(
             errors.add(f"secrets:{name}", "is not PEM (no '-----BEGIN' line)")
         else:
             texts[name] = value
-    key = secrets.get("encryption_key")
-    if not key:
+    if secrets.get("encryption_keys") is None and not encryption_keys(secrets):
         origin = (
             "the master's ext_pillar k8s_pki gives it" if by_salt else "base64 of 32 random bytes"
         )
         errors.add("secrets:encryption_key", f"missing ({origin})")
-    else:
-        try:
-            size = len(base64.b64decode(str(key), validate=True))
-        except (binascii.Error, ValueError):
-            size = None
-        if size not in (16, 24, 32):
-            errors.add("secrets:encryption_key", "valid: base64 of 16, 24 or 32 bytes (aescbc)")
+    for where, message in encryption_key_errors(secrets):
+        errors.add(where, message)
     backup = secrets.get("backup_key")
     if backup is not None and _b64_size(backup) != 32:
         errors.add(

@@ -28,7 +28,13 @@ PKI_FILES = (
 )
 SECRET_FILES = tuple(name for name, _ in PKI_FILES)
 # backup_key seals the etcd snapshots that leave a controller (k8s_etcd.snapshot_push).
-SECRET_KEYS = (*SECRET_FILES, "encryption_key", "vrrp_auth_pass", "backup_key")
+SECRET_KEYS = (
+    *SECRET_FILES,
+    "encryption_key",
+    "encryption_keys",
+    "vrrp_auth_pass",
+    "backup_key",
+)
 
 
 def pillar_key() -> str:

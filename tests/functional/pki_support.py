@@ -131,7 +131,7 @@ class Controller:
 
     def secret_texts(self):
         """Every private key on disk, the CA key and the encryption key, as they would leak."""
-        texts = [self.given["k8s_control_plane"]["secrets"]["encryption_key"]]
+        texts = [k["secret"] for k in self.given["k8s_control_plane"]["secrets"]["encryption_keys"]]
         for directory in (self.pki_dir, self.etcd_dir):
             for path in sorted(directory.glob("*-key.pem")):
                 pem = path.read_text(encoding="utf-8")

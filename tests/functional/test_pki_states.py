@@ -256,7 +256,8 @@ def test_private_keys_match_their_certificates_and_are_root_only(applied, given)
     assert _mode(applied.etcd_dir / "ca-key.pem") == 0o600
     config = applied.pki_dir / "encryption-config.yaml"
     assert _mode(config) == 0o600
-    assert given["k8s_control_plane"]["secrets"]["encryption_key"] in config.read_text()
+    [key1] = given["k8s_control_plane"]["secrets"]["encryption_keys"]
+    assert f"- name: key1\n              secret: {key1['secret']}\n" in config.read_text()
     # nothing else in the two directories
     assert sorted(p.name for p in applied.etcd_dir.iterdir()) == [
         "ca-key.pem",  # etcd's own copy of the CA, to sign etcd.pem from (pki.etcd)

@@ -40,8 +40,11 @@ ROOT = "k8s_control_plane"
 # only): the service-account signing key is one per cluster, so that every apiserver accepts a
 # ServiceAccount token any other issued.
 FROM_MASTER = ("ca.pem", "ca-key.pem", "service-account-key.pem", "encryption_key")
-# With either source the master also gives the key that seals the etcd snapshots.
-EXT_GIVES = (*FROM_MASTER, "backup_key")
+# With either source the master also gives the key that seals the etcd snapshots. It gives the
+# encryption key as the list of keys (secrets:encryption_keys; key1 until a rotation), and keeps
+# it in its file encryption_key.
+EXT_GIVES = ("ca.pem", "ca-key.pem", "service-account-key.pem", "encryption_keys", "backup_key")
+MASTER_FILES = (*FROM_MASTER, "backup_key")
 SA_KEY = "service-account-key.pem"
 SA_KEY_MISSING = (
     "k8s_control_plane:secrets:service-account-key.pem: "
@@ -768,7 +771,7 @@ def test_an_unmanaged_etcd_gets_no_ca_from_the_master(ext, tmp_path):
     """
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway(False)})
     secrets = given["k8s_control_plane"]["secrets"]
-    assert set(secrets) == {"encryption_key", SA_KEY, "backup_key"}
+    assert set(secrets) == {"encryption_keys", SA_KEY, "backup_key"}
     assert given["x509_signing_policies"]
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
     assert not (directory / "ca.pem").exists() and not (directory / "ca-key.pem").exists()
@@ -881,12 +884,12 @@ def test_the_ca_is_made_once_and_kept_root_only(ext, tmp_path):
     base = tmp_path / "master-pki" / "k8s_control_plane"
     directory = base / "hardway"
     assert _mode(base) == 0o700 and _mode(directory) == 0o700
-    for name in EXT_GIVES:
+    for name in MASTER_FILES:
         assert _mode(directory / name) == 0o600, name
     assert (directory / "ca.pem").read_text() == secrets["ca.pem"]
     assert (directory / "ca-key.pem").read_text() == secrets["ca-key.pem"]
     assert _mode(directory / ".lock") == 0o600
-    assert sorted(p.name for p in directory.iterdir()) == [".lock", *sorted(EXT_GIVES)]
+    assert sorted(p.name for p in directory.iterdir()) == [".lock", *sorted(MASTER_FILES)]
     # the second call (another controller, a pillar refresh) gives the same CA and key
     for minion_id in ("k8s-controller-1", "k8s-controller-2", "k8s-controller-3"):
         again = ext.ext_pillar(minion_id, {"k8s_control_plane": _hardway()})
@@ -910,7 +913,7 @@ def test_the_service_account_key_is_made_once_per_cluster(ext, tmp_path):
     assert key.curve.name == "secp256r1"
     # neither the CA's key nor anything else the master gives
     secrets = first["k8s_control_plane"]["secrets"]
-    assert pem not in {secrets[n] for n in FROM_MASTER if n != SA_KEY}
+    assert pem not in {secrets[n] for n in ("ca.pem", "ca-key.pem")}
     ca_key = serialization.load_pem_private_key(secrets["ca-key.pem"].encode(), password=None)
     assert _spki(ca_key.public_key()) != _spki(key.public_key())
     for _ in range(2):
@@ -940,8 +943,10 @@ def test_the_ca_is_a_ca_and_the_encryption_key_32_bytes(ext):
     assert ca.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == (
         "CA hardway"
     )
-    assert len(base64.b64decode(secrets["encryption_key"], validate=True)) == 32
-    assert "\n" not in secrets["encryption_key"]
+    [key1] = secrets["encryption_keys"]
+    assert key1["name"] == "key1"
+    assert len(base64.b64decode(key1["secret"], validate=True)) == 32
+    assert "\n" not in key1["secret"]
     # the validation accepts what the master gives
     pillar = {**_hardway(), "secrets": dict(secrets)}
     pillar["etcd"].update(version="3.4.23", release_url="https://example.invalid/etcd")
@@ -953,7 +958,7 @@ def test_each_cluster_has_its_own_ca(ext):
     other = {**_hardway(), "cluster": "other"}
     second = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": other})
     a, b = hardway["k8s_control_plane"]["secrets"], second["k8s_control_plane"]["secrets"]
-    assert a["ca-key.pem"] != b["ca-key.pem"] and a["encryption_key"] != b["encryption_key"]
+    assert a["ca-key.pem"] != b["ca-key.pem"] and a["encryption_keys"] != b["encryption_keys"]
     assert a[SA_KEY] != b[SA_KEY]
     assert set(second["x509_signing_policies"]) == {
         f"k8s_control_plane-other-{kind}" for kind in PINNED
@@ -998,7 +1003,7 @@ def test_an_operator_ca_is_left_alone(ext, tmp_path):
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
     # only the encryption key and the service-account key are given: the pillar's CA stays
     # what the operator wrote
-    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_key", SA_KEY, "backup_key"}
+    assert set(given["k8s_control_plane"]["secrets"]) == {"encryption_keys", SA_KEY, "backup_key"}
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
     assert not (directory / "ca.pem").exists() and not (directory / "ca-key.pem").exists()
     # and a kept encryption key and service-account key too
@@ -1021,7 +1026,7 @@ def test_an_operator_service_account_key_is_left_alone(ext, tmp_path, etcd_manag
     given = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
     secrets = given["k8s_control_plane"]["secrets"]
     assert SA_KEY not in secrets
-    wanted = {"encryption_key", "backup_key"} | (
+    wanted = {"encryption_keys", "backup_key"} | (
         {"ca.pem", "ca-key.pem"} if etcd_managed else set()
     )
     assert set(secrets) == wanted
@@ -1131,11 +1136,13 @@ def test_concurrent_processes_end_with_one_ca(ext, tmp_path):
         assert process.exitcode == 0
     assert [r for r in results if r[0] != "ok"] == []
     directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
-    kept = {name: (directory / name).read_text() for name in FROM_MASTER}
+    kept = {name: (directory / name).read_text() for name in MASTER_FILES}
     for _, secrets in results:
         assert secrets["ca.pem"] == kept["ca.pem"]
         assert secrets["ca-key.pem"] == kept["ca-key.pem"]
-        assert secrets["encryption_key"] == kept["encryption_key"].strip()
+        assert secrets["encryption_keys"] == [
+            {"name": "key1", "secret": kept["encryption_key"].strip()}
+        ]
         assert secrets[SA_KEY] == kept[SA_KEY]  # one service-account key survives too
     # the key kept is the certificate's key
     ca = x509.load_pem_x509_certificate(kept["ca.pem"].encode())

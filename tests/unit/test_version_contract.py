@@ -88,13 +88,13 @@ def controlplane(modules, cfg, table):
 def write_files(mod, cfg, root):
     """The encryption and scheduler configs as the formula renders them, at the pillar's minor."""
     apis = mod.apis()
-    key = cfg["secrets"]["encryption_key"]
+    secrets = cfg["secrets"]
     (root / "pki" / "encryption-config.yaml").write_text(
         render(
             "encryption-config.yaml.jinja",
             api_version=apis["encryption_config"],
             kind=apis["encryption_config_kind"],
-            salt={"pillar.get": lambda _path: key},
+            salt={"pillar.get": lambda _path, _default=None: secrets},
         )
     )
     (root / "config" / "kube-scheduler.yaml").write_text(
