@@ -13,6 +13,7 @@ import os
 import ssl
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -183,3 +184,68 @@ def apply(
     if resp["status"] not in (200, 201):
         raise CommandExecutionError(f"{method} {url}: {resp['status']} {resp['body']}")
     return {"action": "created" if live is None else "replaced", "changes": changes}
+
+
+def rewrite_secrets(
+    kubeconfig: str = DEFAULT_KUBECONFIG, server: str | None = None, timeout: float = 30
+) -> dict[str, Any]:
+    """
+    Read every Secret and replace it unchanged, so that the apiserver stores it again under
+    its encryption config's first key: the step of an encryption-key rotation that upstream
+    does with ``kubectl get secrets -A -o json | kubectl replace -f -``. A Secret changed
+    since it was listed (409) was stored by then under the first key already; one deleted
+    since (404) needs nothing. Counts only, never a Secret's data.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_api.rewrite_secrets
+    """
+    base, tls = _connection(kubeconfig, server)
+
+    def call(method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, context=tls, timeout=float(timeout)) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read() or b"null")
+            except ValueError:
+                return exc.code, None
+        except OSError as exc:
+            raise CommandExecutionError(f"{method} {base}{path}: {exc}") from exc
+
+    counts = {"rewritten": 0, "changed_since_listed": 0, "deleted_since_listed": 0}
+    failed = []
+    token = ""
+    while True:
+        query = "?limit=250" + (f"&continue={urllib.parse.quote(token)}" if token else "")
+        status, page = call("GET", "/api/v1/secrets" + query)
+        if status != 200 or not isinstance(page, dict):
+            raise CommandExecutionError(f"GET /api/v1/secrets: {status}")
+        for item in page.get("items") or []:
+            meta = item["metadata"]
+            path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}"
+            status, answer = call("PUT", path, {"apiVersion": "v1", "kind": "Secret", **item})
+            if status == 200:
+                counts["rewritten"] += 1
+            elif status == 409:
+                counts["changed_since_listed"] += 1
+            elif status == 404:
+                counts["deleted_since_listed"] += 1
+            else:
+                reason = answer.get("message") if isinstance(answer, dict) else None
+                failed.append(f"{meta['namespace']}/{meta['name']}: {status} {reason or ''}")
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            break
+    if failed:
+        raise CommandExecutionError(
+            f"k8s_api: {len(failed)} Secrets not rewritten: " + "; ".join(failed[:10])
+        )
+    return counts

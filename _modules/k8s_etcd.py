@@ -148,6 +148,46 @@ def trust_changed(timeout: float = 2) -> dict[str, Any]:
     }
 
 
+def secret_keys(prefix: str = "/registry/secrets/", timeout: float = 10) -> dict[str, Any]:
+    """
+    Count the Secrets in etcd by the key they are stored under, read from each value's
+    prefix (``k8s:enc:aescbc:v1:<name>:``; ``identity`` for a value not encrypted): what an
+    encryption-key rotation must change, and proves it did. Counts and names only, never a
+    value. Reads every Secret's value, a page of 100 at a time.
+
+    prefix
+        The apiserver's etcd keys of Secrets (its ``--etcd-prefix``, /registry, then secrets/).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt k8s-controller-1 k8s_etcd.secret_keys
+    """
+    cfg = _etcd()
+    start = prefix.encode()
+    end = start[:-1] + bytes([start[-1] + 1])
+    counts: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    key = start
+    while True:
+        body = {
+            "key": base64.b64encode(key).decode(),
+            "range_end": base64.b64encode(end).decode(),
+            "limit": 100,
+        }
+        page = _post(cfg, "/v3/kv/range", body, timeout)
+        kvs = page.get("kvs") or []
+        for kv in kvs:
+            name = __utils__["k8s_control_plane.stored_under"](base64.b64decode(kv["value"]))
+            counts[name] = counts.get(name, 0) + 1
+            examples.setdefault(name, base64.b64decode(kv["key"]).decode()[len(prefix) :])
+        if not page.get("more") or not kvs:
+            break
+        key = base64.b64decode(kvs[-1]["key"]) + b"\x00"
+    return {"total": sum(counts.values()), "by_key": counts, "example": examples}
+
+
 def _member(raw):
     return {
         "id": f"{int(raw.get('ID', 0)):x}",

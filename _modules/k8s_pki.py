@@ -389,3 +389,53 @@ def expiry(margin_days: int | None = None) -> dict[str, Any]:
         "soonest": soonest,
         "comment": comment,
     }
+
+
+def _started(unit):
+    """When the unit's main process started (seconds since the epoch), or None when it runs not."""
+    if not __salt__["service.status"](unit):
+        return None
+    out = __salt__["cmd.run_stdout"](
+        ["systemctl", "show", "-p", "ExecMainStartTimestamp", "--timestamp=us+utc", unit],
+        python_shell=False,
+        ignore_retcode=True,
+    ).strip()
+    try:  # ExecMainStartTimestamp=Sun 2026-12-06 18:22:18.524440 UTC
+        when = datetime.datetime.strptime(out.partition("=")[2], "%a %Y-%m-%d %H:%M:%S.%f UTC")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def encryption_keys() -> dict[str, Any]:
+    """
+    Return the names of the keys this controller's encryption config lists, in its order
+    (the first encrypts what the apiserver writes; every one decrypts), and whether the
+    apiserver runs with that config now (its start is later than the file's last change).
+    Names only, never a key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_pki.encryption_keys
+    """
+    path = next((e["path"] for e in plan("init") if e["name"] == "encryption-config.yaml"), None)
+    if path is None or not os.path.isfile(path):
+        return {"path": path, "names": [], "writes": None, "loaded": False}
+    with open(path, encoding="utf-8") as handle:
+        doc = yaml.safe_load(handle) or {}
+    names = []
+    for resource in doc.get("resources") or []:
+        for provider in resource.get("providers") or []:
+            for kind, body in provider.items():
+                if kind in ("aescbc", "aesgcm", "secretbox") and isinstance(body, dict):
+                    names += [str(k.get("name")) for k in body.get("keys") or []]
+    started = _started("kube-apiserver")
+    changed = os.stat(path).st_mtime
+    return {
+        "path": path,
+        "names": names,
+        "writes": names[0] if names else None,
+        "loaded": started is not None and started >= changed,
+    }

@@ -157,9 +157,7 @@ def renew(cluster: str | None = None) -> dict[str, Any]:
         }
     log.warning("k8s_certs: %s: renewing %s through orch.control_plane", name, due)
     result = __salt__["state.orchestrate"]("orch.control_plane", pillar={"cluster": name})
-    data = result.get("data", result) if isinstance(result, dict) else {}
-    steps = [s for m in data.values() if isinstance(m, dict) for s in m.values()]
-    failed = [s.get("__id__") for s in steps if isinstance(s, dict) and s.get("result") is False]
+    steps, failed = __utils__["k8s_control_plane.nested_run"](result)
     if failed or not steps:
         raise CommandExecutionError(
             f"k8s_certs: the renewal's orch.control_plane failed at {failed or result}"
@@ -168,5 +166,5 @@ def renew(cluster: str | None = None) -> dict[str, Any]:
     still = {m: e["renew"] for m, e in after.items() if e.get("renew")}
     if still:
         raise CommandExecutionError(f"k8s_certs: still due after orch.control_plane: {still}")
-    log.warning("k8s_certs: %s: renewed through orch.control_plane (%s steps)", name, len(steps))
-    return {"cluster": name, "renewed": True, "due": due, "steps": len(steps)}
+    log.warning("k8s_certs: %s: renewed through orch.control_plane (%s steps)", name, steps)
+    return {"cluster": name, "renewed": True, "due": due, "steps": steps}

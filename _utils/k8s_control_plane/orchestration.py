@@ -504,3 +504,17 @@ def plan_summary(
         "etcd": {m: p.get("etcd") for m, p in plans.items()},
         "membership": cluster_membership(ids, {m: p.get("etcd") for m, p in plans.items()}),
     }
+
+
+def nested_run(result: Any) -> tuple[int, list[str]]:
+    """
+    How an orchestration a runner ran itself (``__salt__["state.orchestrate"]``) went: its
+    number of steps and the IDs of those that failed. No steps at all is a failure too (a
+    render error returns a list of messages, not steps).
+    """
+    data = result.get("data", result) if isinstance(result, dict) else {}
+    steps = [s for m in data.values() if isinstance(m, dict) for s in m.values()]
+    failed = [
+        str(s.get("__id__")) for s in steps if isinstance(s, dict) and s.get("result") is False
+    ]
+    return len(steps), failed

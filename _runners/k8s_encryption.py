@@ -1,0 +1,275 @@
+"""
+The encryption keys of Secrets at rest and their rotation (docs/encryption.md), kept on the
+master beside the cluster's CA (``encryption_keys.json``; the k8s_pki ext_pillar gives the
+controllers the active keys). ``orch.rotate_encryption_key`` runs the steps in order:
+
+    salt-run k8s_encryption.status           # the keys, each controller's config, etcd's counts
+    salt-run k8s_encryption.rotate add         # then promote, rewrite, retire
+
+Each of add, promote and retire changes the list, then rolls it out with ``orch.control_plane``
+(the rolling, gated path: one apiserver drained and restarted at a time) and checks that every
+controller's apiserver runs with it. ``rewrite`` stores every Secret again under the new key.
+A step where the rotation already stands changes nothing, so a rotation that stopped half-way
+resumes where it stood.
+"""
+
+import base64
+import logging
+import os
+import secrets as random
+from typing import Any
+
+import salt.client
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8s_encryption"
+
+# Seconds without a return before the client asks whether the job still runs (find_job).
+ANSWER_TIMEOUT = 30
+STEPS = ("add", "promote", "rewrite", "retire")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _rules(name):
+    return __utils__[f"k8s_control_plane.{name}"]
+
+
+def _cluster(name, command):
+    return __salt__["salt.cmd"]("k8s_orchestration.cluster", name, command)
+
+
+def _directory(cluster):
+    return os.path.join(_rules("master_keys_dir")(__opts__), cluster)
+
+
+def _state(cluster):
+    state = _rules("read_key_state")(_directory(cluster))
+    if state is None:
+        raise CommandExecutionError(
+            f"k8s_encryption: the master keeps no encryption key of {cluster} (pki:source salt "
+            "makes one: docs/encryption.md; with pki:source pillar the pillar's "
+            "secrets:encryption_keys is rotated by editing it)"
+        )
+    return state
+
+
+def _ask(ids, fun, **kwarg):
+    """{controller: its answer} and {controller: why not} for one function on every one."""
+    with salt.client.get_local_client(mopts=__opts__) as client:
+        answers = client.cmd(
+            ids, fun, kwarg=kwarg, tgt_type="list", timeout=ANSWER_TIMEOUT, full_return=True
+        )
+    found, errors = {}, {}
+    for minion in ids:
+        answer = answers.get(minion)
+        ret = answer.get("ret") if isinstance(answer, dict) else None
+        if isinstance(answer, dict) and answer.get("retcode", 0) == 0 and ret is not None:
+            found[minion] = ret
+        else:
+            errors[minion] = ret if ret is not None else "no answer (minion down?)"
+    return found, errors
+
+
+def _configs(ids):
+    """{controller: the key names its apiserver runs with}; raises when one does not answer."""
+    found, errors = _ask(ids, "k8s_pki.encryption_keys")
+    if errors:
+        raise CommandExecutionError(
+            "k8s_encryption: " + "; ".join(f"{m}: {e}" for m, e in errors.items())
+        )
+    # an apiserver that started before its config last changed runs with an older list
+    return {
+        m: a["names"] if a.get("loaded") else ["(not loaded yet)", *a["names"]]
+        for m, a in found.items()
+    }
+
+
+def _names(state):
+    return [k["name"] for k in state["keys"]]
+
+
+def _differ(configs, names):
+    return {m: got for m, got in configs.items() if got != names}
+
+
+def _roll(name, ids, state, why):
+    """orch.control_plane rolls the list out; then every apiserver must run with it."""
+    log.warning("k8s_encryption: %s: %s through orch.control_plane", name, why)
+    result = __salt__["state.orchestrate"]("orch.control_plane", pillar={"cluster": name})
+    steps, failed = _rules("nested_run")(result)
+    if failed or not steps:
+        raise CommandExecutionError(
+            f"k8s_encryption: {why}: orch.control_plane failed at {failed or result}"
+        )
+    differ = _differ(_configs(ids), _names(state))
+    if differ:
+        raise CommandExecutionError(
+            f"k8s_encryption: {why}: the apiservers do not run with {_names(state)}: {differ} "
+            "(does the pillar give secrets:encryption_key(s) itself?)"
+        )
+    return steps
+
+
+def _etcd_counts(ids):
+    """etcd's Secrets by key, read through the first controller that answers."""
+    found, errors = _ask(ids, "k8s_etcd.secret_keys")
+    for minion in ids:
+        if minion in found:
+            return found[minion]
+    raise CommandExecutionError(
+        "k8s_encryption: no controller read etcd: "
+        + "; ".join(f"{m}: {e}" for m, e in errors.items())
+    )
+
+
+def status(cluster: str | None = None) -> dict[str, Any]:
+    """
+    The cluster's encryption keys as the master keeps them (names only: the writing one
+    first, the rotation's phase, the retired ones), each controller's encryption config as
+    its apiserver runs it, and etcd's Secrets counted by the key they are stored under.
+
+    cluster
+        The cluster; optional with one on the master.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8s_encryption.status
+    """
+    found = _cluster(cluster, "k8s_encryption.status")
+    name, ids = found["cluster"], found["controllers"]
+    state = _state(name)
+    return {
+        "cluster": name,
+        "keys": _names(state),
+        "phase": _rules("rotation_phase")(state),
+        "rotating_to": state.get("rotating_to"),
+        "retired": [k["name"] for k in state.get("retired", [])],
+        "controllers": _configs(ids),
+        "etcd": _etcd_counts(ids),
+    }
+
+
+def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
+    """
+    One step of an encryption-key rotation (orch.rotate_encryption_key runs them in order):
+
+    add
+        A new key (32 random bytes) listed second, rolled out: every apiserver reads it,
+        none writes it yet. Refused unless every apiserver runs with the master's list and
+        nothing else is pending (the roll must change the encryption config only). A
+        snapshot of etcd is taken first.
+    promote
+        The new key first, rolled out: every apiserver writes it and reads the old one.
+    rewrite
+        Every Secret stored again (under the new key): k8s_api.rewrite_secrets on the first
+        controller whose apiserver answers; then etcd is read to prove it.
+    retire
+        The old key out of the config, rolled out; the master keeps it, retired, so that a
+        snapshot taken before can still be read. Refused while etcd holds a Secret under it.
+
+    cluster
+        The cluster; optional with one on the master.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8s_encryption.rotate add
+        salt-run k8s_encryption.rotate rewrite cluster=hardway
+    """
+    name = step
+    if name not in STEPS:
+        raise CommandExecutionError(f"k8s_encryption: unknown step {name!r}; valid: {STEPS}")
+    found = _cluster(cluster, f"k8s_encryption.rotate {name}")
+    cluster, ids = found["cluster"], found["controllers"]
+    directory = _directory(cluster)
+    state = _state(cluster)
+    phase = _rules("rotation_phase")(state)
+    if name == "rewrite":
+        return _rewrite(cluster, ids, state)
+    after = _rules("rotated_keys")(
+        state, name, _new_key() if name == "add" and phase == "steady" else None
+    )
+    if name == "add" and phase == "steady":
+        differ = _differ(_configs(ids), _names(state))
+        if differ:
+            raise CommandExecutionError(
+                f"k8s_encryption: refused, nothing changed: the apiservers do not all run with "
+                f"the master's keys {_names(state)}: {differ} (run orch.control_plane first; "
+                "a pillar that gives secrets:encryption_key(s) itself is rotated by editing it)"
+            )
+        plan = __salt__["salt.cmd"]("k8s_orchestration.pending", ids, found["root"], expected=found)
+        if plan.get("pending"):
+            raise CommandExecutionError(
+                "k8s_encryption: refused, nothing changed: orch.control_plane has other "
+                "changes to make first (salt-run state.orchestrate orch.control_plane "
+                f"test=True shows them): {sorted(plan['pending'])}"
+            )
+        taken = __salt__["k8s_snapshot.take"](cluster=cluster, reason="encryption-key rotation")
+        log.info("k8s_encryption: %s: snapshot before the rotation: %s", cluster, taken)
+    if name == "retire" and phase == "promoted":
+        counts = _etcd_counts(ids)["by_key"]
+        left = {k: n for k, n in counts.items() if k != state["rotating_to"]}
+        if left:
+            raise CommandExecutionError(
+                f"k8s_encryption: refused: etcd still holds Secrets under {left}; run the "
+                "rewrite step first (salt-run k8s_encryption.rotate rewrite)"
+            )
+    if after != state:
+        with _rules("keys_locked")(directory):
+            _rules("write_key_state")(directory, after)
+    steps = _roll(cluster, ids, after, f"{name} ({_names(state)} -> {_names(after)})")
+    return {
+        "cluster": cluster,
+        "step": name,
+        "keys": _names(after),
+        "was": _names(state),
+        "retired": [k["name"] for k in after.get("retired", [])],
+        "orchestration_steps": steps,
+    }
+
+
+def _rewrite(cluster, ids, state):
+    if _rules("rotation_phase")(state) != "promoted":
+        raise CommandExecutionError(
+            "k8s_encryption: rewrite: the new key does not write yet (add, then promote)"
+        )
+    differ = _differ(_configs(ids), _names(state))
+    if differ:
+        raise CommandExecutionError(
+            f"k8s_encryption: rewrite: the apiservers do not all run with {_names(state)}: "
+            f"{differ} (the promote step rolls it out)"
+        )
+    found, errors = {}, {}
+    for minion in ids:  # one controller does it; the next when one cannot
+        answer, error = _ask([minion], "k8s_api.rewrite_secrets")
+        if minion in answer:
+            found = {minion: answer[minion]}
+            break
+        errors.update(error)
+    if not found:
+        raise CommandExecutionError(
+            "k8s_encryption: rewrite: " + "; ".join(f"{m}: {e}" for m, e in errors.items())
+        )
+    counts = _etcd_counts(ids)
+    new = state["rotating_to"]
+    left = {k: n for k, n in counts["by_key"].items() if k != new}
+    if left:
+        raise CommandExecutionError(
+            f"k8s_encryption: rewrite: etcd still holds Secrets under {left} after it "
+            f"(rewritten: {found}); run the step again"
+        )
+    ((minion, done),) = found.items()
+    return {"cluster": cluster, "step": "rewrite", "by": minion, **done, "etcd": counts["by_key"]}
+
+
+def _new_key():
+    """32 random bytes, base64: a new aescbc key (AES-256)."""
+    return base64.b64encode(random.token_bytes(32)).decode()
