@@ -194,9 +194,12 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
     phase = _rules("rotation_phase")(state)
     if name == "rewrite":
         return _rewrite(cluster, ids, state)
-    after = _rules("rotated_keys")(
-        state, name, _new_key() if name == "add" and phase == "steady" else None
-    )
+    try:
+        after = _rules("rotated_keys")(
+            state, name, _new_key() if name == "add" and phase == "steady" else None
+        )
+    except ValueError as exc:
+        raise CommandExecutionError(f"k8s_encryption: refused, nothing changed: {exc}") from exc
     if name == "add" and phase == "steady":
         differ = _differ(_configs(ids), _names(state))
         if differ:

@@ -4,7 +4,7 @@ over: the renewal margin raised to just under the certificates' lifetime (pki:da
 schedule (every few seconds for this module) finds them due (k8s_certs.renew) and runs
 orch.control_plane, the rolling, gated path, under a probe through the VIP every 100 ms;
 then every certificate is new, the CA is the same, nothing is due, and a no-op
-orchestration finds the cluster converged (handed to test_membership).
+orchestration finds the cluster converged (handed to test_encryption).
 """
 
 import time
@@ -91,4 +91,4 @@ def test_nothing_is_due_and_the_cluster_is_converged(renewed, measured):
     measured["renewal: orchestration after it"] = time.monotonic() - start
     assert report["ok"], "\n".join(report["errors"])[-6000:]
     assert [step["id"] for step in report["steps"]] == ["orch-converged"], report["steps"]
-    hand_over()  # converged, no override: test_membership takes this lab
+    hand_over()  # converged, no override: test_encryption takes this lab

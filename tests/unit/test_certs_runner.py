@@ -5,7 +5,7 @@ nothing and are named; a controller that does not answer stops it."""
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from tests.support.cluster import REPO, load_file
+from tests.support.cluster import REPO, load_file, utils_mapping
 
 IDS = ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"]
 ROOT = "k8s_control_plane"
@@ -40,6 +40,7 @@ class _Client:
 def runner(monkeypatch):
     module = load_file(REPO / "_runners" / "k8s_certs.py", "k8s_test_runner_k8s_certs")
     module.__opts__ = {}
+    module.__utils__ = utils_mapping()
     module.orchestrated = []
     module.pending = {m: [] for m in IDS}
 

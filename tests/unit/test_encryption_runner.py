@@ -1,0 +1,160 @@
+"""_runners/k8s_encryption.py (issue 21) with Salt stood in: the controllers' configs follow the
+master's key list when orch.control_plane rolls it out, etcd's counts follow the rewrite. A whole
+rotation, a resumed one, and the refusals that change nothing."""
+
+import json
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+from tests.support.cluster import REPO, load_file, utils_mapping
+
+IDS = ["k8s-controller-1", "k8s-controller-2", "k8s-controller-3"]
+KEY1 = "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="
+
+
+class World:
+    """The master's folder, the apiservers' key names, etcd's Secrets by key."""
+
+    def __init__(self, base):
+        self.base = base
+        self.dir = base / "hardway"
+        self.dir.mkdir(parents=True)
+        (self.dir / "encryption_key").write_text(KEY1 + "\n")
+        self.configs = {m: ["key1"] for m in IDS}
+        self.etcd = {"key1": 3}
+        self.pending: dict = {}
+        self.rolls: list = []
+        self.snapshots: list = []
+        self.roll_breaks = False
+
+    def names(self):
+        path = self.dir / "encryption_keys.json"
+        state = json.loads(path.read_text()) if path.exists() else None
+        return [k["name"] for k in state["keys"]] if state else ["key1"]
+
+    def roll(self, sls, pillar=None):
+        self.rolls.append(self.names())
+        if not self.roll_breaks:
+            self.configs = {m: self.names() for m in IDS}
+        return {"data": {"master": {"a": {"__id__": "orch-verify", "result": True}}}}
+
+    def answer(self, minion, fun):
+        if fun == "k8s_pki.encryption_keys":
+            names = self.configs[minion]
+            return {"names": names, "writes": names[0], "loaded": True}
+        if fun == "k8s_etcd.secret_keys":
+            return {"total": sum(self.etcd.values()), "by_key": dict(self.etcd)}
+        if fun == "k8s_api.rewrite_secrets":
+            writer = self.configs[minion][0]
+            total = sum(self.etcd.values())
+            self.etcd = {writer: total}
+            return {"rewritten": total, "changed_since_listed": 0, "deleted_since_listed": 0}
+        raise AssertionError(fun)
+
+
+class _Client:
+    def __init__(self, world):
+        self.world = world
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
+    def cmd(self, tgt, fun, **_kwargs):
+        return {m: {"ret": self.world.answer(m, fun), "retcode": 0} for m in tgt}
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    world = World(tmp_path / "keys")
+    module = load_file(REPO / "_runners" / "k8s_encryption.py", "k8s_test_runner_k8s_encryption")
+    module.__opts__ = {}
+    utils = dict(utils_mapping())
+    utils["k8s_control_plane.master_keys_dir"] = lambda _opts, _given=None: str(world.base)
+    module.__utils__ = utils
+
+    def salt_cmd(fun, *args, **kwargs):
+        if fun == "k8s_orchestration.cluster":
+            return {"cluster": "hardway", "controllers": IDS, "root": "k8s_control_plane"}
+        assert fun == "k8s_orchestration.pending"
+        return {"pending": world.pending}
+
+    def take(cluster, reason):
+        world.snapshots.append(reason)
+        return {"name": "snap"}
+
+    module.__salt__ = {
+        "salt.cmd": salt_cmd,
+        "state.orchestrate": world.roll,
+        "k8s_snapshot.take": take,
+    }
+    monkeypatch.setattr(module.salt.client, "get_local_client", lambda **_k: _Client(world))
+    world.runner = module
+    return world
+
+
+def test_a_whole_rotation(world):
+    runner = world.runner
+    added = runner.rotate("add")
+    assert added["keys"] == ["key1", "key2"] and world.snapshots == ["encryption-key rotation"]
+    assert world.configs == {m: ["key1", "key2"] for m in IDS}
+    assert runner.rotate("promote")["keys"] == ["key2", "key1"]
+    rewritten = runner.rotate("rewrite")
+    assert rewritten["rewritten"] == 3 and rewritten["etcd"] == {"key2": 3}
+    done = runner.rotate("retire")
+    assert done["keys"] == ["key2"] and done["retired"] == ["key1"]
+    assert world.rolls == [["key1", "key2"], ["key2", "key1"], ["key2"]]
+    status = runner.status()
+    assert status["keys"] == ["key2"] and status["phase"] == "steady"
+    assert status["controllers"] == {m: ["key2"] for m in IDS}
+    # the master keeps the old key, retired, and no answer holds a key
+    kept = json.loads((world.dir / "encryption_keys.json").read_text())
+    assert kept["retired"][0]["secret"] == KEY1
+    assert KEY1 not in json.dumps([added, rewritten, done, status])
+
+
+def test_a_step_where_the_rotation_stands_changes_nothing_and_it_resumes(world):
+    runner = world.runner
+    runner.rotate("add")
+    again = runner.rotate("add")  # a re-run: the key added before stays the new one
+    assert again["keys"] == ["key1", "key2"] and len(world.snapshots) == 1
+    runner.rotate("promote")
+    runner.rotate("promote")
+    assert world.names() == ["key2", "key1"]
+
+
+def test_out_of_order_steps_are_refused(world):
+    runner = world.runner
+    with pytest.raises(CommandExecutionError, match="add first"):
+        runner.rotate("promote")
+    runner.rotate("add")
+    with pytest.raises(CommandExecutionError, match="add, then promote"):
+        runner.rotate("rewrite")
+    runner.rotate("promote")
+    with pytest.raises(CommandExecutionError, match="still holds Secrets under"):
+        runner.rotate("retire")  # not rewritten yet: the old key is still needed
+    assert world.names() == ["key2", "key1"]
+    with pytest.raises(CommandExecutionError, match="unknown step"):
+        runner.rotate("drop")
+
+
+def test_a_start_is_refused_while_anything_else_is_pending_or_configs_differ(world):
+    runner = world.runner
+    world.pending = {"k8s-controller-2": ["k8s_control_plane-keepalived-file-managed: would"]}
+    with pytest.raises(CommandExecutionError, match="other changes to make first"):
+        runner.rotate("add")
+    world.pending = {}
+    world.configs["k8s-controller-3"] = ["mine"]  # the pillar gives its own key
+    with pytest.raises(CommandExecutionError, match="do not all run with the master's keys"):
+        runner.rotate("add")
+    assert not (world.dir / "encryption_keys.json").exists()
+    assert world.rolls == [] and world.snapshots == []
+
+
+def test_a_roll_that_does_not_reach_every_apiserver_fails_the_step(world):
+    world.roll_breaks = True
+    with pytest.raises(CommandExecutionError, match="do not run with"):
+        world.runner.rotate("add")
