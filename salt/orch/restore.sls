@@ -10,17 +10,20 @@ data or a lost quorum (two of three members' disks gone for good).
 1. refuse, changing nothing, while any controller still sees a healthy etcd quorum (a
    restore throws away every write since the snapshot) unless ``force`` is given, when a
    controller does not answer, or for a snapshot the master does not keep
-2. on every controller at once, stopping nothing: fetch the same sealed snapshot, open it
+2. the encryption keys retired since the snapshot listed again (k8s_encryption.relist,
+   docs/encryption.md), so that the Secrets it holds under them stay readable
+3. on every controller at once, stopping nothing: fetch the same sealed snapshot, open it
    and restore it beside etcd's data (``etcdutl snapshot restore --bump-revision
    1000000000 --mark-compacted``, a new cluster token: the restored members form a new
    cluster that no old member can join); then, once every controller holds it, stop
    kube-apiserver, kube-controller-manager, kube-scheduler and etcd and swap the data in;
    the data before is kept in ``<data_dir>.before-restore/<token>``
-3. start etcd on every controller at once (each waits for the others' quorum), then wait
+4. start etcd on every controller at once (each waits for the others' quorum), then wait
    until every controller sees quorum
-4. the control plane on every controller (its apiserver, then controller-manager and
-   scheduler, started afresh: etcd's revisions jumped, so their informers relist)
-5. wait until every apiserver is ready, directly and via the VIP; the seed's verification
+5. the control plane on every controller (its encryption config, its apiserver, then
+   controller-manager and scheduler, started afresh: etcd's revisions jumped, so their
+   informers relist)
+6. wait until every apiserver is ready, directly and via the VIP; the seed's verification
 
 With several clusters on the master pass pillar='{"cluster": NAME}'.
 """
@@ -86,7 +89,8 @@ def _quorum_seen(ids):
 
 
 def run():
-    options = __pillar__ if isinstance(__pillar__, dict) else {}
+    # the orchestration's pillar=... (Salt's loader gives a mapping, not a dict)
+    options = __pillar__
     found = _cluster(options.get("cluster"))
     name, ids, root = found["cluster"], found["controllers"], found["root"]
     snapshot = _snapshot(name, options.get("snapshot"))
@@ -108,6 +112,16 @@ def run():
     token = f"{name}-restore-{stamp}"
     tgt = [{"tgt": ids}, {"tgt_type": "list"}, {"expect_minions": True}]
     return {
+        # the encryption keys retired since the snapshot listed again (the master's list; the
+        # control-plane step below writes it): the restored Secrets they hold stay readable
+        "orch-restore-keys": {
+            "salt.runner": [
+                {"name": "k8s_encryption.relist"},
+                {"snapshot": snapshot},
+                {"cluster": name},
+                {"failhard": True},
+            ]
+        },
         # nothing stops until every controller holds the restored data: a bad key, a
         # snapshot gone or a full disk stops the run here with the cluster as it was
         "orch-restore-prepare": {
@@ -117,6 +131,7 @@ def run():
                 {"arg": [snapshot, token]},
                 {"timeout": 900},
                 {"failhard": True},
+                {"require": [{"salt": "orch-restore-keys"}]},
             ]
         },
         "orch-restore-snapshot": {
