@@ -28,7 +28,7 @@ help:
 	@echo "make lab-salt CMD=\"salt '*' test.ping\"        run a Salt command on the lab's master"
 	@echo "make lab-down   remove the lab"
 	@echo "make upgrades   the lab upgrade test over three releases (1.35.4 -> 1.36.3 with move_vip -> 1.37.2)"
-	@echo "make faults     the lab fault tests, each failover fault 5 times (FAULT_REPEAT=5), with the VIP holder census"
+	@echo "make faults     the lab fault tests, each failover fault 5 times (FAULT_REPEAT=5), with the VIP holder census; 5 controllers; a restore after a key rotation"
 	@echo "make bench      failover benchmark on the lab: seed profile against tuned (TRIALS=10)"
 	@echo "make bench-quick   the short bench CI runs after the tests, with its gate"
 
@@ -105,11 +105,13 @@ lab-salt: venv
 # network split FAULT_REPEAT times in one run; the totals of the VIP holder census (polls every
 # 10 ms: how many saw two holders or none, and the longest) close pytest's summary and are in
 # /var/lib/k8s-salt-lab/log/measured.json. Then the membership changes with five controllers
-# (make test grows to four).
+# (make test grows to four), and the encryption-key rotation followed by a restore of the
+# snapshot taken before it (docs/encryption.md).
 FAULT_REPEAT ?= 5
 faults: venv deps
 	K8S_FAULT_REPEAT=$(FAULT_REPEAT) $(PY) -m pytest -ra tests/lab/test_faults.py
 	K8S_MEMBERSHIP_GROW=5 $(PY) -m pytest -ra tests/lab/test_membership.py
+	K8S_ENCRYPTION_RESTORE=1 $(PY) -m pytest -ra tests/lab/test_encryption.py
 
 # The upgrade test's variants that need a third release (make test runs 1.36.3 -> 1.37.2): a
 # two-minor jump refused, the move_vip upgrade by pillar, then the command-line upgrade.

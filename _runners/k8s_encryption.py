@@ -239,6 +239,54 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
     }
 
 
+def relist(snapshot: str, cluster: str | None = None) -> dict[str, Any]:
+    """
+    Before a restore (orch.restore runs it): list again every key retired after the snapshot
+    was taken, after the active ones, so that the restored Secrets it may hold stay readable
+    once the restore's control-plane step writes the encryption config and starts the
+    apiservers. The rotation then stands at ``promoted``: ``orch.rotate_encryption_key``
+    stores them under the writing key again and retires those keys once more. Nothing
+    retired since the snapshot, or no keys kept on the master (pki:source pillar): nothing
+    changes.
+
+    snapshot
+        The snapshot's file name (salt-run k8s_snapshot.list).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8s_encryption.relist hardway_20261206T180000Z_k8s-controller-1_r123.db.sealed
+    """
+    found = _cluster(cluster, "k8s_encryption.relist")
+    cluster = found["cluster"]
+    parsed = _rules("parse_snapshot_name")(snapshot)
+    if parsed is None or parsed["cluster"] != cluster:
+        raise CommandExecutionError(f"k8s_encryption: {snapshot!r} is no snapshot of {cluster}")
+    directory = _directory(cluster)
+    state = _rules("read_key_state")(directory)
+    if state is None:
+        return {"cluster": cluster, "relisted": [], "comment": "no keys kept on the master"}
+    after = _rules("relisted_keys")(state, parsed["taken"])
+    again = [n for n in _names(after) if n not in _names(state)]
+    if after != state:
+        with _rules("keys_locked")(directory):
+            _rules("write_key_state")(directory, after)
+        log.warning("k8s_encryption: %s: %s listed again for a restore", cluster, again)
+    return {
+        "cluster": cluster,
+        "keys": _names(after),
+        "relisted": again,
+        "comment": (
+            f"{', '.join(again)} listed again (retired after the snapshot); then run "
+            "orch.rotate_encryption_key to store every Secret under "
+            f"{_names(after)[0]} again"
+            if again
+            else "no key was retired after the snapshot"
+        ),
+    }
+
+
 def _rewrite(cluster, ids, state):
     if _rules("rotation_phase")(state) != "promoted":
         raise CommandExecutionError(

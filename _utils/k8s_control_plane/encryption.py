@@ -174,6 +174,30 @@ def rotated_keys(
     raise ValueError(f"unknown step {step!r} (valid: {', '.join(STEPS)})")
 
 
+def relisted_keys(state: dict[str, Any], taken: datetime.datetime) -> dict[str, Any]:
+    """
+    The state for a restore of a snapshot ``taken`` then: every key retired after that may
+    still hold its Secrets, so it is listed again, after the active keys (read, not written),
+    and the rotation stands at ``promoted`` towards the writing key, so that the rotation's
+    rewrite and retire steps (orch.rotate_encryption_key) store them under it again and retire
+    those keys once more. Nothing retired since: the state as it is.
+    """
+    stamp = taken.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    retired = [dict(k) for k in state.get("retired", [])]
+    again = [k for k in retired if k.get("retired", "") > stamp]
+    if not again:
+        return {**state, "keys": [dict(k) for k in state["keys"]], "retired": retired}
+    active = [dict(k) for k in state["keys"]]
+    listed = {k["name"] for k in active}
+    return {
+        **state,
+        "keys": active
+        + [{"name": k["name"], "secret": k["secret"]} for k in again if k["name"] not in listed],
+        "rotating_to": state.get("rotating_to") or active[0]["name"],
+        "retired": [k for k in retired if k not in again],
+    }
+
+
 def stored_under(value: bytes) -> str:
     """
     Which key a Secret's value in etcd is stored under: the aescbc key's name from the

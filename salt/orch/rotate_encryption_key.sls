@@ -26,7 +26,8 @@ STEPS = ("add", "promote", "rewrite", "retire")
 
 
 def run():
-    options = __pillar__ if isinstance(__pillar__, dict) else {}
+    # the orchestration's pillar=... (Salt's loader gives a mapping, not a dict)
+    options = __pillar__
     __salt__["saltutil.runner"]("saltutil.sync_all")
     try:
         found = __salt__["k8s_orchestration.cluster"](

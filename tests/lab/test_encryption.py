@@ -4,12 +4,15 @@ step alone (``salt-run k8s_encryption.rotate add``), then ``orch.rotate_encrypti
 which resumes from there (promote, rewrite, retire), all under a probe that reads a Secret
 through the VIP every 100 ms. After it every Secret is stored under the new key in etcd,
 every apiserver lists the new key only, the master keeps the old one retired, no key ever
-appears in the output or the master's log, and a no-op orchestration finds the cluster
-converged (handed to test_membership).
+appears in the output or the master's log, the add step took a snapshot first, and a no-op
+orchestration finds the cluster converged (handed to test_membership). ``make faults`` also
+restores that snapshot (K8S_ENCRYPTION_RESTORE=1): the old key is listed again, the Secrets
+read back, and the rotation resumed stores them under the new key once more.
 """
 
 import base64
 import json
+import os
 import time
 
 import pytest
@@ -26,6 +29,8 @@ ETCDCTL = (
 )
 SECRETS = {"default": "rot-a", "kube-system": "rot-b"}
 FIRST = "k8s-controller-1"
+# make faults: a restore of the snapshot taken before the rotation, then the rotation resumed
+RESTORE = os.environ.get("K8S_ENCRYPTION_RESTORE") == "1"
 
 
 def ok(proc) -> str:
@@ -52,6 +57,12 @@ def stored_under(namespace: str, name: str) -> str:
     return out.split(":")[4] if out.startswith("k8s:enc:aescbc:v1:") else out[:20]
 
 
+def snapshots() -> list[dict]:
+    data, proc = lab.salt_json(["salt-run", "k8s_snapshot.list"])
+    assert isinstance(data, list), proc.stdout[-2000:] + proc.stderr[-2000:]
+    return data
+
+
 def master_keys() -> dict:
     path = MASTER_DIR / "pki" / "k8s_control_plane" / "hardway" / "encryption_keys.json"
     return json.loads(path.read_text())
@@ -64,6 +75,7 @@ def rotated(converged_lab, measured):
     before = status()
     under = {name: stored_under(ns, name) for ns, name in SECRETS.items()}
     log_start = len((LOG_DIR / "master.log").read_text(errors="replace"))
+    kept = {s["name"] for s in snapshots()}
     outputs = []
     with ApiProbe(f"/api/v1/namespaces/default/secrets/{SECRETS['default']}") as probe:
         start = time.monotonic()
@@ -88,6 +100,7 @@ def rotated(converged_lab, measured):
         "probe": probe.result,
         "outputs": outputs,
         "log": (LOG_DIR / "master.log").read_text(errors="replace")[log_start:],
+        "snapshot": [s["name"] for s in snapshots() if s["name"] not in kept],
     }
 
 
@@ -139,6 +152,41 @@ def test_the_master_keeps_the_old_key_retired_and_no_key_is_shown(rotated):
     for key in [*kept["keys"], *kept["retired"]]:
         for text in [*rotated["outputs"], rotated["log"]]:
             assert key["secret"] not in text, key["name"]
+
+
+def test_the_add_step_took_a_snapshot_first(rotated):
+    assert len(rotated["snapshot"]) == 1, rotated["snapshot"]
+
+
+@pytest.mark.skipif(not RESTORE, reason="make faults (K8S_ENCRYPTION_RESTORE=1)")
+def test_a_restore_from_before_the_rotation_lists_the_old_key_again(rotated, measured):
+    """
+    The snapshot the add step took holds the Secrets under the old key: orch.restore lists
+    that key again (its first step), so they read back through the VIP; the rotation then
+    resumes (rewrite, retire) and stores them under the new key once more.
+    """
+    old, new = rotated["before"]["keys"][0], rotated["after"]["keys"][0]
+    start = time.monotonic()
+    pillar = {"snapshot": rotated["snapshot"][0], "force": True}
+    report, _ = lab.orchestrate(sls="orch.restore", pillar=pillar)
+    measured["encryption: restore of the snapshot from before the rotation"] = (
+        time.monotonic() - start
+    )
+    assert report["ok"], "\n".join(report["errors"])[-6000:]
+    relisted = status()
+    assert relisted["keys"] == [new, old] and relisted["phase"] == "promoted", relisted
+    for namespace, name in SECRETS.items():
+        assert stored_under(namespace, name) == old, name
+        value = kubectl(f"-n {namespace} get secret {name} -o jsonpath={{.data.word}}")
+        assert base64.b64decode(value) == f"at-rest-{name}".encode()
+    start = time.monotonic()
+    report, _ = lab.orchestrate(sls="orch.rotate_encryption_key")
+    measured["encryption: the rotation resumed after the restore"] = time.monotonic() - start
+    assert report["ok"], "\n".join(report["errors"])[-6000:]
+    after = status()
+    assert after["keys"] == [new] and list(after["etcd"]["by_key"]) == [new], after
+    for namespace, name in SECRETS.items():
+        assert stored_under(namespace, name) == new, name
 
 
 def test_the_cluster_is_converged_after_it(rotated, measured):

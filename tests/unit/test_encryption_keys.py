@@ -4,6 +4,7 @@ validation, a rotation's steps (and their resumption), the etcd prefix, the mast
 """
 
 import base64
+import datetime
 import os
 import stat
 
@@ -114,3 +115,28 @@ def test_the_state_file_is_root_only_and_key1_comes_from_the_old_file(enc, tmp_p
         "encryption_key",
         "encryption_keys.json",
     ]
+
+
+def test_a_restore_lists_again_the_keys_retired_after_its_snapshot(enc):
+    state = {
+        "keys": [{"name": "key3", "secret": K[3]}],
+        "rotating_to": None,
+        "retired": [
+            {"name": "key1", "secret": K[1], "retired": "2026-12-01T00:00:00Z"},
+            {"name": "key2", "secret": K[2], "retired": "2026-12-05T00:00:00Z"},
+        ],
+    }
+    at = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
+    again = enc.relisted_keys(state, at)
+    # key2 may hold the snapshot's Secrets; key1 was retired before it was taken
+    assert [k["name"] for k in again["keys"]] == ["key3", "key2"]
+    assert again["keys"][1] == {"name": "key2", "secret": K[2]}
+    assert [k["name"] for k in again["retired"]] == ["key1"]
+    # the rotation stands at promoted: its rewrite and retire steps finish the job
+    assert enc.rotation_phase(again) == "promoted"
+    done = enc.rotated_keys(again, "retire", now="2026-12-07T00:00:00Z")
+    assert [k["name"] for k in done["keys"]] == ["key3"]
+    assert [k["name"] for k in done["retired"]] == ["key1", "key2"]
+    # a snapshot taken after every retirement needs nothing
+    later = datetime.datetime(2026, 12, 6, tzinfo=datetime.UTC)
+    assert enc.relisted_keys(state, later) == state

@@ -158,3 +158,24 @@ def test_a_roll_that_does_not_reach_every_apiserver_fails_the_step(world):
     world.roll_breaks = True
     with pytest.raises(CommandExecutionError, match="do not run with"):
         world.runner.rotate("add")
+
+
+def test_a_restore_of_a_snapshot_from_before_the_rotation_lists_the_old_key_again(world):
+    runner = world.runner
+    for step in ("add", "promote", "rewrite", "retire"):
+        runner.rotate(step)
+    before = "hardway_20200101T000000Z_k8s-controller-1_r7.db.sealed"
+    relisted = runner.relist(before)
+    assert relisted["relisted"] == ["key1"] and relisted["keys"] == ["key2", "key1"]
+    assert "orch.rotate_encryption_key" in relisted["comment"]
+    assert KEY1 not in json.dumps(relisted)
+    # the rotation resumes at promoted: rewrite, then retire key1 once more
+    world.configs = {m: ["key2", "key1"] for m in IDS}  # the restore's control-plane step
+    world.etcd = {"key1": 2, "key2": 1}  # the snapshot's Secrets
+    runner.rotate("rewrite")
+    assert runner.rotate("retire")["keys"] == ["key2"]
+    # a snapshot taken after the rotation needs nothing
+    after = "hardway_29991231T000000Z_k8s-controller-1_r9.db.sealed"
+    assert runner.relist(after)["relisted"] == []
+    with pytest.raises(CommandExecutionError, match="no snapshot of hardway"):
+        runner.relist("other_20200101T000000Z_k8s-controller-1_r7.db.sealed")
