@@ -16,7 +16,8 @@ import yaml
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
 
     HAS_CRYPTOGRAPHY = True
 except ImportError:
@@ -438,4 +439,63 @@ def encryption_keys() -> dict[str, Any]:
         "names": names,
         "writes": names[0] if names else None,
         "loaded": started is not None and started >= changed,
+    }
+
+
+def _fingerprint(cert):
+    """The first 16 hex digits of a certificate's SHA-256: how trust() names a CA."""
+    return cert.fingerprint(hashes.SHA256()).hex()[:16]
+
+
+def trust() -> dict[str, Any]:
+    """
+    Return which CAs this controller trusts where, and which CA signed each certificate it
+    holds, by fingerprint (the first 16 hex digits of the SHA-256): what a CA rotation
+    (orch.rotate_ca) must change, and proves it did. ``cas`` maps each file that holds CAs
+    (ca.pem in the PKI and etcd folders, haproxy's ca_file, each kubeconfig's embedded CA)
+    to its CAs in order; ``signed_by`` maps each certificate (the leaves and each
+    kubeconfig's client certificate) to the fingerprint of the CA, among those, that signed
+    it (None: none of them). Public facts only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'k8s-controller-*' k8s_pki.trust
+    """
+    cfg = _cfg()
+    holders, leaves = {}, {}
+    for entry in plan():
+        path = entry["path"]
+        if not os.path.isfile(path) or os.path.islink(path):
+            continue
+        if entry["name"] == "ca.pem":
+            with open(path, encoding="utf-8") as handle:
+                holders[path] = _pem_certificates(handle.read())
+        elif entry["kind"] == "certificate":
+            leaves[path] = _read_cert(path)
+        elif entry["kind"] == "kubeconfig":
+            for what, cert in _kubeconfig_certificates(path):
+                if what == "its CA":
+                    holders.setdefault(f"{path} (its CA)", []).append(cert)
+                else:
+                    leaves[f"{path} (its client)"] = cert
+    haproxy = ((cfg.get("loadbalancer") or {}).get("haproxy") or {}).get("ca_file")
+    if haproxy and os.path.isfile(haproxy):
+        with open(haproxy, encoding="utf-8") as handle:
+            holders[haproxy] = _pem_certificates(handle.read())
+    known = {_fingerprint(c): c for certs in holders.values() for c in certs}
+    signed_by = {}
+    for what, cert in leaves.items():
+        signed_by[what] = None
+        for print_, ca in known.items():
+            try:
+                cert.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            signed_by[what] = print_
+            break
+    return {
+        "cas": {what: [_fingerprint(c) for c in certs] for what, certs in holders.items()},
+        "signed_by": signed_by,
     }

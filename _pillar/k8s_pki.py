@@ -5,9 +5,11 @@ for a minion listed in a cluster's ``k8s_control_plane:controllers`` with
 
 * ``k8s_control_plane:secrets:ca.pem`` and ``ca-key.pem``: the cluster's CA,
   made once on the master with Salt's x509 module (EC P-256, 10 years) and
-  kept in ``<dir>/<cluster>/`` (0700, files 0600). Only with ``etcd:managed``
-  true: an external etcd trusts a CA of its own, never one made here, so
-  with an unmanaged etcd the operator gives that CA (the validation says so);
+  kept in ``<dir>/<cluster>/`` (0700, files 0600); during a CA rotation
+  (``orch.rotate_ca``) a bundle of the old and the new CA and the signing one's
+  key. Only with ``etcd:managed`` true: an external etcd trusts a CA of its
+  own, never one made here, so with an unmanaged etcd the operator gives that
+  CA (the validation says so);
 * ``k8s_control_plane:secrets:encryption_keys``: the keys of Secrets at rest, the writing
   one first: ``key1`` (32 random bytes, base64) made once and kept beside it, and during or
   after a rotation (``orch.rotate_encryption_key``, docs/encryption.md) the list the rotation
@@ -114,14 +116,16 @@ def _cluster_dir(base, cluster):
     return directory
 
 
-def _ensure_ca(directory, cluster):
-    cert_path = os.path.join(directory, "ca.pem")
-    key_path = os.path.join(directory, "ca-key.pem")
+def _ensure_ca(directory, cluster, prefix="ca", label=None):
+    """The CA (``ca.pem``), or the one a rotation moves to (``ca-next.pem``, OU with its label)."""
+    cert_path = os.path.join(directory, f"{prefix}.pem")
+    key_path = os.path.join(directory, f"{prefix}-key.pem")
     if not os.path.exists(cert_path):
         key = __salt__["x509.create_private_key"](algo="ec", keysize=256)
+        unit = f"CA {cluster}" + (f" {label}" if label else "")
         cert = __salt__["x509.create_certificate"](
             signing_private_key=key,
-            subject={"CN": "Kubernetes", "O": "Kubernetes", "OU": f"CA {cluster}"},
+            subject={"CN": "Kubernetes", "O": "Kubernetes", "OU": unit},
             basicConstraints="critical, CA:true",
             keyUsage="critical, cRLSign, keyCertSign",
             subjectKeyIdentifier="hash",
@@ -132,8 +136,19 @@ def _ensure_ca(directory, cluster):
             os.unlink(key_path)
         _write_new(key_path, key)
         _write_new(cert_path, cert)
-        log.info("k8s_pki: made the CA of cluster %s in %s", cluster, directory)
+        log.info("k8s_pki: made the CA of cluster %s in %s (%s)", cluster, directory, cert_path)
     return _read(cert_path), _read(key_path)
+
+
+def _ca(directory, cluster):
+    """(ca.pem, ca-key.pem) as a CA rotation stands (orch.rotate_ca; ca_rotation.py)."""
+    old = _ensure_ca(directory, cluster)
+    rotation = __utils__["k8s_control_plane.read_ca_rotation"](directory) or {}
+    phase = rotation.get("phase")
+    new = None
+    if phase in ("trust", "sign"):
+        new = _ensure_ca(directory, cluster, "ca-next", rotation.get("label"))
+    return __utils__["k8s_control_plane.ca_given"](phase, old, new)
 
 
 def _ensure_encryption_key(directory, cluster):
@@ -193,7 +208,7 @@ def ext_pillar(minion_id: str, pillar: dict[str, Any], dir: str | None = None) -
             return {key: {"secrets": found}}
         etcd: Any = cfg.get("etcd") if isinstance(cfg.get("etcd"), dict) else {}
         if etcd.get("managed") is True and not (given.get("ca.pem") or given.get("ca-key.pem")):
-            found["ca.pem"], found["ca-key.pem"] = _ensure_ca(directory, cluster)
+            found["ca.pem"], found["ca-key.pem"] = _ca(directory, cluster)
         if not given.get("encryption_key") and given.get("encryption_keys") is None:
             _ensure_encryption_key(directory, cluster)
             state = __utils__["k8s_control_plane.read_key_state"](directory)

@@ -4,8 +4,8 @@ package: the formula's names (names.py), the parameter layers and their merge (l
 facts derived from a configuration (facts.py), the components' flags (flags.py), the
 validation (schema.py, checks.py, pki_checks.py, validate.py), the PKI plan (pki.py), the
 pki SLS files' state data (pki_states.py), the Kubernetes objects (objects.py), the
-orchestrations' rules (orchestration.py), the snapshots (snapshots.py) and the encryption keys
-and their rotation (encryption.py).
+orchestrations' rules (orchestration.py), the snapshots (snapshots.py), the encryption keys
+and their rotation (encryption.py) and the CA's rotation (ca_rotation.py).
 
 Why a synced utils package (``_utils/k8s_control_plane/``) and not helpers inside the
 execution modules:
@@ -54,6 +54,13 @@ if __name__ not in sys.modules:  # Salt's loader; a plain import registers the p
     _stand_in.__path__ = __path__
     sys.modules[__name__] = _stand_in
 
+from .ca_rotation import (
+    ca_given,
+    ca_rotation_step,
+    read_ca_rotation,
+    retire_ca_files,
+    write_ca_rotation,
+)
 from .encryption import (
     encryption_key_errors,
     encryption_keys,
@@ -164,6 +171,8 @@ __all__ = [
     "apply_from",
     "behind",
     "build_flags",
+    "ca_given",
+    "ca_rotation_step",
     "certificate_findings",
     "check_findings",
     "check_functions",
@@ -221,9 +230,11 @@ __all__ = [
     "priorities",
     "profile_of",
     "rbac_manifests",
+    "read_ca_rotation",
     "read_key_state",
     "redact",
     "relisted_keys",
+    "retire_ca_files",
     "rotated_keys",
     "rotation_phase",
     "row_at",
@@ -241,5 +252,6 @@ __all__ = [
     "unseal_snapshot",
     "validate_config",
     "validate_minion",
+    "write_ca_rotation",
     "write_key_state",
 ]

@@ -312,6 +312,21 @@ def test_the_module_reports_every_certificate_sound(applied):
     assert _leaks(applied.secret_texts(), repr(report)) == []
 
 
+def test_trust_names_the_one_ca_every_file_holds_and_that_signed_everything(applied):
+    """k8s_pki.trust, what a CA rotation checks: fingerprints only, one CA everywhere here."""
+    seen = applied.minion.modules["k8s_pki.trust"]()
+    prints = {tuple(v) for v in seen["cas"].values()}
+    assert len(prints) == 1 and len(next(iter(prints))) == 1, seen["cas"]
+    ((ca,),) = prints
+    assert str(applied.pki_dir / "ca.pem") in seen["cas"]
+    assert str(applied.etcd_dir / "ca.pem") in seen["cas"]
+    assert f"{applied.pki_dir / 'admin.kubeconfig'} (its CA)" in seen["cas"]
+    assert seen["signed_by"][str(applied.pki_dir / "kubernetes.pem")] == ca
+    assert seen["signed_by"][f"{applied.pki_dir / 'admin.kubeconfig'} (its client)"] == ca
+    assert set(seen["signed_by"].values()) == {ca}
+    assert _leaks(applied.secret_texts(), repr(seen)) == []
+
+
 @pytest.mark.parametrize(
     "service", ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
 )

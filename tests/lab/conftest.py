@@ -33,8 +33,8 @@ UNAVAILABLE = lab.unavailable()
 # The lab modules in the order they run: test_lab hands its lab to test_clean (with the
 # snapshots it took before its first orchestration, tests/lab/fresh.py), that to
 # test_refused_input, that to test_secrets, that to test_snapshots, that to test_renewal, that
-# to test_encryption and that to test_membership (the real default release); test_pki hands its
-# lab to test_faults (the doubles at the seed's 1.18.6).
+# to test_encryption, that to test_ca and that to test_membership (the real default release);
+# test_pki hands its lab to test_faults (the doubles at the seed's 1.18.6).
 # test_upgrade needs a lab of its own.
 ORDER = (
     "test_lab.py",
@@ -44,6 +44,7 @@ ORDER = (
     "test_snapshots.py",
     "test_renewal.py",
     "test_encryption.py",
+    "test_ca.py",
     "test_membership.py",
     "test_pki.py",
     "test_faults.py",

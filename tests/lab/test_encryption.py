@@ -5,7 +5,7 @@ which resumes from there (promote, rewrite, retire), all under a probe that read
 through the VIP every 100 ms. After it every Secret is stored under the new key in etcd,
 every apiserver lists the new key only, the master keeps the old one retired, no key ever
 appears in the output or the master's log, the add step took a snapshot first, and a no-op
-orchestration finds the cluster converged (handed to test_membership). ``make faults`` also
+orchestration finds the cluster converged (handed to test_ca). ``make faults`` also
 restores that snapshot (K8S_ENCRYPTION_RESTORE=1): the old key is listed again, the Secrets
 read back, and the rotation resumed stores them under the new key once more.
 """
@@ -195,4 +195,4 @@ def test_the_cluster_is_converged_after_it(rotated, measured):
     measured["encryption: orchestration after it"] = time.monotonic() - start
     assert report["ok"], "\n".join(report["errors"])[-6000:]
     assert [step["id"] for step in report["steps"]] == ["orch-converged"], report["steps"]
-    hand_over()  # converged, no override: test_membership takes this lab
+    hand_over()  # converged, no override: test_ca takes this lab

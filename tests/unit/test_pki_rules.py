@@ -1190,3 +1190,39 @@ def test_pki_sls_states_refuse_an_unknown_sls_and_a_missing_encryption_source():
     with pytest.raises(ValueError, match=r"encryption-config\.yaml: pass encryption"):
         build(cfg, "k8s-controller-1", "init", validated)
     assert build(cfg, "k8s-controller-1", "ca", validated)  # ca plans no template
+
+
+def test_a_ca_rotation_gives_the_bundle_and_the_signing_key_of_each_phase(ext, tmp_path):
+    """
+    trust: old + new, the old key; sign: new + old, the new key (made once, by the ext_pillar,
+    with its label in OU); drop swaps the master's files: the new CA alone.
+    """
+    ca = utils_package().ca_rotation
+    directory = tmp_path / "master-pki" / "k8s_control_plane" / "hardway"
+
+    def given():
+        secrets = ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": _hardway()})
+        secrets = secrets["k8s_control_plane"]["secrets"]
+        certs = [
+            x509.load_pem_x509_certificate(("-----BEGIN CERTIFICATE-----" + b).encode())
+            for b in secrets["ca.pem"].split("-----BEGIN CERTIFICATE-----")[1:]
+        ]
+        return certs, secrets["ca-key.pem"]
+
+    (old,), old_key = given()
+    ca.write_ca_rotation(str(directory), {"phase": "trust", "label": "20261206T190000Z"})
+    (first, second), key = given()
+    assert (_spki(first.public_key()), key) == (_spki(old.public_key()), old_key)
+    unit = second.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
+    assert unit == "CA hardway 20261206T190000Z"
+    assert _mode(directory / "ca-next-key.pem") == 0o600
+    ca.write_ca_rotation(str(directory), {"phase": "sign", "label": "20261206T190000Z"})
+    (first2, second2), key2 = given()
+    assert first2 == second and second2 == old
+    signing = serialization.load_pem_private_key(key2.encode(), password=None)
+    assert _spki(signing.public_key()) == _spki(second.public_key())
+    ca.write_ca_rotation(str(directory), {"phase": "drop", "label": "20261206T190000Z"})
+    ca.retire_ca_files(str(directory), "20261206T200000Z")
+    ca.write_ca_rotation(str(directory), None)
+    (only,), key3 = given()
+    assert only == second and key3 == key2

@@ -1,0 +1,233 @@
+"""
+Rotating the cluster CA the master keeps (docs/pki.md, "Rotating the CA"): upstream's manual
+procedure as three steps, each rolled out by ``orch.control_plane`` (the rolling, gated
+path: etcd's members one at a time, each apiserver drained before its restart) and checked
+on every controller. ``orch.rotate_ca`` runs them in order:
+
+    salt-run k8s_ca.status             # the CAs each controller trusts, who signed what
+    salt-run k8s_ca.rotate trust       # then sign, then drop
+
+trust
+    A new CA (made by the k8s_pki ext_pillar) trusted everywhere beside the old one:
+    ca.pem becomes old + new in every place that reads it (the apiserver's client CA, the
+    controller-manager's root CA, etcd's peer and client CA, haproxy's backend ca-file,
+    every kubeconfig). The old CA still signs.
+sign
+    The new CA signs: ca.pem becomes new + old, and every leaf is re-issued from the new
+    CA, one controller at a time.
+drop
+    The old CA leaves every file; on the master the new CA becomes the cluster's (the old
+    certificate kept, its key deleted). Refused while a certificate signed by the old CA
+    remains.
+
+ServiceAccount tokens stay valid throughout: they are signed by the service-account key,
+which is not the CA and does not change. Clients outside the cluster (an operator's
+kubeconfig) need the bundle before ``sign`` and a new certificate before ``drop``.
+"""
+
+import datetime
+import logging
+import os
+from typing import Any
+
+import salt.client
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8s_ca"
+
+ANSWER_TIMEOUT = 30  # seconds without a return before the client asks (find_job)
+STEPS = ("trust", "sign", "drop")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _rules(name):
+    return __utils__[f"k8s_control_plane.{name}"]
+
+
+def _cluster(name, command):
+    return __salt__["salt.cmd"]("k8s_orchestration.cluster", name, command)
+
+
+def _directory(cluster):
+    directory = os.path.join(_rules("master_keys_dir")(__opts__), cluster)
+    if not os.path.exists(os.path.join(directory, "ca.pem")):
+        raise CommandExecutionError(
+            f"k8s_ca: the master keeps no CA of {cluster} (it does with pki:source salt and "
+            "etcd:managed; a CA the pillar gives is rotated by its owner: docs/pki.md)"
+        )
+    return directory
+
+
+def _fingerprint(directory, name):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    return cert.fingerprint(hashes.SHA256()).hex()[:16]
+
+
+def _trust(ids):
+    """{controller: k8s_pki.trust}; raises naming the controllers that do not answer."""
+    with salt.client.get_local_client(mopts=__opts__) as client:
+        answers = client.cmd(
+            ids, "k8s_pki.trust", tgt_type="list", timeout=ANSWER_TIMEOUT, full_return=True
+        )
+    found, errors = {}, {}
+    for minion in ids:
+        answer = answers.get(minion)
+        ret = answer.get("ret") if isinstance(answer, dict) else None
+        if isinstance(ret, dict) and answer.get("retcode", 0) == 0:
+            found[minion] = ret
+        else:
+            errors[minion] = ret if ret is not None else "no answer (minion down?)"
+    if errors:
+        raise CommandExecutionError("k8s_ca: " + "; ".join(f"{m}: {e}" for m, e in errors.items()))
+    return found
+
+
+def _wrong(trust, cas, signer):
+    """
+    What differs on each controller from ``cas`` (every CA file holds exactly those, in
+    order) and ``signer`` (every certificate signed by that CA), as readable lines.
+    """
+    lines = []
+    for minion, seen in sorted(trust.items()):
+        for what, held in sorted(seen["cas"].items()):
+            if held != cas:
+                lines.append(f"{minion}: {what} holds {held}, not {cas}")
+        for what, by in sorted(seen["signed_by"].items()):
+            if signer is not None and by != signer:
+                lines.append(f"{minion}: {what} signed by {by}, not {signer}")
+    return lines
+
+
+def _roll(cluster, why):
+    log.warning("k8s_ca: %s: %s through orch.control_plane", cluster, why)
+    result = __salt__["state.orchestrate"]("orch.control_plane", pillar={"cluster": cluster})
+    steps, failed = _rules("nested_run")(result)
+    if failed or not steps:
+        raise CommandExecutionError(
+            f"k8s_ca: {why}: orch.control_plane failed at {failed or result}"
+        )
+    return steps
+
+
+def status(cluster: str | None = None) -> dict[str, Any]:
+    """
+    The CA rotation's phase on the master (none, trust, sign), the fingerprints of the
+    master's CA and of the one a rotation moves to, and each controller's view
+    (k8s_pki.trust: the CAs each file holds, which CA signed each certificate).
+
+    cluster
+        The cluster; optional with one on the master.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8s_ca.status
+    """
+    found = _cluster(cluster, "k8s_ca.status")
+    name = found["cluster"]
+    directory = _directory(name)
+    rotation = _rules("read_ca_rotation")(directory) or {}
+    return {
+        "cluster": name,
+        "phase": rotation.get("phase"),
+        "ca": _fingerprint(directory, "ca.pem"),
+        "next": _fingerprint(directory, "ca-next.pem"),
+        "controllers": _trust(found["controllers"]),
+    }
+
+
+def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
+    """
+    One step of a CA rotation (orch.rotate_ca runs them in order), rolled out by
+    orch.control_plane and checked on every controller; a step where the rotation already
+    stands changes nothing on the master, so a rotation that stopped half-way resumes.
+
+    step
+        ``trust``, ``sign`` or ``drop`` (see the module's documentation). ``trust`` is
+        refused unless orch.control_plane has nothing else to change, and takes an etcd
+        snapshot first; ``drop`` is refused while a certificate signed by the old CA
+        remains.
+
+    cluster
+        The cluster; optional with one on the master.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8s_ca.rotate trust
+        salt-run k8s_ca.rotate drop cluster=hardway
+    """
+    if step not in STEPS:
+        raise CommandExecutionError(f"k8s_ca: unknown step {step!r}; valid: {', '.join(STEPS)}")
+    found = _cluster(cluster, f"k8s_ca.rotate {step}")
+    name, ids = found["cluster"], found["controllers"]
+    directory = _directory(name)
+    state = _rules("read_ca_rotation")(directory)
+    try:
+        after = _rules("ca_rotation_step")(state, step)
+    except ValueError as exc:
+        raise CommandExecutionError(f"k8s_ca: refused, nothing changed: {exc}") from exc
+    if step == "trust" and state is None:
+        plan = __salt__["salt.cmd"]("k8s_orchestration.pending", ids, found["root"], expected=found)
+        if plan.get("pending"):
+            raise CommandExecutionError(
+                "k8s_ca: refused, nothing changed: orch.control_plane has other changes to "
+                "make first (salt-run state.orchestrate orch.control_plane test=True shows "
+                f"them): {sorted(plan['pending'])}"
+            )
+        taken = __salt__["k8s_snapshot.take"](cluster=name, reason="CA rotation")
+        log.info("k8s_ca: %s: snapshot before the rotation: %s", name, taken)
+    old = _fingerprint(directory, "ca.pem")
+    if step == "drop" and state is not None:
+        new = _fingerprint(directory, "ca-next.pem")
+        if new is not None:
+            wrong = _wrong(_trust(ids), [new, old], new)
+            if wrong:
+                raise CommandExecutionError(
+                    "k8s_ca: refused, nothing changed: not every certificate is signed by the "
+                    "new CA yet (run the sign step): " + "; ".join(wrong[:10])
+                )
+    done = []
+    with _rules("keys_locked")(directory):
+        if after != state:
+            _rules("write_ca_rotation")(directory, after)
+        if step == "drop" and after is not None:
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+            done = _rules("retire_ca_files")(directory, stamp)
+            _rules("write_ca_rotation")(directory, None)
+    if done:
+        log.warning("k8s_ca: %s: %s", name, "; ".join(done))
+    steps = _roll(name, f"{step} ({(state or {}).get('phase')} -> {step})")
+    # the ext_pillar made the new CA at the first compile of the trust step
+    ca, new = _fingerprint(directory, "ca.pem"), _fingerprint(directory, "ca-next.pem")
+    # where the rotation stands now (a step resumed past, such as trust after sign, is a no-op)
+    phase = (after or {}).get("phase")
+    wanted = {"trust": ([ca, new], ca), "sign": ([new, ca], new)}.get(phase, ([ca], ca))
+    wrong = _wrong(_trust(ids), *wanted)
+    if wrong:
+        raise CommandExecutionError(
+            f"k8s_ca: {step}: not every controller is where the step leads: "
+            + "; ".join(wrong[:10])
+        )
+    return {
+        "cluster": name,
+        "step": step,
+        "trusted": wanted[0],
+        "signer": wanted[1],
+        "master": done,
+        "orchestration_steps": steps,
+    }
