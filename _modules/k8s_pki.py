@@ -485,7 +485,7 @@ def trust() -> dict[str, Any]:
         with open(haproxy, encoding="utf-8") as handle:
             holders[haproxy] = _pem_certificates(handle.read())
     known = {_fingerprint(c): c for certs in holders.values() for c in certs}
-    signed_by = {}
+    signed_by: dict[str, str | None] = {}
     for what, cert in leaves.items():
         signed_by[what] = None
         for print_, ca in known.items():

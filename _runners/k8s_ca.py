@@ -215,7 +215,7 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
     # the ext_pillar made the new CA at the first compile of the trust step
     ca, new = _fingerprint(directory, "ca.pem"), _fingerprint(directory, "ca-next.pem")
     # where the rotation stands now (a step resumed past, such as trust after sign, is a no-op)
-    phase = (after or {}).get("phase")
+    phase = str((after or {}).get("phase"))
     wanted = {"trust": ([ca, new], ca), "sign": ([new, ca], new)}.get(phase, ([ca], ca))
     wrong = _wrong(_trust(ids), *wanted)
     if wrong:

@@ -6,9 +6,10 @@ took the admin kubeconfig as the step before left it: what a real client must do
 needs the bundle before ``sign`` and a certificate of the new CA before ``drop``.
 
 After it every CA file on every controller holds the new CA alone, every certificate is signed
-by it, the master keeps the old certificate without its key, the token issued before is still
-accepted, no CA key appears in the output or the master's log, and a no-op orchestration finds
-the cluster converged (handed to test_membership).
+by it, every etcd member and apiserver serves a certificate of it, the master keeps the old
+certificate without its key, the token issued before is still accepted, no CA key appears in
+the output or the master's log, and a no-op orchestration finds the cluster converged (handed
+to test_membership).
 """
 
 import time
@@ -109,6 +110,15 @@ def test_every_file_trusts_the_new_ca_alone_and_every_certificate_is_its(rotated
             assert by == new, (minion, what, by)
     for minion, seen in rotated["before"]["controllers"].items():
         assert set(seen["signed_by"].values()) == {old}, minion
+
+
+def test_every_running_member_and_apiserver_serves_a_certificate_of_the_new_ca(rotated):
+    """The files are not enough: etcd and every apiserver restarted with them."""
+    data, _ = lab.salt_json(["salt", "--static", "k8s-controller-*", "k8s_etcd.trust_changed"])
+    assert {m: a["changed"] for m, a in data.items()} == dict.fromkeys(lab.controllers(), False)
+    for address in lab.controllers().values():
+        # the admin kubeconfig's CA is the new one alone now: TLS verifies against it only
+        assert ok(lab.kubectl(FIRST, f"--server=https://{address}:6443 get --raw /readyz")) == "ok"
 
 
 def test_the_master_keeps_the_old_certificate_without_its_key(rotated):
