@@ -28,7 +28,9 @@ import salt.utils.minions
 # #91351, fixed in 3.12 only). Salt 3008.4's orchestrate process holds such garbage: a
 # MasterMinion never destroyed, whose __del__ loads every returner module (measured here
 # with an import audit hook). CI failed once on exactly that import, mid-orchestration.
-# Imported at render time, before any such garbage exists, it never runs mid-run.
+# Imported at render time, before any such garbage exists, it never runs mid-run. Other
+# first-time imports mid-run stay exposed to the same interpreter bug; this one is the import
+# every batched run makes, and the one CI met.
 
 log = logging.getLogger(__name__)
 

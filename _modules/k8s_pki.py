@@ -411,9 +411,10 @@ def _started(unit):
 def encryption_keys() -> dict[str, Any]:
     """
     Return the names of the keys this controller's encryption config lists, in its order
-    (the first encrypts what the apiserver writes; every one decrypts), and whether the
+    (the first encrypts what the apiserver writes; every one decrypts), each key's digest
+    (the first 16 hex digits of its SHA-256: two keys of one name differ), and whether the
     apiserver runs with that config now (its start is later than the file's last change).
-    Names only, never a key.
+    Never a key.
 
     CLI Example:
 
@@ -423,20 +424,25 @@ def encryption_keys() -> dict[str, Any]:
     """
     path = next((e["path"] for e in plan("init") if e["name"] == "encryption-config.yaml"), None)
     if path is None or not os.path.isfile(path):
-        return {"path": path, "names": [], "writes": None, "loaded": False}
+        return {"path": path, "names": [], "digests": [], "writes": None, "loaded": False}
     with open(path, encoding="utf-8") as handle:
         doc = yaml.safe_load(handle) or {}
-    names = []
+    names, digests = [], []
     for resource in doc.get("resources") or []:
         for provider in resource.get("providers") or []:
             for kind, body in provider.items():
                 if kind in ("aescbc", "aesgcm", "secretbox") and isinstance(body, dict):
-                    names += [str(k.get("name")) for k in body.get("keys") or []]
+                    for key in body.get("keys") or []:
+                        names.append(str(key.get("name")))
+                        digests.append(
+                            __utils__["k8s_control_plane.key_digest"](str(key.get("secret")))
+                        )
     started = _started("kube-apiserver")
     changed = os.stat(path).st_mtime
     return {
         "path": path,
         "names": names,
+        "digests": digests,
         "writes": names[0] if names else None,
         "loaded": started is not None and started >= changed,
     }

@@ -148,6 +148,11 @@ def _ca(directory, cluster):
     new = None
     if phase in ("trust", "sign"):
         new = _ensure_ca(directory, cluster, "ca-next", rotation.get("label"))
+    elif phase == "drop":  # the new CA, from before or after the master's swap of its files
+        new = tuple(
+            _read(os.path.join(directory, n if os.path.exists(os.path.join(directory, n)) else o))
+            for n, o in (("ca-next.pem", "ca.pem"), ("ca-next-key.pem", "ca-key.pem"))
+        )
     return __utils__["k8s_control_plane.ca_given"](phase, old, new)
 
 

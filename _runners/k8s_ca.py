@@ -54,7 +54,10 @@ def _cluster(name, command):
 
 
 def _directory(cluster):
-    directory = os.path.join(_rules("master_keys_dir")(__opts__), cluster)
+    base = _rules("master_keys_dir")(__opts__)
+    directory = os.path.join(base, cluster)
+    if os.path.islink(base) or os.path.islink(directory):
+        raise CommandExecutionError(f"k8s_ca: {directory} or its parent is a symlink: refused")
     if not os.path.exists(os.path.join(directory, "ca.pem")):
         raise CommandExecutionError(
             f"k8s_ca: the master keeps no CA of {cluster} (it does with pki:source salt and "
@@ -174,13 +177,40 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
     if step not in STEPS:
         raise CommandExecutionError(f"k8s_ca: unknown step {step!r}; valid: {', '.join(STEPS)}")
     found = _cluster(cluster, f"k8s_ca.rotate {step}")
+    directory = _directory(found["cluster"])
+    try:
+        with _rules("rotation_locked")(directory):
+            return _rotate(step, found, directory)
+    except RuntimeError as exc:
+        raise CommandExecutionError(f"k8s_ca: refused, nothing changed: {exc}") from exc
+
+
+def _expected(phase, ca, new):
+    """(the CAs every file holds, the CA that signed every certificate) in a phase."""
+    if phase == "drop":  # the new CA alone: ca-next until the master's swap, then ca.pem
+        return [new or ca], new or ca
+    return {"trust": ([ca, new], ca), "sign": ([new, ca], new)}.get(str(phase), ([ca], ca))
+
+
+def _rotate(step, found, directory):
+    """One step, under the cluster's rotation lock: the state read here is the one changed."""
     name, ids = found["cluster"], found["controllers"]
-    directory = _directory(name)
     state = _rules("read_ca_rotation")(directory)
     try:
         after = _rules("ca_rotation_step")(state, step)
     except ValueError as exc:
         raise CommandExecutionError(f"k8s_ca: refused, nothing changed: {exc}") from exc
+    phase = (state or {}).get("phase")
+    if after != state and phase in ("trust", "sign"):
+        # every controller must stand where the rotation does before it moves on: sign with
+        # peers that do not trust the new CA yet, or drop with leaves of the old, would break
+        ca, new = _fingerprint(directory, "ca.pem"), _fingerprint(directory, "ca-next.pem")
+        wrong = _wrong(_trust(ids), *_expected(phase, ca, new))
+        if wrong:
+            raise CommandExecutionError(
+                f"k8s_ca: refused, nothing changed: not every controller is where the {phase} "
+                f"step leads (run it again): " + "; ".join(wrong[:10])
+            )
     if step == "trust" and state is None:
         plan = __salt__["salt.cmd"]("k8s_orchestration.pending", ids, found["root"], expected=found)
         if plan.get("pending"):
@@ -190,17 +220,11 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
                 f"them): {sorted(plan['pending'])}"
             )
         taken = __salt__["k8s_snapshot.take"](cluster=name, reason="CA rotation")
-        log.info("k8s_ca: %s: snapshot before the rotation: %s", name, taken)
-    old = _fingerprint(directory, "ca.pem")
-    if step == "drop" and state is not None:
-        new = _fingerprint(directory, "ca-next.pem")
-        if new is not None:
-            wrong = _wrong(_trust(ids), [new, old], new)
-            if wrong:
-                raise CommandExecutionError(
-                    "k8s_ca: refused, nothing changed: not every certificate is signed by the "
-                    "new CA yet (run the sign step): " + "; ".join(wrong[:10])
-                )
+        if not isinstance(taken, dict) or not taken.get("name"):
+            raise CommandExecutionError(
+                f"k8s_ca: refused, nothing changed: no etcd snapshot could be taken first ({taken})"
+            )
+        log.info("k8s_ca: %s: snapshot before the rotation: %s", name, taken["name"])
     done = []
     with _rules("keys_locked")(directory):
         if after != state:
@@ -208,21 +232,22 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
         if step == "drop" and after is not None:
             stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
             done = _rules("retire_ca_files")(directory, stamp)
-            _rules("write_ca_rotation")(directory, None)
     if done:
         log.warning("k8s_ca: %s: %s", name, "; ".join(done))
-    steps = _roll(name, f"{step} ({(state or {}).get('phase')} -> {step})")
-    # the ext_pillar made the new CA at the first compile of the trust step
+    steps = _roll(name, f"{step} ({phase} -> {(after or {}).get('phase')})")
+    # the ext_pillar made the new CA at the first compile of the trust step; after the drop's
+    # swap ca.pem is the new CA and there is no ca-next
     ca, new = _fingerprint(directory, "ca.pem"), _fingerprint(directory, "ca-next.pem")
-    # where the rotation stands now (a step resumed past, such as trust after sign, is a no-op)
-    phase = str((after or {}).get("phase"))
-    wanted = {"trust": ([ca, new], ca), "sign": ([new, ca], new)}.get(phase, ([ca], ca))
+    wanted = _expected((after or {}).get("phase"), ca, new)
     wrong = _wrong(_trust(ids), *wanted)
     if wrong:
         raise CommandExecutionError(
             f"k8s_ca: {step}: not every controller is where the step leads: "
             + "; ".join(wrong[:10])
         )
+    if step == "drop" and after is not None:  # checked on every controller: the rotation ends
+        with _rules("keys_locked")(directory):
+            _rules("write_ca_rotation")(directory, None)
     return {
         "cluster": name,
         "step": step,

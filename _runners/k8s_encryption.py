@@ -44,7 +44,13 @@ def _cluster(name, command):
 
 
 def _directory(cluster):
-    return os.path.join(_rules("master_keys_dir")(__opts__), cluster)
+    base = _rules("master_keys_dir")(__opts__)
+    directory = os.path.join(base, cluster)
+    if os.path.islink(base) or os.path.islink(directory):
+        raise CommandExecutionError(
+            f"k8s_encryption: {directory} or its parent is a symlink: refused"
+        )
+    return directory
 
 
 def _state(cluster):
@@ -82,15 +88,23 @@ def _configs(ids):
         raise CommandExecutionError(
             "k8s_encryption: " + "; ".join(f"{m}: {e}" for m, e in errors.items())
         )
-    # an apiserver that started before its config last changed runs with an older list
+    # each key as name:digest (two keys of one name differ); an apiserver that started before
+    # its config last changed runs with an older list
     return {
-        m: a["names"] if a.get("loaded") else ["(not loaded yet)", *a["names"]]
+        m: [f"{n}:{d}" for n, d in zip(a["names"], a.get("digests") or [], strict=False)]
+        if a.get("loaded")
+        else ["(not loaded yet)", *a["names"]]
         for m, a in found.items()
     }
 
 
 def _names(state):
     return [k["name"] for k in state["keys"]]
+
+
+def _listed(state):
+    """The keys as _configs shows them: name:digest, the writing one first."""
+    return [f"{k['name']}:{_rules('key_digest')(k['secret'])}" for k in state["keys"]]
 
 
 def _differ(configs, names):
@@ -106,10 +120,10 @@ def _roll(name, ids, state, why):
         raise CommandExecutionError(
             f"k8s_encryption: {why}: orch.control_plane failed at {failed or result}"
         )
-    differ = _differ(_configs(ids), _names(state))
+    differ = _differ(_configs(ids), _listed(state))
     if differ:
         raise CommandExecutionError(
-            f"k8s_encryption: {why}: the apiservers do not run with {_names(state)}: {differ} "
+            f"k8s_encryption: {why}: the apiservers do not run with {_listed(state)}: {differ} "
             "(does the pillar give secrets:encryption_key(s) itself?)"
         )
     return steps
@@ -188,8 +202,17 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
     if name not in STEPS:
         raise CommandExecutionError(f"k8s_encryption: unknown step {name!r}; valid: {STEPS}")
     found = _cluster(cluster, f"k8s_encryption.rotate {name}")
+    directory = _directory(found["cluster"])
+    try:
+        with _rules("rotation_locked")(directory):
+            return _rotate(name, found, directory)
+    except RuntimeError as exc:
+        raise CommandExecutionError(f"k8s_encryption: refused, nothing changed: {exc}") from exc
+
+
+def _rotate(name, found, directory):
+    """One step, under the cluster's rotation lock: the state read here is the one changed."""
     cluster, ids = found["cluster"], found["controllers"]
-    directory = _directory(cluster)
     state = _state(cluster)
     phase = _rules("rotation_phase")(state)
     if name == "rewrite":
@@ -200,14 +223,18 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
         )
     except ValueError as exc:
         raise CommandExecutionError(f"k8s_encryption: refused, nothing changed: {exc}") from exc
-    if name == "add" and phase == "steady":
-        differ = _differ(_configs(ids), _names(state))
+    if after != state:
+        # the cluster must stand where the master's list says before the list moves on: every
+        # apiserver runs with exactly these keys (names and digests)
+        differ = _differ(_configs(ids), _listed(state))
         if differ:
             raise CommandExecutionError(
                 f"k8s_encryption: refused, nothing changed: the apiservers do not all run with "
-                f"the master's keys {_names(state)}: {differ} (run orch.control_plane first; "
-                "a pillar that gives secrets:encryption_key(s) itself is rotated by editing it)"
+                f"the master's keys {_listed(state)}: {differ} (run orch.control_plane, or the "
+                "step before, first; a pillar that gives secrets:encryption_key(s) itself is "
+                "rotated by editing it)"
             )
+    if name == "add" and after != state:
         plan = __salt__["salt.cmd"]("k8s_orchestration.pending", ids, found["root"], expected=found)
         if plan.get("pending"):
             raise CommandExecutionError(
@@ -216,8 +243,14 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
                 f"test=True shows them): {sorted(plan['pending'])}"
             )
         taken = __salt__["k8s_snapshot.take"](cluster=cluster, reason="encryption-key rotation")
-        log.info("k8s_encryption: %s: snapshot before the rotation: %s", cluster, taken)
-    if name == "retire" and phase == "promoted":
+        if not isinstance(taken, dict) or not taken.get("name"):
+            raise CommandExecutionError(
+                "k8s_encryption: refused, nothing changed: no etcd snapshot could be taken "
+                f"first ({taken}); a rotation needs a managed etcd (etcd:managed) to prove "
+                "its rewrite"
+            )
+        log.info("k8s_encryption: %s: snapshot before the rotation: %s", cluster, taken["name"])
+    if name == "retire" and after != state:
         counts = _etcd_counts(ids)["by_key"]
         left = {k: n for k, n in counts.items() if k != state["rotating_to"]}
         if left:
@@ -229,6 +262,10 @@ def rotate(step: str, cluster: str | None = None) -> dict[str, Any]:
         with _rules("keys_locked")(directory):
             _rules("write_key_state")(directory, after)
     steps = _roll(cluster, ids, after, f"{name} ({_names(state)} -> {_names(after)})")
+    if name == "retire" and _rules("rotation_phase")(after) == "retiring":  # checked: done
+        after = _rules("finished_keys")(after)
+        with _rules("keys_locked")(directory):
+            _rules("write_key_state")(directory, after)
     return {
         "cluster": cluster,
         "step": name,
@@ -288,14 +325,16 @@ def relist(snapshot: str, cluster: str | None = None) -> dict[str, Any]:
 
 
 def _rewrite(cluster, ids, state):
+    if _rules("rotation_phase")(state) == "retiring":  # resumed past it: nothing to rewrite
+        return {"cluster": cluster, "step": "rewrite", "skipped": "the old key is retiring"}
     if _rules("rotation_phase")(state) != "promoted":
         raise CommandExecutionError(
             "k8s_encryption: rewrite: the new key does not write yet (add, then promote)"
         )
-    differ = _differ(_configs(ids), _names(state))
+    differ = _differ(_configs(ids), _listed(state))
     if differ:
         raise CommandExecutionError(
-            f"k8s_encryption: rewrite: the apiservers do not all run with {_names(state)}: "
+            f"k8s_encryption: rewrite: the apiservers do not all run with {_listed(state)}: "
             f"{differ} (the promote step rolls it out)"
         )
     found, errors = {}, {}

@@ -16,12 +16,12 @@ phase        ca.pem           ca-key.pem
 ``sign``     new + old        new
 ===========  ===============  ==========
 
-``drop`` ends it (the phase ``drop`` while the master's files are swapped; the ext_pillar
-then gives them as they are and makes no new CA): the new CA becomes ``ca.pem`` and
-``ca-key.pem`` on the master, the old certificate is kept as ``ca-retired-<time>.pem`` and
-its key is deleted (nothing trusts it any more). The state is ``ca_rotation.json`` in the
-cluster's folder; the new CA is made by the ext_pillar as ``ca-next.pem`` and
-``ca-next-key.pem`` (the one place a CA is made).
+``drop`` ends it (the phase ``drop`` until its roll-out is checked; the ext_pillar then
+gives the new CA alone, from ``ca-next*`` or, once swapped, ``ca*``): the new CA becomes
+``ca.pem`` and ``ca-key.pem`` on the master, the old certificate is kept as
+``ca-retired-<time>.pem`` and its key is deleted (nothing trusts it any more). The state is
+``ca_rotation.json`` in the cluster's folder; the new CA is made by the ext_pillar as
+``ca-next.pem`` and ``ca-next-key.pem`` (the one place a CA is made).
 """
 
 import datetime
@@ -56,6 +56,8 @@ def write_ca_rotation(directory: str, state: dict[str, Any] | None) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(state, handle, indent=1)
         handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
@@ -63,8 +65,10 @@ def ca_given(
     phase: str | None, old: tuple[str, str], new: tuple[str, str] | None
 ) -> tuple[str, str]:
     """(ca.pem, ca-key.pem) the controllers get in ``phase`` from the old and new (cert, key)."""
-    if phase in (None, "drop") or new is None:
-        return old  # drop: the master's files are being swapped (ca_rotation_step)
+    if phase is None or new is None:
+        return old
+    if phase == "drop":
+        return new  # the new CA alone, wherever the master's swap of its files stands
     if phase == "trust":
         return _bundle(old[0], new[0]), old[1]
     if phase == "sign":
@@ -82,13 +86,13 @@ def ca_rotation_step(
     """
     The rotation's state after ``step``: ``trust`` starts one (a no-op while one is under
     way), ``sign`` follows ``trust`` (a no-op when done), ``drop`` marks the swap of the
-    master's files (the runner then removes the state). Out of order: ValueError.
+    master's files (the runner removes the state once the roll-out is checked, so that a
+    re-run finishes a drop whose roll-out failed instead of starting a rotation). Out of
+    order: ValueError.
     """
     now = now or datetime.datetime.now(datetime.UTC)
     phase = (state or {}).get("phase")
     if step == "trust":
-        if phase == "drop":
-            raise ValueError("trust: a rotation is ending (run drop again to finish it)")
         if phase is not None:
             return state  # resumed: the new CA made before stays the new one
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -97,7 +101,7 @@ def ca_rotation_step(
         if phase is None:
             raise ValueError("sign: no CA rotation under way (trust first)")
         if phase == "drop":
-            raise ValueError("sign: a rotation is ending (run drop again to finish it)")
+            return state  # resumed past it: the drop step finishes the rotation
         return {**state, "phase": "sign"}  # type: ignore[dict-item]
     if step == "drop":
         if phase == "trust":
@@ -126,6 +130,8 @@ def retire_ca_files(directory: str, stamp: str) -> list[str]:
             fd = os.open(retired, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(old)
+                handle.flush()
+                os.fsync(handle.fileno())
             done.append(f"kept the old CA as {os.path.basename(retired)}")
         os.replace(nxt["ca-key.pem"], paths["ca-key.pem"])
         done.append("the new CA's key is ca-key.pem (the old key deleted)")

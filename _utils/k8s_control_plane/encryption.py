@@ -21,6 +21,7 @@ import binascii
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -115,8 +116,11 @@ def encryption_key_errors(secrets: dict[str, Any]) -> list[tuple[str, str]]:
 def rotation_phase(state: dict[str, Any]) -> str:
     """
     Where a rotation stands: ``steady`` (no rotation), ``added`` (the new key listed second),
-    ``promoted`` (the new key first, the old still listed).
+    ``promoted`` (the new key first, the old still listed), ``retiring`` (the old key out of
+    the list, its roll-out not yet checked on every apiserver).
     """
+    if state.get("finishing"):
+        return "retiring"
     new = state.get("rotating_to")
     if not new:
         return "steady"
@@ -144,6 +148,8 @@ def rotated_keys(
     phase = rotation_phase(state)
     keys = [dict(k) for k in state["keys"]]
     result = {**state, "keys": keys, "retired": [dict(k) for k in state.get("retired", [])]}
+    if phase == "retiring" and step in STEPS:
+        return result  # resumed: the retire step's roll-out is finished by running it again
     if step == "add":
         if phase != "steady":
             return result  # resumed: the key added before stays the new one
@@ -170,32 +176,43 @@ def rotated_keys(
         result["keys"] = keys[:1]
         result["retired"] += [{**k, "retired": stamp} for k in keys[1:]]
         result["rotating_to"] = None
+        result["finishing"] = "retire"  # until its roll-out is checked (finished_keys)
         return result
     raise ValueError(f"unknown step {step!r} (valid: {', '.join(STEPS)})")
 
 
 def relisted_keys(state: dict[str, Any], taken: datetime.datetime) -> dict[str, Any]:
     """
-    The state for a restore of a snapshot ``taken`` then: every key retired after that may
-    still hold its Secrets, so it is listed again, after the active keys (read, not written),
-    and the rotation stands at ``promoted`` towards the writing key, so that the rotation's
-    rewrite and retire steps (orch.rotate_encryption_key) store them under it again and retire
-    those keys once more. Nothing retired since: the state as it is.
+    The state for a restore of a snapshot ``taken`` then: every key retired after that (less
+    an hour, for clocks that differ) may still hold its Secrets, so it is listed again, after
+    the active keys (read, not written), and the rotation stands at ``promoted`` towards the
+    writing key, so that the rotation's rewrite and retire steps (orch.rotate_encryption_key)
+    store them under it again and retire those keys once more. Nothing retired since: the
+    state as it is.
     """
-    stamp = taken.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # an hour's margin: the snapshot's time is a controller's clock, the retirement the
+    # master's; a key listed again needlessly only reads, one missed loses Secrets
+    earlier = taken - datetime.timedelta(hours=1)
+    stamp = earlier.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     retired = [dict(k) for k in state.get("retired", [])]
     again = [k for k in retired if k.get("retired", "") > stamp]
     if not again:
         return {**state, "keys": [dict(k) for k in state["keys"]], "retired": retired}
     active = [dict(k) for k in state["keys"]]
     listed = {k["name"] for k in active}
+    base = {k: v for k, v in state.items() if k != "finishing"}  # promoted again, not retiring
     return {
-        **state,
+        **base,
         "keys": active
         + [{"name": k["name"], "secret": k["secret"]} for k in again if k["name"] not in listed],
         "rotating_to": state.get("rotating_to") or active[0]["name"],
         "retired": [k for k in retired if k not in again],
     }
+
+
+def finished_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """The state once the retire step's roll-out is checked: steady."""
+    return {k: v for k, v in state.items() if k != "finishing"}
 
 
 def stored_under(value: bytes) -> str:
@@ -224,6 +241,34 @@ def keys_locked(directory: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def rotation_locked(directory: str) -> Iterator[None]:
+    """
+    One rotation step at a time per cluster (k8s_encryption and k8s_ca): held for the whole
+    step, roll-out included; a second step while one runs is refused (RuntimeError), not
+    queued, since it would decide on a state the first is about to change.
+    """
+    fd = os.open(
+        os.path.join(directory, ".rotation.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+    )
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RuntimeError(
+                "another rotation step of this cluster is running; wait for it to end"
+            ) from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def key_digest(secret: str) -> str:
+    """The first 16 hex digits of a key's SHA-256: tells two keys of one name apart, and
+    reveals nothing of a 256-bit random key."""
+    return hashlib.sha256(str(secret).encode()).hexdigest()[:16]
 
 
 def read_key_state(directory: str) -> dict[str, Any] | None:

@@ -1,6 +1,8 @@
 """Load the project's Salt modules as plain Python modules, dunders injected."""
 
 import pytest
+import salt.config
+import salt.loader
 
 from tests.support import cluster
 from tests.support.cluster import (
@@ -83,3 +85,15 @@ def cluster_at(tmp_path_factory):
         return made[version]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def x509_functions():
+    """Salt's own x509 functions the k8s_pki ext_pillar makes keys and CAs with."""
+    opts = salt.config.minion_config(None)
+    opts["file_client"] = "local"
+    mods = salt.loader.minion_mods(opts, whitelist=["x509"])
+    return {
+        "x509.create_private_key": mods["x509.create_private_key"],
+        "x509.create_certificate": mods["x509.create_certificate"],
+    }

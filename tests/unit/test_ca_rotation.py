@@ -10,6 +10,7 @@ import os
 import stat
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from salt.exceptions import CommandExecutionError
@@ -32,7 +33,7 @@ def test_what_the_controllers_get_in_each_phase(ca):
     assert ca.ca_given("trust", OLD, NEW) == ("OLD-CERT\nNEW-CERT\n", "OLD-KEY\n")
     # sign: the new one first, with its key
     assert ca.ca_given("sign", OLD, NEW) == ("NEW-CERT\nOLD-CERT\n", "NEW-KEY\n")
-    assert ca.ca_given("drop", OLD, NEW) == OLD  # the master's files are being swapped
+    assert ca.ca_given("drop", OLD, NEW) == NEW  # the new CA alone, however far the swap is
     with pytest.raises(ValueError, match="unknown CA rotation phase"):
         ca.ca_given("rotate", OLD, NEW)
 
@@ -51,8 +52,10 @@ def test_the_steps_in_order_each_a_no_op_where_the_rotation_stands(ca):
     assert ca.ca_rotation_step(None, "drop") is None
     with pytest.raises(ValueError, match="trust first"):
         ca.ca_rotation_step(None, "sign")
-    with pytest.raises(ValueError, match="drop again"):
-        ca.ca_rotation_step({**sign, "phase": "drop"}, "sign")
+    dropping = {**sign, "phase": "drop"}
+    # a drop whose roll-out was not checked yet: trust and sign are no-ops, drop goes on
+    for step in ("trust", "sign", "drop"):
+        assert ca.ca_rotation_step(dropping, step) == dropping
 
 
 def test_the_master_swaps_its_files_and_a_rerun_finishes_a_torn_swap(ca, tmp_path):
@@ -110,13 +113,12 @@ class _Client:
 
 
 class World:
-    """The master's folder (real CAs), and controllers whose files follow the pillar on a roll."""
+    """The master's folder as the real k8s_pki ext_pillar keeps it (Salt's x509 makes the CAs),
+    and controllers whose files follow what it gives on each roll."""
 
-    def __init__(self, base, make_ca):
-        self.dir = base / "hardway"
-        self.dir.mkdir(parents=True)
-        self.make_ca = make_ca
-        self.make_ca(self.dir, "ca", None)
+    def __init__(self, ext, base):
+        self.ext = ext
+        self.dir = base / "k8s_control_plane" / "hardway"
         self.held = {}
         self.rolls = []
         self.pending = {}
@@ -124,14 +126,11 @@ class World:
         self.roll()
 
     def given(self):
-        state_path = self.dir / "ca_rotation.json"
-        state = json.loads(state_path.read_text()) if state_path.exists() else {}
-        phase = state.get("phase")
-        old = ((self.dir / "ca.pem").read_text(), (self.dir / "ca-key.pem").read_text())
-        new = None
-        if phase in ("trust", "sign"):
-            new = self.make_ca(self.dir, "ca-next", state.get("label"))
-        return utils_package().ca_rotation.ca_given(phase, old, new)
+        cfg = yaml.safe_load((REPO / "pillar" / "hardway.sls").read_text())["k8s_control_plane"]
+        cfg["etcd"] = {**cfg.get("etcd", {}), "managed": True}
+        secrets = self.ext.ext_pillar("k8s-controller-1", {"k8s_control_plane": cfg})
+        secrets = secrets["k8s_control_plane"]["secrets"]
+        return secrets["ca.pem"], secrets["ca-key.pem"]
 
     def roll(self, *_args, **_kwargs):
         ca_pem, _ = self.given()
@@ -150,41 +149,12 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path, monkeypatch):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    def make_ca(directory, prefix, label):
-        cert_path = directory / f"{prefix}.pem"
-        if not cert_path.exists():
-            key = ec.generate_private_key(ec.SECP256R1())
-            name = x509.Name(
-                [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"CA hardway {label}")]
-            )
-            now = datetime.datetime.now(datetime.UTC)
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(name)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now)
-                .not_valid_after(now + datetime.timedelta(days=10))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256())
-            )
-            (directory / f"{prefix}-key.pem").write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return (cert_path.read_text(), (directory / f"{prefix}-key.pem").read_text())
-
-    world = World(tmp_path / "keys", make_ca)
+def world(tmp_path, monkeypatch, x509_functions):
+    ext = load_file(REPO / "_pillar" / "k8s_pki.py", "k8s_test_pillar_k8s_pki_ca")
+    ext.__salt__ = dict(x509_functions)
+    ext.__utils__ = utils_mapping()
+    ext.__opts__ = {"pki_dir": str(tmp_path / "master-pki")}
+    world = World(ext, tmp_path / "master-pki")
     module = load_file(REPO / "_runners" / "k8s_ca.py", "k8s_test_runner_k8s_ca")
     module.__opts__ = {}
     utils = dict(utils_mapping())
@@ -225,12 +195,9 @@ def test_a_whole_ca_rotation(world):
     assert dropped["master"][0].startswith("kept the old CA as ca-retired-")
     assert world.rolls[1:] == [[old, new], [new, old], [new]]
     names = sorted(p.name for p in world.dir.iterdir())
-    assert [n for n in names if not n.startswith("ca-retired-")] == [
-        ".lock",
-        "ca-key.pem",
-        "ca.pem",
-    ]
-    assert len(names) == 4  # the old certificate kept, its key gone
+    kept = [n for n in names if not n.startswith("ca-retired-")]
+    assert [n for n in kept if n.startswith("ca")] == ["ca-key.pem", "ca.pem"]
+    assert len([n for n in names if n.startswith("ca-retired-")]) == 1  # its key gone
     status = runner.status()
     assert status["phase"] is None and status["ca"] == new and status["next"] is None
 
@@ -266,7 +233,46 @@ def test_drop_is_refused_while_a_certificate_of_the_old_ca_remains(world):
     runner.rotate("sign")
     old = _certs((world.dir / "ca.pem").read_text())[0]
     world.held["k8s-controller-2"]["signer"] = old  # a leaf not re-issued
-    with pytest.raises(CommandExecutionError, match="not every certificate is signed by the new"):
+    with pytest.raises(CommandExecutionError, match="not every controller is where the sign step"):
         runner.rotate("drop")
     assert (world.dir / "ca-next.pem").exists()
     assert json.loads((world.dir / "ca_rotation.json").read_text())["phase"] == "sign"
+
+
+def test_sign_is_refused_until_trust_reached_every_controller(world):
+    runner = world.runner
+    runner.rotate("trust")
+    old = _certs((world.dir / "ca.pem").read_text())[0]
+    world.held["k8s-controller-3"]["cas"] = [old]  # its roll-out missed this controller
+    with pytest.raises(CommandExecutionError, match="where the trust step leads"):
+        runner.rotate("sign")
+    assert json.loads((world.dir / "ca_rotation.json").read_text())["phase"] == "trust"
+
+
+def test_a_drop_whose_roll_out_failed_is_finished_by_a_rerun_not_a_new_rotation(world):
+    runner = world.runner
+    runner.rotate("trust")
+    runner.rotate("sign")
+    new = _print(_certs((world.dir / "ca-next.pem").read_text())[0])
+    roll = world.runner.__salt__["state.orchestrate"]
+    world.runner.__salt__["state.orchestrate"] = lambda *a, **k: {"data": {}}  # no steps
+    with pytest.raises(CommandExecutionError, match=r"orch\.control_plane failed"):
+        runner.rotate("drop")
+    # the master's files are swapped, the rotation not ended: the pillar gives the new CA alone
+    assert json.loads((world.dir / "ca_rotation.json").read_text())["phase"] == "drop"
+    assert [_print(c) for c in _certs(world.given()[0])] == [new]
+    world.runner.__salt__["state.orchestrate"] = roll
+    # orch.rotate_ca run again: trust and sign are no-ops checked as drop, drop ends it
+    assert runner.rotate("trust")["trusted"] == [new]
+    assert runner.rotate("sign")["trusted"] == [new]
+    assert runner.rotate("drop")["trusted"] == [new]
+    assert not (world.dir / "ca_rotation.json").exists()
+    assert runner.rotate("trust")["trusted"][0] == new  # only now a new rotation
+    assert len(runner.rotate("trust")["trusted"]) == 2
+
+
+def test_no_snapshot_means_no_ca_rotation(world):
+    world.runner.__salt__["k8s_snapshot.take"] = lambda **_k: {"skipped": "etcd:managed false"}
+    with pytest.raises(CommandExecutionError, match="no etcd snapshot could be taken"):
+        world.runner.rotate("trust")
+    assert not (world.dir / "ca_rotation.json").exists()

@@ -83,8 +83,12 @@ def test_a_rotation_steps_add_promote_retire_and_each_step_resumes(enc):
     done = enc.rotated_keys(promoted, "retire", now="2026-12-06T00:00:00Z")
     assert done["keys"] == [{"name": "key2", "secret": K[2]}]
     assert done["retired"] == [{"name": "key1", "secret": K[1], "retired": "2026-12-06T00:00:00Z"}]
+    # retiring until its roll-out is checked: every step is a no-op then (a re-run finishes it)
+    assert enc.rotation_phase(done) == "retiring"
+    for step in ("add", "promote", "retire"):
+        assert enc.rotated_keys(done, step, K[4]) == done
+    done = enc.finished_keys(done)
     assert enc.rotation_phase(done) == "steady"
-    assert enc.rotated_keys(done, "retire") == done
     with pytest.raises(ValueError, match="add first"):
         enc.rotated_keys(done, "promote")
     # the next rotation's key is numbered past every key the cluster had, retired ones too
@@ -134,7 +138,7 @@ def test_a_restore_lists_again_the_keys_retired_after_its_snapshot(enc):
     assert [k["name"] for k in again["retired"]] == ["key1"]
     # the rotation stands at promoted: its rewrite and retire steps finish the job
     assert enc.rotation_phase(again) == "promoted"
-    done = enc.rotated_keys(again, "retire", now="2026-12-07T00:00:00Z")
+    done = enc.finished_keys(enc.rotated_keys(again, "retire", now="2026-12-07T00:00:00Z"))
     assert [k["name"] for k in done["keys"]] == ["key3"]
     assert [k["name"] for k in done["retired"]] == ["key1", "key2"]
     # a snapshot taken after every retirement needs nothing

@@ -846,17 +846,6 @@ def test_etcd_cannot_share_the_control_plane_pki_dir():
     assert errors_for(errors, "etcd:config_dir"), errors
 
 
-@pytest.fixture(scope="module")
-def x509_functions():
-    opts = salt.config.minion_config(None)
-    opts["file_client"] = "local"
-    mods = salt.loader.minion_mods(opts, whitelist=["x509"])
-    return {
-        "x509.create_private_key": mods["x509.create_private_key"],
-        "x509.create_certificate": mods["x509.create_certificate"],
-    }
-
-
 @pytest.fixture
 def ext(tmp_path, x509_functions):
     """_pillar/k8s_pki.py with its dunders: the real x509 functions, the real utils."""
