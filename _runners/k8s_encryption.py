@@ -165,7 +165,8 @@ def status(cluster: str | None = None) -> dict[str, Any]:
         "phase": _rules("rotation_phase")(state),
         "rotating_to": state.get("rotating_to"),
         "retired": [k["name"] for k in state.get("retired", [])],
-        "controllers": _configs(ids),
+        # names, as an operator reads them (the steps compare digests too)
+        "controllers": {m: [e.split(":")[0] for e in c] for m, c in _configs(ids).items()},
         "etcd": _etcd_counts(ids),
     }
 
