@@ -195,4 +195,4 @@ def test_the_cluster_is_converged_after_it(rotated, measured):
     measured["encryption: orchestration after it"] = time.monotonic() - start
     assert report["ok"], "\n".join(report["errors"])[-6000:]
     assert [step["id"] for step in report["steps"]] == ["orch-converged"], report["steps"]
-    hand_over()  # converged, no override: test_ca takes this lab
+    hand_over()  # converged, no override: test_ca (make faults) or test_membership takes it
