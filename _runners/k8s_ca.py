@@ -30,7 +30,6 @@ import logging
 import os
 from typing import Any
 
-import salt.client
 from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
@@ -54,10 +53,7 @@ def _cluster(name, command):
 
 
 def _directory(cluster):
-    base = _rules("master_keys_dir")(__opts__)
-    directory = os.path.join(base, cluster)
-    if os.path.islink(base) or os.path.islink(directory):
-        raise CommandExecutionError(f"k8s_ca: {directory} or its parent is a symlink: refused")
+    directory = _rules("cluster_keys_dir")(__opts__, cluster, "k8s_ca")
     if not os.path.exists(os.path.join(directory, "ca.pem")):
         raise CommandExecutionError(
             f"k8s_ca: the master keeps no CA of {cluster} (it does with pki:source salt and "
@@ -80,18 +76,7 @@ def _fingerprint(directory, name):
 
 def _trust(ids):
     """{controller: k8s_pki.trust}; raises naming the controllers that do not answer."""
-    with salt.client.get_local_client(mopts=__opts__) as client:
-        answers = client.cmd(
-            ids, "k8s_pki.trust", tgt_type="list", timeout=ANSWER_TIMEOUT, full_return=True
-        )
-    found, errors = {}, {}
-    for minion in ids:
-        answer = answers.get(minion)
-        ret = answer.get("ret") if isinstance(answer, dict) else None
-        if isinstance(ret, dict) and answer.get("retcode", 0) == 0:
-            found[minion] = ret
-        else:
-            errors[minion] = ret if ret is not None else "no answer (minion down?)"
+    found, errors = _rules("ask_minions")(__opts__, ids, "k8s_pki.trust", ANSWER_TIMEOUT)
     if errors:
         raise CommandExecutionError("k8s_ca: " + "; ".join(f"{m}: {e}" for m, e in errors.items()))
     return found
@@ -116,11 +101,7 @@ def _wrong(trust, cas, signer):
 def _roll(cluster, why):
     log.warning("k8s_ca: %s: %s through orch.control_plane", cluster, why)
     result = __salt__["state.orchestrate"]("orch.control_plane", pillar={"cluster": cluster})
-    steps, failed = _rules("nested_run")(result)
-    if failed or not steps:
-        raise CommandExecutionError(
-            f"k8s_ca: {why}: orch.control_plane failed at {failed or result}"
-        )
+    steps = _rules("nested_run")(result, f"k8s_ca: {why}: orch.control_plane")
     return steps
 
 

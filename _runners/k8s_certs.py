@@ -22,7 +22,6 @@ that live a year. Master configuration::
 import logging
 from typing import Any
 
-import salt.client
 from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
@@ -39,18 +38,8 @@ def _cluster(name, command):
 
 
 def _expiry(ids):
-    client = salt.client.get_local_client(mopts=__opts__)
     # timeout: without a return after it, the client asks whether the job still runs
-    answers = client.cmd(ids, "k8s_pki.expiry", tgt_type="list", timeout=30, full_return=True)
-    found, errors = {}, {}
-    for minion in ids:
-        answer = answers.get(minion)
-        ret = answer.get("ret") if isinstance(answer, dict) else None
-        if isinstance(ret, dict) and answer.get("retcode", 0) == 0:
-            found[minion] = ret
-        else:
-            errors[minion] = ret if ret is not None else "no answer (minion down?)"
-    return found, errors
+    return __utils__["k8s_control_plane.ask_minions"](__opts__, ids, "k8s_pki.expiry", 30)
 
 
 def check(cluster: str | None = None) -> dict[str, Any]:
@@ -157,11 +146,9 @@ def renew(cluster: str | None = None) -> dict[str, Any]:
         }
     log.warning("k8s_certs: %s: renewing %s through orch.control_plane", name, due)
     result = __salt__["state.orchestrate"]("orch.control_plane", pillar={"cluster": name})
-    steps, failed = __utils__["k8s_control_plane.nested_run"](result)
-    if failed or not steps:
-        raise CommandExecutionError(
-            f"k8s_certs: the renewal's orch.control_plane failed at {failed or result}"
-        )
+    steps = __utils__["k8s_control_plane.nested_run"](
+        result, "k8s_certs: the renewal's orch.control_plane"
+    )
     after, _ = _expiry(ids)
     still = {m: e["renew"] for m, e in after.items() if e.get("renew")}
     if still:

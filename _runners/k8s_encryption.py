@@ -15,11 +15,9 @@ resumes where it stood.
 
 import base64
 import logging
-import os
 import secrets as random
 from typing import Any
 
-import salt.client
 from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
@@ -44,13 +42,7 @@ def _cluster(name, command):
 
 
 def _directory(cluster):
-    base = _rules("master_keys_dir")(__opts__)
-    directory = os.path.join(base, cluster)
-    if os.path.islink(base) or os.path.islink(directory):
-        raise CommandExecutionError(
-            f"k8s_encryption: {directory} or its parent is a symlink: refused"
-        )
-    return directory
+    return _rules("cluster_keys_dir")(__opts__, cluster, "k8s_encryption")
 
 
 def _state(cluster):
@@ -66,19 +58,7 @@ def _state(cluster):
 
 def _ask(ids, fun, **kwarg):
     """{controller: its answer} and {controller: why not} for one function on every one."""
-    with salt.client.get_local_client(mopts=__opts__) as client:
-        answers = client.cmd(
-            ids, fun, kwarg=kwarg, tgt_type="list", timeout=ANSWER_TIMEOUT, full_return=True
-        )
-    found, errors = {}, {}
-    for minion in ids:
-        answer = answers.get(minion)
-        ret = answer.get("ret") if isinstance(answer, dict) else None
-        if isinstance(answer, dict) and answer.get("retcode", 0) == 0 and ret is not None:
-            found[minion] = ret
-        else:
-            errors[minion] = ret if ret is not None else "no answer (minion down?)"
-    return found, errors
+    return _rules("ask_minions")(__opts__, ids, fun, ANSWER_TIMEOUT, **kwarg)
 
 
 def _configs(ids):
@@ -115,11 +95,7 @@ def _roll(name, ids, state, why):
     """orch.control_plane rolls the list out; then every apiserver must run with it."""
     log.warning("k8s_encryption: %s: %s through orch.control_plane", name, why)
     result = __salt__["state.orchestrate"]("orch.control_plane", pillar={"cluster": name})
-    steps, failed = _rules("nested_run")(result)
-    if failed or not steps:
-        raise CommandExecutionError(
-            f"k8s_encryption: {why}: orch.control_plane failed at {failed or result}"
-        )
+    steps = _rules("nested_run")(result, f"k8s_encryption: {why}: orch.control_plane")
     differ = _differ(_configs(ids), _listed(state))
     if differ:
         raise CommandExecutionError(

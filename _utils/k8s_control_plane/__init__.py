@@ -113,6 +113,7 @@ from .names import (
 from .objects import kubelet_rules, object_diff, object_path, rbac_manifests
 from .orchestration import (
     agreed,
+    ask_minions,
     behind,
     certificate_findings,
     check_findings,
@@ -136,6 +137,7 @@ from .orchestration import (
 from .pki import (
     apiserver_sans,
     client_files,
+    cluster_keys_dir,
     etcd_check_files,
     etcd_sans,
     first_service_ip,
@@ -172,6 +174,7 @@ __all__ = [
     "api_versions",
     "apiserver_sans",
     "apply_from",
+    "ask_minions",
     "behind",
     "build_flags",
     "ca_given",
@@ -181,6 +184,7 @@ __all__ = [
     "check_functions",
     "choose_cluster",
     "client_files",
+    "cluster_keys_dir",
     "cluster_membership",
     "clusters_from",
     "controller_ids",

@@ -506,15 +506,53 @@ def plan_summary(
     }
 
 
-def nested_run(result: Any) -> tuple[int, list[str]]:
+def ask_minions(
+    opts: dict[str, Any], ids: list[str], fun: str, timeout: int = 30, **kwarg: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """
+    One execution function on each minion of ``ids`` from the master (a runner's
+    LocalClient): ({minion: its answer}, {minion: why not}). An answer counts when it
+    returned with retcode 0; a minion silent ``timeout`` seconds after the job's last
+    return is asked whether it still runs the job (Salt's find_job) and then given up on.
+    """
+    import salt.client
+
+    with salt.client.get_local_client(mopts=opts) as client:
+        answers = client.cmd(
+            ids, fun, kwarg=kwarg, tgt_type="list", timeout=timeout, full_return=True
+        )
+    found, errors = {}, {}
+    for minion in ids:
+        answer = answers.get(minion)
+        ret = answer.get("ret") if isinstance(answer, dict) else None
+        if isinstance(answer, dict) and answer.get("retcode", 0) == 0 and ret is not None:
+            found[minion] = ret
+        else:
+            errors[minion] = ret if ret is not None else "no answer (minion down?)"
+    return found, errors
+
+
+def nested_run(result: Any, who: str) -> int:
     """
     How an orchestration a runner ran itself (``__salt__["state.orchestrate"]``) went: its
-    number of steps and the IDs of those that failed. No steps at all is a failure too (a
-    render error returns a list of messages, not steps).
+    number of steps, or CommandExecutionError naming ``who`` and each failed step with the
+    end of its comment (a nested orch-verify says which check failed on which controller).
+    No steps at all is a failure too (a render error returns a list of messages, not steps).
     """
     data = result.get("data", result) if isinstance(result, dict) else {}
-    steps = [s for m in data.values() if isinstance(m, dict) for s in m.values()]
-    failed = [
-        str(s.get("__id__")) for s in steps if isinstance(s, dict) and s.get("result") is False
+    steps = [
+        s
+        for m in (data if isinstance(data, dict) else {}).values()
+        if isinstance(m, dict)
+        for s in m.values()
     ]
-    return len(steps), failed
+    failed = [s for s in steps if isinstance(s, dict) and s.get("result") is False]
+    if steps and not failed:
+        return len(steps)
+    if not steps:
+        raise CommandExecutionError(f"{who} failed: it returned no steps: {result}")
+    lines = []
+    for step in failed:
+        comment = str(step.get("comment", "")).strip()
+        lines.append(f"{step.get('__id__')}: {comment[-1500:]}")
+    raise CommandExecutionError(f"{who} failed at " + "\n".join(lines))

@@ -378,3 +378,18 @@ def master_keys_dir(opts: dict[str, Any], given: str | None = None) -> str:
             if isinstance(options, dict) and options.get("dir"):
                 given = options["dir"]
     return given or os.path.join(opts["pki_dir"], PILLAR_KEY)
+
+
+def cluster_keys_dir(opts: dict[str, Any], cluster: str, who: str) -> str:
+    """
+    ``<master_keys_dir>/<cluster>`` for a runner that changes what is there; a symlink in
+    either part is refused (CommandExecutionError naming ``who``): the keys stay where the
+    ext_pillar made them.
+    """
+    from salt.exceptions import CommandExecutionError
+
+    base = master_keys_dir(opts)
+    directory = os.path.join(base, cluster)
+    if os.path.islink(base) or os.path.islink(directory):
+        raise CommandExecutionError(f"{who}: {directory} or its parent is a symlink: refused")
+    return directory

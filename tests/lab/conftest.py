@@ -72,6 +72,29 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"lab: {UNAVAILABLE}"))
 
 
+# The modules whose first failure printed the lab's diagnosis (once each: a module fixture's
+# error repeats for every test of the module).
+DIAGNOSED: set[str] = set()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed lab test's report carries the lab's state (tools/lab/checks.py diagnose):
+    which checks failed where, the units that restarted, their last journal lines. CI keeps
+    only its printed output, so that is where a failure seen only there is explained."""
+    outcome = yield
+    report = outcome.get_result()
+    module = item.path.name
+    if (
+        report.failed
+        and "tests/lab/" in item.nodeid
+        and module not in DIAGNOSED
+        and lab.running_containers()
+    ):
+        DIAGNOSED.add(module)
+        report.sections.append(("lab diagnosis", lab.diagnose()))
+
+
 MEASURED: dict[str, float] = {}
 
 

@@ -10,6 +10,7 @@ import os
 import stat
 
 import pytest
+import salt.client
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -156,9 +157,10 @@ def world(tmp_path, monkeypatch, x509_functions):
     ext.__opts__ = {"pki_dir": str(tmp_path / "master-pki")}
     world = World(ext, tmp_path / "master-pki")
     module = load_file(REPO / "_runners" / "k8s_ca.py", "k8s_test_runner_k8s_ca")
-    module.__opts__ = {}
+    module.__opts__ = (
+        ext.__opts__
+    )  # the master's: the runner finds the keys where the ext_pillar keeps them
     utils = dict(utils_mapping())
-    utils["k8s_control_plane.master_keys_dir"] = lambda _opts, _given=None: str(world.dir.parent)
     module.__utils__ = utils
 
     def salt_cmd(fun, *args, **kwargs):
@@ -176,7 +178,7 @@ def world(tmp_path, monkeypatch, x509_functions):
         "state.orchestrate": world.roll,
         "k8s_snapshot.take": take,
     }
-    monkeypatch.setattr(module.salt.client, "get_local_client", lambda **_k: _Client(world))
+    monkeypatch.setattr(salt.client, "get_local_client", lambda **_k: _Client(world))
     world.runner = module
     return world
 

@@ -3,6 +3,7 @@ due with nothing else pending run orch.control_plane once; other changes pending
 nothing and are named; a controller that does not answer stops it."""
 
 import pytest
+import salt.client
 from salt.exceptions import CommandExecutionError
 
 from tests.support.cluster import REPO, load_file, utils_mapping
@@ -31,6 +32,12 @@ class _Client:
     def __init__(self, *answers):
         self.answers = list(answers)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
     def cmd(self, tgt, fun, **_kwargs):
         assert (tgt, fun) == (IDS, "k8s_pki.expiry")
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
@@ -58,7 +65,7 @@ def runner(monkeypatch):
 
     def answer(*answers):
         client = _Client(*answers)
-        monkeypatch.setattr(module.salt.client, "get_local_client", lambda **_k: client)
+        monkeypatch.setattr(salt.client, "get_local_client", lambda **_k: client)
 
     module.answer = answer
     return module

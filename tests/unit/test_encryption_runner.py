@@ -5,6 +5,7 @@ rotation, a resumed one, and the refusals that change nothing."""
 import json
 
 import pytest
+import salt.client
 from salt.exceptions import CommandExecutionError
 
 from tests.support.cluster import REPO, load_file, utils_mapping, utils_package
@@ -76,9 +77,8 @@ class _Client:
 def world(tmp_path, monkeypatch):
     world = World(tmp_path / "keys")
     module = load_file(REPO / "_runners" / "k8s_encryption.py", "k8s_test_runner_k8s_encryption")
-    module.__opts__ = {}
+    module.__opts__ = {"ext_pillar": [{"k8s_pki": {"dir": str(world.base)}}]}
     utils = dict(utils_mapping())
-    utils["k8s_control_plane.master_keys_dir"] = lambda _opts, _given=None: str(world.base)
     module.__utils__ = utils
 
     def salt_cmd(fun, *args, **kwargs):
@@ -96,7 +96,7 @@ def world(tmp_path, monkeypatch):
         "state.orchestrate": world.roll,
         "k8s_snapshot.take": take,
     }
-    monkeypatch.setattr(module.salt.client, "get_local_client", lambda **_k: _Client(world))
+    monkeypatch.setattr(salt.client, "get_local_client", lambda **_k: _Client(world))
     world.runner = module
     return world
 

@@ -509,3 +509,32 @@ def test_a_ca_change_restarts_etcds_members_together():
         assert step["failhard"] is True
         assert ("batch" in step) is batched, plan
         assert step.get("batch", "1") == "1"
+
+
+def test_a_nested_run_that_failed_names_each_failed_step_with_its_comment():
+    """What a runner's error says when the orch.control_plane it ran failed: the step and the
+    end of its comment (a nested orch-verify names the check that failed where), not only
+    the step's ID; an orchestration without steps (a render error) fails too."""
+    from salt.exceptions import CommandExecutionError
+
+    from tests.support.cluster import utils_mapping
+
+    nested_run = utils_mapping()["k8s_control_plane.nested_run"]
+    ok = {"a": {"__id__": "orch-etcd", "result": True, "comment": "fine"}}
+    assert nested_run({"data": {"master": ok}}, "k8s_ca: sign: orch.control_plane") == 1
+    failed = {
+        **ok,
+        "b": {
+            "__id__": "orch-verify",
+            "result": False,
+            "comment": "k8s-controller-2: FAILED components\nk8s-controller-1: ok",
+        },
+    }
+    with pytest.raises(CommandExecutionError) as caught:
+        nested_run({"data": {"master": failed}}, "k8s_ca: sign: orch.control_plane")
+    assert str(caught.value) == (
+        "k8s_ca: sign: orch.control_plane failed at orch-verify: "
+        "k8s-controller-2: FAILED components\nk8s-controller-1: ok"
+    )
+    with pytest.raises(CommandExecutionError, match="failed: it returned no steps"):
+        nested_run({"data": ["Rendering SLS failed"]}, "k8s_certs: orch.control_plane")

@@ -5,6 +5,7 @@ sees it, the RBAC controller, and the seed's checks printed after `up` (verify).
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import re
 import threading
@@ -260,3 +261,71 @@ def unit_pids(unit: str) -> dict[str, str]:
         name: cexec(name, f"systemctl show -P MainPID {unit}", check=True).stdout.strip()
         for name in controllers()
     }
+
+
+# The units whose state a failed lab test's report shows (diagnose).
+DIAGNOSED_UNITS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "haproxy",
+    "keepalived",
+)
+
+
+def diagnose(lines_per_unit: int = 12) -> str:
+    """
+    What a failed lab test's report shows, for a failure seen only in CI's output: each
+    controller's failed k8s_health.summary checks, each unit's state, restarts on its own
+    (NRestarts) and start time, and the last journal lines of the units not active or
+    restarted on their own. Also written to LOG_DIR/diagnose-<time>.txt; never raises.
+    """
+    out: list[str] = []
+    try:
+        proc = salt_cmd(["salt", "--static", "--out=json", "*", "k8s_health.summary"], timeout=60)
+        data = parse_json(proc.stdout)
+        for name, summary in sorted((data or {}).items()):
+            if not isinstance(summary, dict):
+                out.append(f"{name}: k8s_health.summary: {str(summary)[:300]}")
+                continue
+            bad = [
+                f"{k}: {str(v)[:300]}"
+                for k, v in summary.items()
+                if isinstance(v, dict) and v.get("ok") is False
+            ]
+            bad += [
+                f"components.{c}: {str(v)[:300]}"
+                for c, v in (summary.get("components") or {}).items()
+                if not v.get("ok")
+            ]
+            out.append(f"{name}: k8s_health.summary " + ("ok" if not bad else "FAILED"))
+            out += [f"  {line}" for line in bad]
+        units = " ".join(DIAGNOSED_UNITS)
+        show = "ActiveState,SubState,NRestarts,ExecMainStartTimestamp"
+        for name in controllers():
+            text = cexec(
+                name,
+                f'for u in {units}; do echo "$u $(systemctl show -P ActiveState $u) '
+                f"$(systemctl show -P NRestarts $u) $(systemctl show -P "
+                f'ExecMainStartTimestamp $u)"; done',
+                timeout=30,
+            ).stdout
+            out.append(f"{name}: unit ActiveState NRestarts started ({show})")
+            for row in text.splitlines():
+                out.append(f"  {row}")
+                unit, _, rest = row.partition(" ")
+                state, _, restarts = rest.partition(" ")
+                if state != "active" or not restarts.startswith("0"):
+                    journal = cexec(
+                        name,
+                        f"journalctl -u {unit} -n {lines_per_unit} --no-pager -o short-precise",
+                        timeout=30,
+                    ).stdout
+                    out += [f"    {line[:300]}" for line in journal.splitlines()]
+    except Exception as exc:  # a diagnosis must not hide the failure it explains
+        out.append(f"(diagnosis stopped: {exc!r})")
+    text = "\n".join(out)
+    with contextlib.suppress(OSError):
+        write_file(LOG_DIR / f"diagnose-{int(time.time())}.txt", text + "\n")
+    return text
