@@ -459,8 +459,9 @@ def trust() -> dict[str, Any]:
     holds, by fingerprint (the first 16 hex digits of the SHA-256): what a CA rotation
     (orch.rotate_ca) must change, and proves it did. ``cas`` maps each file that holds CAs
     (ca.pem in the PKI and etcd folders, haproxy's ca_file, each kubeconfig's embedded CA)
-    to its CAs in order; ``signed_by`` maps each certificate (the leaves and each
-    kubeconfig's client certificate) to the fingerprint of the CA, among those, that signed
+    to its CAs in order; ``signed_by`` maps each certificate (the leaves, each kubeconfig's
+    client certificate, and ca-signer.pem, the controller-manager's signing CA, which as a
+    self-signed CA maps to itself) to the fingerprint of the CA, among those, that signed
     it (None: none of them). Public facts only.
 
     CLI Example:
@@ -478,7 +479,7 @@ def trust() -> dict[str, Any]:
         if entry["name"] == "ca.pem":
             with open(path, encoding="utf-8") as handle:
                 holders[path] = _pem_certificates(handle.read())
-        elif entry["kind"] == "certificate":
+        elif entry["kind"] in ("certificate", "signer"):
             leaves[path] = _read_cert(path)
         elif entry["kind"] == "kubeconfig":
             for what, cert in _kubeconfig_certificates(path):

@@ -1,8 +1,8 @@
 """
 States of the cluster PKI on a controller (docs/pki.md): the guard that
-refuses symlinks where secrets are written, and the kubeconfigs built from
-the certificates on this host. Neither ever returns a key or a kubeconfig's
-content.
+refuses symlinks where secrets are written, the kubeconfigs built from
+the certificates on this host, and the signing CA alone (ca-signer.pem) taken
+from the CA bundle. None ever returns a key or a kubeconfig's content.
 """
 
 import logging
@@ -64,7 +64,7 @@ def _read(path):
 def _write(name, text, mode):
     """Write ``name`` root-owned with ``mode``, atomically: a temporary file, then a rename
     (which replaces a path and never follows a link)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(name), prefix=".kubeconfig-")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(name), prefix=f".{os.path.basename(name)}-")
     try:
         os.fchown(fd, 0, 0)
         os.fchmod(fd, mode)
@@ -160,6 +160,102 @@ def kubeconfig_managed(
         return ret
     log.debug("k8s_pki.kubeconfig_managed: %s %s", name, sorted(changes))
     ret["comment"] = f"{name} written"
+    return ret
+
+
+def _signing_certificate(bundle, key):
+    """The PEM of the certificate in the PEM text ``bundle`` whose public key is the PEM
+    private key ``key``'s, or None."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    def spki(public):
+        return public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    wanted = spki(serialization.load_pem_private_key(key.encode(), None).public_key())
+    for cert in x509.load_pem_x509_certificates(bundle.encode()):
+        if spki(cert.public_key()) == wanted:
+            return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return None
+
+
+def signer_managed(
+    name: str, bundle_pillar: str, key_pillar: str, mode: str = "0644"
+) -> dict[str, Any]:
+    """
+    Ensure ``name`` holds exactly one certificate: the CA of the bundle at the pillar key
+    ``bundle_pillar`` whose public key is that of the key at ``key_pillar``, that is the
+    CA that signs. kube-controller-manager's ``--cluster-signing-cert-file`` takes exactly
+    one certificate (its CSR signer refuses a bundle, "expected 1 certificate", and the
+    elected controller-manager then exits), while ``ca.pem`` holds two during a CA
+    rotation. Read from the pillar, as ``ca.pem`` and ``ca-key.pem`` are written from it,
+    so test mode predicts exactly; written atomically, root-owned, never through a symbolic
+    link; the comment names pillar keys and files, never the key.
+
+    .. code-block:: yaml
+
+        k8s_control_plane-pki-ca-k8s_pki-signer_managed-ca-signer.pem:
+          k8s_pki.signer_managed:
+            - name: /var/lib/kubernetes/ca-signer.pem
+            - bundle_pillar: k8s_control_plane:secrets:ca.pem
+            - key_pillar: k8s_control_plane:secrets:ca-key.pem
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if os.path.islink(name):
+        ret["result"] = False
+        ret["comment"] = f"Refused: {name} is a symbolic link to {os.readlink(name)}"
+        return ret
+    # unmask: Salt 3008 masks pillar.get's values unless asked (salt/utils/secret.py)
+    bundle = __salt__["pillar.get"](bundle_pillar, unmask=True)
+    key = __salt__["pillar.get"](key_pillar, unmask=True)
+    absent = [k for k, v in ((bundle_pillar, bundle), (key_pillar, key)) if not v]
+    if absent:
+        ret["result"] = False
+        ret["comment"] = f"Cannot write {name}: no pillar {', '.join(absent)}"
+        return ret
+    try:
+        wanted = _signing_certificate(str(bundle), str(key))
+    except (ValueError, TypeError) as exc:
+        ret["result"] = False
+        ret["comment"] = f"Cannot read pillar {bundle_pillar} or {key_pillar}: {type(exc).__name__}"
+        return ret
+    if wanted is None:
+        ret["result"] = False
+        ret["comment"] = (
+            f"No certificate in pillar {bundle_pillar} matches the key {key_pillar}: "
+            "the CA cannot sign"
+        )
+        return ret
+    current = _read(name) if os.path.isfile(name) else None
+    want_mode = int(str(mode), 8)
+    info = os.stat(name) if current is not None else None
+    changes = {}
+    if current is None:
+        changes["signer"] = "created"
+    elif current != wanted:
+        changes["signer"] = "rewritten (the signing CA changed)"
+    if info is not None and info.st_mode & 0o7777 != want_mode:
+        changes["mode"] = f"{info.st_mode & 0o7777:04o} -> {want_mode:04o}"
+    if info is not None and (info.st_uid, info.st_gid) != (0, 0):
+        changes["owner"] = f"{info.st_uid}:{info.st_gid} -> root:root"
+    if not changes:
+        ret["comment"] = f"{name} is the signing CA of {bundle_pillar}"
+        return ret
+    ret["changes"] = changes
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{name} would be updated"
+        return ret
+    try:
+        _write(name, wanted, want_mode)
+    except OSError as exc:
+        ret["result"] = False
+        ret["changes"] = {}
+        ret["comment"] = f"Could not write {name}: {exc.strerror or exc}"
+        return ret
+    ret["comment"] = f"{name} written: the signing CA of {bundle_pillar}"
     return ret
 
 

@@ -70,6 +70,11 @@ FROM_MASTER = ("ca.pem", "ca-key.pem", "encryption_key")
 # certificate of it): the service-account signing key, so that a token one apiserver issued is
 # accepted by every other (kubeadm shares sa.key across control-plane nodes the same way).
 CLUSTER_KEYS = ("service-account",)
+# The CA that signs, alone: kube-controller-manager's --cluster-signing-cert-file takes exactly
+# one certificate (pkg/controller/certificates/signer/ca_provider.go: "expected 1
+# certificate"), while ca.pem is a bundle of two during a CA rotation. Written on each
+# controller from ca.pem, the certificate that matches ca-key.pem (k8s_pki.signer_managed).
+SIGNER = "ca-signer.pem"
 # Which files each service reads: a change restarts that service only.
 READERS = {
     "kube-apiserver": (
@@ -85,6 +90,7 @@ READERS = {
     "kube-controller-manager": (
         "ca.pem",
         "ca-key.pem",
+        SIGNER,
         "service-account-key.pem",
         "kube-controller-manager.kubeconfig",
     ),
@@ -159,6 +165,18 @@ def _pillar_entry(directory, name, mode, sls):
     }
 
 
+def _signer(directory):
+    return {
+        "name": SIGNER,
+        "path": f"{directory}/{SIGNER}",
+        "kind": "signer",
+        "mode": "0644",
+        "sls": "ca",
+        "bundle": f"{directory}/ca.pem",
+        "key": f"{directory}/ca-key.pem",
+    }
+
+
 def _key(directory, name, sls):
     return {"name": name, "path": f"{directory}/{name}", "kind": "key", "mode": "0600", "sls": sls}
 
@@ -188,7 +206,8 @@ def pki_plan(cfg: dict[str, Any], minion_id: str) -> list[dict[str, Any]]:
     ``{"name", "path", "kind", "mode", "sls", ...}`` with ``kind`` one of
     ``directory``, ``pillar`` (from secrets), ``key``, ``certificate``
     (with ``policy``, ``key``, ``sans``, ``days_valid``, ``days_remaining``),
-    ``kubeconfig`` (with ``cert``, ``key``, ``ca``, ``server``, ``user``) and
+    ``kubeconfig`` (with ``cert``, ``key``, ``ca``, ``server``, ``user``),
+    ``signer`` (the signing CA alone, from ``bundle`` and ``key``: SIGNER) and
     ``template`` (the encryption config). ``sls`` is ``ca``, ``init`` or
     ``etcd``: the pki SLS file that makes it.
     """
@@ -205,6 +224,7 @@ def pki_plan(cfg: dict[str, Any], minion_id: str) -> list[dict[str, Any]]:
             entries.append(
                 _pillar_entry(pki_dir, name, mode, "ca" if name in FROM_MASTER else "init")
             )
+        entries.append(_signer(pki_dir))
         if etcd.get("managed"):
             # etcd serves with the apiserver's certificate, as the seed's chapter 07 does.
             for name in ("ca.pem", "kubernetes.pem", "kubernetes-key.pem"):
@@ -213,6 +233,7 @@ def pki_plan(cfg: dict[str, Any], minion_id: str) -> list[dict[str, Any]]:
     else:
         entries.append(_pillar_entry(pki_dir, "ca.pem", "0644", "ca"))
         entries.append(_pillar_entry(pki_dir, "ca-key.pem", "0600", "ca"))
+        entries.append(_signer(pki_dir))
         issued = [
             ("kubernetes", "apiserver", apiserver_sans(cfg)),
             ("apiserver-kubelet-client", "apiserver-kubelet-client", []),
@@ -303,6 +324,7 @@ def pki_state_id(root: str, entry: dict[str, Any]) -> str:
         "key": "private_key_managed",
         "certificate": "certificate_managed",
         "kubeconfig": "kubeconfig_managed",
+        "signer": "signer_managed",
     }[entry["kind"]]
     name = entry["name"]
     if entry["kind"] == "directory":
@@ -312,9 +334,8 @@ def pki_state_id(root: str, entry: dict[str, Any]) -> str:
 
 def pki_requisite_module(entry: dict[str, Any]) -> str:
     """The state module of a plan entry, for a requisite: file, x509 or k8s_pki."""
-    return {"key": "x509", "certificate": "x509", "kubeconfig": "k8s_pki"}.get(
-        entry["kind"], "file"
-    )
+    modules = {"key": "x509", "certificate": "x509", "kubeconfig": "k8s_pki", "signer": "k8s_pki"}
+    return modules.get(entry["kind"], "file")
 
 
 def pki_watch_for(root: str, entries: list[dict[str, Any]], service: str) -> list[dict[str, str]]:

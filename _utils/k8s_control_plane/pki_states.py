@@ -171,6 +171,23 @@ def pki_sls_states(
             states[sid] = _certificate(entry, ids, by_path, guards)
         elif entry["kind"] == "kubeconfig":
             states[sid] = _kubeconfig(entry, ids, common, guards)
+        elif entry["kind"] == "signer":
+            # from the pillar that ca.pem and ca-key.pem are written from (so test mode
+            # predicts it exactly), after them
+            states[sid] = {
+                "k8s_pki.signer_managed": [
+                    *common[:2],
+                    {"bundle_pillar": f"{PILLAR_KEY}:secrets:{os.path.basename(entry['bundle'])}"},
+                    {"key_pillar": f"{PILLAR_KEY}:secrets:{os.path.basename(entry['key'])}"},
+                    {
+                        "require": [
+                            *guards,
+                            {"file": ids[entry["bundle"]]},
+                            {"file": ids[entry["key"]]},
+                        ]
+                    },
+                ]
+            }
         elif entry["kind"] == "template":
             if encryption is None:
                 raise ValueError(f"the pki sls {sls!r} plans {entry['path']}: pass encryption")

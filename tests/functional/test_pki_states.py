@@ -17,7 +17,9 @@ state return holds a private key or the encryption key.
 """
 
 import datetime
+import json
 import os
+import shutil
 import stat
 
 import pytest
@@ -131,9 +133,9 @@ def test_test_mode_on_a_fresh_controller_predicts_and_creates_nothing(applied):
     assert applied.after_test == []  # neither directory was made
     assert ps.changed_ids(predicted) == ps.changed_ids(done)
     # every planned file is predicted: 2 directories, ca.pem and ca-key.pem in each,
-    # the master's service-account key, 6 keys made here, 7 certificates, 3 kubeconfigs
-    # and the encryption config
-    assert len(ps.changed_ids(predicted)) == 2 + 4 + 1 + 6 + 7 + 3 + 1
+    # ca-signer.pem, the master's service-account key, 6 keys made here, 7 certificates,
+    # 3 kubeconfigs and the encryption config
+    assert len(ps.changed_ids(predicted)) == 2 + 4 + 1 + 1 + 6 + 7 + 3 + 1
     assert SA_KEY_ID in ps.changed_ids(predicted)
 
 
@@ -265,7 +267,11 @@ def test_private_keys_match_their_certificates_and_are_root_only(applied, given)
         "etcd-key.pem",
         "etcd.pem",
     ]
-    assert len(list(applied.pki_dir.iterdir())) == 2 + 6 + 6 + 3 + 1
+    # ca.pem, ca-key.pem, ca-signer.pem, 6 keys, 6 certificates, 3 kubeconfigs, the config
+    assert len(list(applied.pki_dir.iterdir())) == 3 + 6 + 6 + 3 + 1
+    # one CA: the signer is ca.pem itself
+    assert (applied.pki_dir / "ca-signer.pem").read_text() == secrets["ca.pem"]
+    assert _mode(applied.pki_dir / "ca-signer.pem") == 0o644
 
 
 @pytest.mark.parametrize("user", sorted(KUBECONFIG_USERS))
@@ -324,7 +330,65 @@ def test_trust_names_the_one_ca_every_file_holds_and_that_signed_everything(appl
     assert seen["signed_by"][str(applied.pki_dir / "kubernetes.pem")] == ca
     assert seen["signed_by"][f"{applied.pki_dir / 'admin.kubeconfig'} (its client)"] == ca
     assert set(seen["signed_by"].values()) == {ca}
+    # the controller-manager's signing CA, self-signed: it maps to itself
+    assert seen["signed_by"][str(applied.pki_dir / "ca-signer.pem")] == ca
     assert _leaks(applied.secret_texts(), repr(seen)) == []
+
+
+SIGNER_ID = "k8s_control_plane-pki-ca-k8s_pki-signer_managed-ca-signer.pem"
+
+
+def test_the_signer_is_the_one_ca_that_signs_in_every_phase_of_a_rotation(
+    applied, given, master_dir, tmp_path
+):
+    """
+    ca.pem is a bundle of two CAs during a CA rotation (old + new in ``trust``, new + old in
+    ``sign``); kube-controller-manager's --cluster-signing-cert-file takes exactly one
+    (docs/differences.md 15): ca-signer.pem is the one whose key is ca-key.pem, predicted
+    in test mode, never a key in the output.
+    """
+    master = tmp_path / "master"
+    shutil.copytree(master_dir, master)
+    folder = next(p for p in (master / "k8s_control_plane").iterdir() if p.is_dir())
+    controller = ps.Controller(tmp_path / "controller", given).seed_from(applied)
+    old = ps.load_cert(applied.pki_dir / "ca.pem")
+    seen = {}
+    for phase in ("trust", "sign"):
+        (folder / "ca_rotation.json").write_text(
+            json.dumps({"phase": phase, "label": "t", "started": "2026-12-06T00:00:00+00:00"})
+        )
+        controller.given = ps.master_pillar(master)
+        controller.reconfigure({})
+        predicted = controller.apply(test=True)
+        done = controller.apply()
+        assert ps.failed(predicted) == {} and ps.failed(done) == {}
+        assert (SIGNER_ID in ps.changed_ids(predicted)) == (SIGNER_ID in ps.changed_ids(done))
+        bundle = x509.load_pem_x509_certificates((controller.pki_dir / "ca.pem").read_bytes())
+        signers = x509.load_pem_x509_certificates(
+            (controller.pki_dir / "ca-signer.pem").read_bytes()
+        )
+        assert len(bundle) == 2 and len(signers) == 1, phase
+        key = ps.load_key(controller.pki_dir / "ca-key.pem")
+        assert ps.public_der(signers[0].public_key()) == ps.public_der(key.public_key())
+        seen[phase] = (signers[0], SIGNER_ID in ps.changed_ids(done))
+        text = repr(predicted) + repr(done)
+        assert _leaks(controller.secret_texts(), text) == []
+    assert seen["trust"] == (old, False)  # the old CA still signs: nothing to change
+    assert seen["sign"][0] == bundle[0] != old and seen["sign"][1]  # the new one signs
+
+
+def test_a_ca_key_that_matches_no_certificate_of_ca_pem_changes_nothing(applied, given, tmp_path):
+    """The validation refuses it before any PKI state runs (the signer could not sign)."""
+    controller = ps.Controller(tmp_path / "controller", given).seed_from(applied)
+    signer = (controller.pki_dir / "ca-signer.pem").read_text()
+    other = ps.master_pillar(tmp_path / "other-master")["k8s_control_plane"]["secrets"]
+    controller.reconfigure({"secrets": {"ca-key.pem": other["ca-key.pem"]}})
+    done = controller.apply()
+    failed = {v["__id__"]: v["comment"] for v in ps.failed(done).values()}
+    assert "secrets:ca-key.pem: is not the key of secrets:ca.pem" in "\n".join(failed.values())
+    assert ps.changed_ids(done) == set()
+    assert (controller.pki_dir / "ca-signer.pem").read_text() == signer
+    assert other["ca-key.pem"].splitlines()[1] not in repr(done)
 
 
 @pytest.mark.parametrize(

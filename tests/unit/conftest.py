@@ -76,6 +76,8 @@ def cluster_at(tmp_path_factory):
         for name, text in cfg["secrets"].items():
             if name != "encryption_key" and "." in name:
                 (root / "pki" / name).write_text(text)
+        # what k8s_pki.signer_managed writes from ca.pem (one CA: the same certificate)
+        (root / "pki" / "ca-signer.pem").write_text(cfg["secrets"]["ca.pem"])
         if source == "salt":
             # the apiserver's own client certificate to the kubelets, as Salt issues it
             cert, key = issue(cfg["secrets"], "kubernetes", "Kubernetes", server=False)

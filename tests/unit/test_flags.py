@@ -19,10 +19,18 @@ SEED = (
 )
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 SEED_ADDRESSES = {f"k8s-controller-{i}": f"10.240.0.1{i}" for i in (1, 2, 3)}
+# The one flag of every release that is not the seed's (docs/differences.md 15): the
+# controller-manager signs with the signing CA alone, ca.pem being a bundle in a CA rotation.
+SIGNER_FLAG = {
+    "--cluster-signing-cert-file=/var/lib/kubernetes/ca.pem": (
+        "--cluster-signing-cert-file=/var/lib/kubernetes/ca-signer.pem"
+    )
+}
 
 
 def seed_exec_start(internal_ip):
-    """{component: [flags]} from the seed's three ExecStart blocks, ${INTERNAL_IP} filled in."""
+    """{component: [flags]} from the seed's three ExecStart blocks, ${INTERNAL_IP} filled in,
+    with SIGNER_FLAG's difference."""
     found = {}
     lines = iter(SEED.read_text(encoding="utf-8").splitlines())
     for line in lines:
@@ -36,6 +44,7 @@ def seed_exec_start(internal_ip):
             flags.append(text.removesuffix("\\\\").strip())
             if not continued:
                 break
+        flags = [SIGNER_FLAG.get(f, f) for f in flags]
         found[match[1]] = [f.replace("${INTERNAL_IP}", internal_ip) for f in flags]
     return found
 
@@ -56,6 +65,10 @@ def test_seed_is_parsed():
     assert [len(seed[c]) for c in COMPONENTS] == [28, 12, 2]
     assert all(f.startswith("--") and "=" in f for flags in seed.values() for f in flags)
     assert seed["kube-apiserver"][0] == "--advertise-address=10.240.0.11"
+    text = SEED.read_text(encoding="utf-8")
+    assert all(
+        f in text and ours in seed["kube-controller-manager"] for f, ours in SIGNER_FLAG.items()
+    )
     assert seed["kube-scheduler"] == [
         "--config=/etc/kubernetes/config/kube-scheduler.yaml",
         "--v=2",

@@ -219,7 +219,8 @@ def test_plan_with_source_salt(k8s_pki):
     assert sorted(kinds["certificate"]) == sorted(SALT_CERTS)
     assert kinds["kubeconfig"] == [f"{u}.kubeconfig" for u in k8s_pki.KUBECONFIGS]
     assert kinds["template"] == ["encryption-config.yaml"]
-    assert set(kinds) == {"pillar", "key", "certificate", "kubeconfig", "template"}
+    assert kinds["signer"] == ["ca-signer.pem"]
+    assert set(kinds) == {"pillar", "key", "certificate", "kubeconfig", "template", "signer"}
     order = [e["name"] for e in entries]
     by_name = _by_name(entries)
     for name, kind in SALT_CERTS.items():
@@ -236,7 +237,15 @@ def test_plan_with_source_salt(k8s_pki):
     for name in (*SALT_KEYS, SA_KEY):
         assert by_name[name]["mode"] == "0600"
     assert by_name["ca-key.pem"]["mode"] == "0600" and by_name["ca.pem"]["mode"] == "0644"
-    assert {by_name[n]["sls"] for n in ("ca.pem", "ca-key.pem")} == {"ca"}
+    assert {by_name[n]["sls"] for n in ("ca.pem", "ca-key.pem", "ca-signer.pem")} == {"ca"}
+    # the controller-manager's signing CA alone, from the bundle and the key placed before it
+    signer = by_name["ca-signer.pem"]
+    assert (signer["bundle"], signer["key"], signer["mode"]) == (
+        f"{pki_dir}/ca.pem",
+        f"{pki_dir}/ca-key.pem",
+        "0644",
+    )
+    assert order.index("ca-key.pem") < order.index("ca-signer.pem")
     for user, cn in (
         ("admin", "admin"),
         ("kube-controller-manager", "system:kube-controller-manager"),
@@ -358,7 +367,8 @@ def test_plan_with_source_pillar_places_the_nine_secret_files(k8s_pki):
         ("kube-scheduler.kubeconfig", "0600"),
     ]
     assert placed == [(n, m) for n, m in k8s_pki.PILLAR_FILES]
-    assert {e["kind"] for e in entries} == {"directory", "pillar", "template"}
+    assert {e["kind"] for e in entries} == {"directory", "pillar", "template", "signer"}
+    assert [e["name"] for e in entries if e["kind"] == "signer"] == ["ca-signer.pem"]
     assert all(e["path"] == f"{pki_dir}/{e['name']}" for e in entries if e["kind"] == "pillar")
     # nothing is made on the controller: no key, no certificate, no kubeconfig build
     assert not [e for e in entries if e["kind"] in ("key", "certificate", "kubeconfig")]
@@ -552,6 +562,7 @@ def test_watch_apiserver_and_controller_manager(k8s_pki):
     assert _watched(k8s_pki, cfg, "kube-controller-manager") == [
         ("file", f"{d}/ca.pem"),
         ("file", f"{d}/ca-key.pem"),
+        ("k8s_pki", f"{d}/ca-signer.pem"),
         ("file", f"{d}/{SA_KEY}"),
         ("k8s_pki", f"{d}/kube-controller-manager.kubeconfig"),
     ]
