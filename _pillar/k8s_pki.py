@@ -81,16 +81,7 @@ def _write_new(path, data):
     temporary file, then linked into place (a link never replaces an
     existing file or follows one).
     """
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
+    __utils__["k8s_control_plane.write_private"](path, data, replace=False)
 
 
 def _read(path):

@@ -193,7 +193,7 @@ def _rotate(name, found, directory):
     state = _state(cluster)
     phase = _rules("rotation_phase")(state)
     if name == "rewrite":
-        return _rewrite(cluster, ids, state)
+        return _rewrite(cluster, ids, state, directory)
     try:
         after = _rules("rotated_keys")(
             state, name, _new_key() if name == "add" and phase == "steady" else None
@@ -228,12 +228,19 @@ def _rotate(name, found, directory):
             )
         log.info("k8s_encryption: %s: snapshot before the rotation: %s", cluster, taken["name"])
     if name == "retire" and after != state:
-        counts = _etcd_counts(ids)["by_key"]
-        left = {k: n for k, n in counts.items() if k != state["rotating_to"]}
-        if left:
+        counts = _etcd_counts(ids)
+        left = {k: n for k, n in counts["by_key"].items() if k != state["rotating_to"]}
+        proof = state.get("rewritten") or {}
+        if left or proof.get("to") != state["rotating_to"]:
             raise CommandExecutionError(
-                f"k8s_encryption: refused: etcd still holds Secrets under {left}; run the "
+                f"k8s_encryption: refused: etcd still holds Secrets under {left}, or no "
+                f"rewrite to {state['rotating_to']} was proven since the last change; run the "
                 "rewrite step first (salt-run k8s_encryption.rotate rewrite)"
+            )
+        if proof.get("count") and not counts["total"]:
+            raise CommandExecutionError(
+                f"k8s_encryption: refused: {proof['count']} Secrets were rewritten but etcd "
+                "shows none where k8s_etcd.secret_keys counts (/registry/secrets/)"
             )
     if after != state:
         with _rules("keys_locked")(directory):
@@ -282,6 +289,8 @@ def relist(snapshot: str, cluster: str | None = None) -> dict[str, Any]:
     if state is None:
         return {"cluster": cluster, "relisted": [], "comment": "no keys kept on the master"}
     after = _rules("relisted_keys")(state, parsed["taken"])
+    if after != state:  # the restored Secrets may be under a relisted key: rewrite again
+        after.pop("rewritten", None)
     again = [n for n in _names(after) if n not in _names(state)]
     if after != state:
         with _rules("keys_locked")(directory):
@@ -301,7 +310,7 @@ def relist(snapshot: str, cluster: str | None = None) -> dict[str, Any]:
     }
 
 
-def _rewrite(cluster, ids, state):
+def _rewrite(cluster, ids, state, directory):
     if _rules("rotation_phase")(state) == "retiring":  # resumed past it: nothing to rewrite
         return {"cluster": cluster, "step": "rewrite", "skipped": "the old key is retiring"}
     if _rules("rotation_phase")(state) != "promoted":
@@ -334,6 +343,19 @@ def _rewrite(cluster, ids, state):
             f"(rewritten: {found}); run the step again"
         )
     ((minion, done),) = found.items()
+    if done.get("rewritten") and not counts["by_key"].get(new):
+        # a check that counted nothing proves nothing (another --etcd-prefix, another etcd)
+        raise CommandExecutionError(
+            f"k8s_encryption: rewrite: {done['rewritten']} Secrets rewritten, but etcd shows "
+            f"none under {new} (k8s_etcd.secret_keys counts /registry/secrets/: another "
+            "--etcd-prefix?); "
+            "the retire step would not be safe"
+        )
+    # the proof the retire step asks for: every Secret stored under the new key, seen in etcd
+    with _rules("keys_locked")(directory):
+        _rules("write_key_state")(
+            directory, {**state, "rewritten": {"to": new, "count": done.get("rewritten", 0)}}
+        )
     return {"cluster": cluster, "step": "rewrite", "by": minion, **done, "etcd": counts["by_key"]}
 
 

@@ -5,7 +5,8 @@ facts derived from a configuration (facts.py), the components' flags (flags.py),
 validation (schema.py, checks.py, pki_checks.py, validate.py), the PKI plan (pki.py), the
 pki SLS files' state data (pki_states.py), the Kubernetes objects (objects.py), the
 orchestrations' rules (orchestration.py), the snapshots (snapshots.py), the encryption keys
-and their rotation (encryption.py) and the CA's rotation (ca_rotation.py).
+and their rotation (encryption.py), the CA's rotation (ca_rotation.py) and how the master's
+secret files are written (files.py).
 
 Why a synced utils package (``_utils/k8s_control_plane/``) and not helpers inside the
 execution modules:
@@ -88,6 +89,7 @@ from .facts import (
     priorities,
     row_at,
 )
+from .files import write_private
 from .flags import api_versions, build_flags, flag_context
 from .layers import every_layer_file, layer_files, merge_layers, profile_of, tofs_sources
 from .membership import (
@@ -264,4 +266,5 @@ __all__ = [
     "validate_minion",
     "write_ca_rotation",
     "write_key_state",
+    "write_private",
 ]

@@ -29,6 +29,8 @@ import json
 import os
 from typing import Any
 
+from .files import write_private
+
 STATE_FILE = "ca_rotation.json"
 NEXT = "ca-next"
 PHASES = ("trust", "sign", "drop")
@@ -51,14 +53,7 @@ def write_ca_rotation(directory: str, state: dict[str, Any] | None) -> None:
         if os.path.exists(path):
             os.unlink(path)
         return
-    temporary = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(state, handle, indent=1)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_private(path, json.dumps(state, indent=1) + "\n")
 
 
 def ca_given(
@@ -127,11 +122,7 @@ def retire_ca_files(directory: str, stamp: str) -> list[str]:
         if not os.path.exists(retired):
             with open(paths["ca.pem"], encoding="utf-8") as handle:
                 old = handle.read()
-            fd = os.open(retired, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(old)
-                handle.flush()
-                os.fsync(handle.fileno())
+            write_private(retired, old, replace=False)
             done.append(f"kept the old CA as {os.path.basename(retired)}")
         os.replace(nxt["ca-key.pem"], paths["ca-key.pem"])
         done.append("the new CA's key is ca-key.pem (the old key deleted)")

@@ -28,6 +28,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from .files import write_private
+
 STATE_FILE = "encryption_keys.json"
 FIRST_KEY_FILE = "encryption_key"
 # The names the formula gives; an operator's own list (pki:source pillar) may name keys freely
@@ -287,12 +289,4 @@ def read_key_state(directory: str) -> dict[str, Any] | None:
 
 def write_key_state(directory: str, state: dict[str, Any]) -> None:
     """Write the state 0600 under a temporary name and rename it into place (never torn)."""
-    path = os.path.join(directory, STATE_FILE)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(state, handle, indent=1)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_private(os.path.join(directory, STATE_FILE), json.dumps(state, indent=1) + "\n")

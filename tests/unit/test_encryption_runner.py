@@ -235,3 +235,23 @@ def test_a_second_step_while_one_runs_is_refused(world):
         pytest.raises(CommandExecutionError, match="another rotation step"),
     ):
         world.runner.rotate("add")
+
+
+def test_a_rewrite_etcd_shows_nothing_of_is_not_proof(world):
+    """etcd counted where the apiserver does not write (another --etcd-prefix): the rewrite
+    step fails instead of letting retire drop a key etcd may still hold Secrets under."""
+    runner = world.runner
+    runner.rotate("add")
+    runner.rotate("promote")
+    answer = world.answer
+
+    def elsewhere(minion, fun):
+        if fun == "k8s_etcd.secret_keys":
+            return {"total": 0, "by_key": {}}
+        return answer(minion, fun)
+
+    world.answer = elsewhere
+    with pytest.raises(CommandExecutionError, match="3 Secrets rewritten, but etcd shows none"):
+        runner.rotate("rewrite")
+    with pytest.raises(CommandExecutionError):
+        runner.rotate("retire")  # still at promote: nothing proves the old key unused
