@@ -37,7 +37,8 @@ def test_pki_predict_apply_and_idempotence(pki_minion, cluster_secrets):
     applied = minion.modules["state.sls"]("k8s_control_plane.pki")
     assert all(v["result"] is True for v in applied.values()), applied
     assert _changed(predicted) == _changed(applied)
-    assert len(_changed(applied)) == 11  # the directory, 9 secret files, the encryption config
+    # the directory, 9 secret files, the signing CA alone (ca-signer.pem), the encryption config
+    assert len(_changed(applied)) == 12
     # the symlink guard of the PKI directory ran first and changed nothing
     guards = [v for v in applied.values() if "-k8s_pki-no_symlinks-" in v["__id__"]]
     assert [g["result"] for g in guards] == [True] and guards[0]["changes"] == {}
