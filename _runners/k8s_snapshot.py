@@ -30,6 +30,8 @@ Master configuration (the lab's is in tools/lab/master.py)::
 import base64
 import contextlib
 import datetime
+import fcntl
+import glob
 import logging
 import os
 import shutil
@@ -169,6 +171,45 @@ def take(cluster: str | None = None, reason: str = "manual") -> dict[str, Any]:
     """
     found = _cluster(cluster)
     name = found["cluster"]
+    # the cluster's folder itself is the lock (flock on its descriptor): nothing added to it
+    fd = os.open(_directory(name, create=True), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one take per cluster: the sweep never meets a push
+        swept = _sweep(name)
+        if swept:
+            log.warning(
+                "k8s_snapshot: removed %s pushed by a take that did not finish: %s",
+                len(swept),
+                ", ".join(swept),
+            )
+        return _take(found, name, reason)
+    finally:
+        os.close(fd)
+
+
+def _sweep(cluster):
+    """The sealed snapshots of ``cluster`` that a take pushed into the master's cache and did
+    not move out (the master restarted mid-take): removed, their names returned."""
+    pattern = os.path.join(
+        glob.escape(__opts__["cachedir"]),
+        "minions",
+        "*",
+        "files",
+        "k8s_control_plane",
+        glob.escape(cluster),
+        "*.sealed",
+    )
+    swept = []
+    for path in sorted(glob.glob(pattern)):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+            swept.append(os.path.basename(path))
+        with contextlib.suppress(OSError):  # the empty folders cp.push made in the cache
+            os.removedirs(os.path.dirname(path))
+    return swept
+
+
+def _take(found, name, reason):
     client = salt.client.get_local_client(mopts=__opts__)
     answers = {}
     for minion in found["controllers"]:

@@ -156,3 +156,25 @@ def test_the_masters_key_is_read_where_the_ext_pillar_keeps_it():
     assert keys_dir(opts, "/srv/keys") == "/srv/keys"  # the ext_pillar's own argument
     configured = {**opts, "ext_pillar": [{"git": "x"}, {"k8s_pki": {"dir": "/srv/keys"}}]}
     assert keys_dir(configured) == "/srv/keys"  # what the runners read from the master's config
+
+
+def test_what_an_interrupted_take_pushed_is_removed_by_the_next(runner, tmp_path):
+    """The master restarted between a controller's push and the move out of its cache: the
+    sealed file stays in the cache until the next take of the cluster removes it."""
+    left = tmp_path / "cache" / "minions" / "k8s-controller-1" / "files" / "k8s_control_plane"
+    (left / "hardway").mkdir(parents=True)
+    (left / "hardway" / "hardway_20261206T225145Z_k8s-controller-1_r704.db.sealed").write_bytes(
+        b"sealed"
+    )
+    (left / "other").mkdir()
+    (left / "other" / "other_20261206T225145Z_k8s-controller-1_r1.db.sealed").write_bytes(b"x")
+    runner.use(_sealed(DATABASE))
+    taken = runner.take()
+    assert sorted(p.name for p in (tmp_path / "snapshots" / "hardway").iterdir()) == [
+        taken["name"]
+    ]
+    # this cluster's leftover gone (its empty folders too), another cluster's untouched
+    assert [p.name for p in (tmp_path / "cache").rglob("*.sealed")] == [
+        "other_20261206T225145Z_k8s-controller-1_r1.db.sealed"
+    ]
+    assert not (left / "hardway").exists()
