@@ -170,9 +170,7 @@ def test_what_an_interrupted_take_pushed_is_removed_by_the_next(runner, tmp_path
     (left / "other" / "other_20261206T225145Z_k8s-controller-1_r1.db.sealed").write_bytes(b"x")
     runner.use(_sealed(DATABASE))
     taken = runner.take()
-    assert sorted(p.name for p in (tmp_path / "snapshots" / "hardway").iterdir()) == [
-        taken["name"]
-    ]
+    assert sorted(p.name for p in (tmp_path / "snapshots" / "hardway").iterdir()) == [taken["name"]]
     # this cluster's leftover gone (its empty folders too), another cluster's untouched
     assert [p.name for p in (tmp_path / "cache").rglob("*.sealed")] == [
         "other_20261206T225145Z_k8s-controller-1_r1.db.sealed"
