@@ -79,6 +79,50 @@ def _write(name, text, mode):
         raise
 
 
+def _ensure(ret, name, wanted, mode, content, comments):
+    """
+    The shared end of the file states here: ``name`` holds the text ``wanted``, root-owned
+    with ``mode``. ``content`` is (the change's key, what a rewrite says), ``comments`` is
+    (when nothing changes, when written). Changes named, predicted in test mode, never the
+    text; written atomically (``_write``); a mode or owner alone fixed in place.
+    """
+    key, rewritten = content
+    current = _read(name) if os.path.isfile(name) else None
+    want_mode = int(str(mode), 8)
+    info = os.stat(name) if current is not None else None
+    changes = {}
+    if current is None:
+        changes[key] = "created"
+    elif current != wanted:
+        changes[key] = rewritten
+    if info is not None and info.st_mode & 0o7777 != want_mode:
+        changes["mode"] = f"{info.st_mode & 0o7777:04o} -> {want_mode:04o}"
+    if info is not None and (info.st_uid, info.st_gid) != (0, 0):
+        changes["owner"] = f"{info.st_uid}:{info.st_gid} -> root:root"
+    if not changes:
+        ret["comment"] = comments[0]
+        return ret
+    ret["changes"] = changes
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{name} would be updated"
+        return ret
+    try:
+        if key in changes:
+            _write(name, wanted, want_mode)
+        else:  # not a link: the states check that first
+            os.chown(name, 0, 0)
+            os.chmod(name, want_mode)
+    except OSError as exc:
+        ret["result"] = False
+        ret["changes"] = {}
+        ret["comment"] = f"Could not write {name}: {exc.strerror or exc}"
+        return ret
+    log.debug("k8s_pki: %s %s", name, sorted(changes))
+    ret["comment"] = comments[1]
+    return ret
+
+
 def kubeconfig_managed(
     name: str,
     ca: str,
@@ -127,40 +171,14 @@ def kubeconfig_managed(
     wanted = __utils__["k8s_control_plane.kubeconfig_text"](
         cluster, server, _read(ca), _read(cert), _read(key), user
     )
-    current = _read(name) if os.path.isfile(name) else None
-    want_mode = int(str(mode), 8)
-    info = os.stat(name) if current is not None else None
-    changes = {}
-    if current is None:
-        changes["kubeconfig"] = "created"
-    elif current != wanted:
-        changes["kubeconfig"] = "rewritten (its server, CA or client credentials changed)"
-    if info is not None and info.st_mode & 0o7777 != want_mode:
-        changes["mode"] = f"{info.st_mode & 0o7777:04o} -> {want_mode:04o}"
-    if info is not None and (info.st_uid, info.st_gid) != (0, 0):
-        changes["owner"] = f"{info.st_uid}:{info.st_gid} -> root:root"
-    if not changes:
-        ret["comment"] = f"{name} is up to date"
-        return ret
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"{name} would be updated"
-        return ret
-    try:
-        if "kubeconfig" in changes:
-            _write(name, wanted, want_mode)
-        else:  # not a link: checked above
-            os.chown(name, 0, 0)
-            os.chmod(name, want_mode)
-    except OSError as exc:
-        ret["result"] = False
-        ret["changes"] = {}
-        ret["comment"] = f"Could not write {name}: {exc.strerror or exc}"
-        return ret
-    log.debug("k8s_pki.kubeconfig_managed: %s %s", name, sorted(changes))
-    ret["comment"] = f"{name} written"
-    return ret
+    return _ensure(
+        ret,
+        name,
+        wanted,
+        mode,
+        ("kubeconfig", "rewritten (its server, CA or client credentials changed)"),
+        (f"{name} is up to date", f"{name} written"),
+    )
 
 
 def _signing_certificate(bundle, key):
@@ -228,35 +246,17 @@ def signer_managed(
             "the CA cannot sign"
         )
         return ret
-    current = _read(name) if os.path.isfile(name) else None
-    want_mode = int(str(mode), 8)
-    info = os.stat(name) if current is not None else None
-    changes = {}
-    if current is None:
-        changes["signer"] = "created"
-    elif current != wanted:
-        changes["signer"] = "rewritten (the signing CA changed)"
-    if info is not None and info.st_mode & 0o7777 != want_mode:
-        changes["mode"] = f"{info.st_mode & 0o7777:04o} -> {want_mode:04o}"
-    if info is not None and (info.st_uid, info.st_gid) != (0, 0):
-        changes["owner"] = f"{info.st_uid}:{info.st_gid} -> root:root"
-    if not changes:
-        ret["comment"] = f"{name} is the signing CA of {bundle_pillar}"
-        return ret
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"{name} would be updated"
-        return ret
-    try:
-        _write(name, wanted, want_mode)
-    except OSError as exc:
-        ret["result"] = False
-        ret["changes"] = {}
-        ret["comment"] = f"Could not write {name}: {exc.strerror or exc}"
-        return ret
-    ret["comment"] = f"{name} written: the signing CA of {bundle_pillar}"
-    return ret
+    return _ensure(
+        ret,
+        name,
+        wanted,
+        mode,
+        ("signer", "rewritten (the signing CA changed)"),
+        (
+            f"{name} is the signing CA of {bundle_pillar}",
+            f"{name} written: the signing CA of {bundle_pillar}",
+        ),
+    )
 
 
 def mod_watch(name: str, sfun: str | None = None, **kwargs: Any) -> dict[str, Any]:
